@@ -1,0 +1,184 @@
+"""Pure cost formulas on integers: MACs, params, output shapes. Imports no onnx.
+
+Conventions (stated in the README and the JSON report):
+- one MAC is one multiply-accumulate; FLOPs = 2 * MACs + bias adds;
+- Conv MACs = N * Cout * prod(out spatial) * (Cin / group) * prod(kernel); bias adds are not MACs;
+- ConvTranspose MACs = N * Cin * prod(in spatial) * (Cout / group) * prod(kernel): every input
+  element is scattered through the kernel once. Counting the output volume instead (as some
+  peers do) is wrong by the stride factor;
+- params = weight elements + bias elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+DTYPE_BYTES: dict[str, float] = {
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float64": 8,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "bool": 1,
+    "float8e4m3fn": 1,
+    "float8e4m3fnuz": 1,
+    "float8e5m2": 1,
+    "float8e5m2fnuz": 1,
+    "int4": 0.5,
+    "uint4": 0.5,
+}
+
+
+def tensor_bytes(shape: Sequence[int], dtype: str | None) -> int | None:
+    """Bytes of a dense tensor (None when the element type has no fixed size)."""
+    if dtype is None or dtype not in DTYPE_BYTES:
+        return None
+    size = DTYPE_BYTES[dtype] * prod(shape)
+    return int(size + 0.5)
+
+
+def conv_output_spatial(
+    in_spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    auto_pad: str = "NOTSET",
+) -> tuple[int, ...]:
+    """Output spatial size of a Conv (ONNX semantics, including every auto_pad mode)."""
+    n = len(in_spatial)
+    out = []
+    for i in range(n):
+        size, k, s, d = in_spatial[i], kernel[i], strides[i], dilations[i]
+        eff = (k - 1) * d + 1
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(-(-size // s))
+        elif auto_pad == "VALID":
+            out.append((size - eff) // s + 1)
+        else:
+            out.append((size + pads[i] + pads[i + n] - eff) // s + 1)
+    return tuple(out)
+
+
+def conv_same_pads(
+    in_spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    auto_pad: str,
+) -> tuple[int, ...]:
+    """Explicit pads (begins then ends) that SAME_UPPER / SAME_LOWER / VALID resolve to."""
+    n = len(in_spatial)
+    begins, ends = [0] * n, [0] * n
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        for i in range(n):
+            out = -(-in_spatial[i] // strides[i])
+            eff = (kernel[i] - 1) * dilations[i] + 1
+            total = max(0, (out - 1) * strides[i] + eff - in_spatial[i])
+            small, large = total // 2, total - total // 2
+            begins[i], ends[i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    return tuple(begins + ends)
+
+
+def conv_macs(
+    batch: int,
+    out_channels: int,
+    out_spatial: Sequence[int],
+    in_channels: int,
+    group: int,
+    kernel: Sequence[int],
+) -> int:
+    """Conv MACs = N * Cout * prod(out spatial) * (Cin / group) * prod(kernel)."""
+    return batch * out_channels * prod(out_spatial) * (in_channels // group) * prod(kernel)
+
+
+def conv_params(
+    out_channels: int, in_channels: int, group: int, kernel: Sequence[int], bias: bool
+) -> int:
+    """Weight elements Cout * (Cin / group) * prod(kernel), plus Cout bias elements."""
+    return out_channels * (in_channels // group) * prod(kernel) + (out_channels if bias else 0)
+
+
+def conv_transpose_output_spatial(
+    in_spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    output_padding: Sequence[int],
+) -> tuple[int, ...]:
+    """ConvTranspose output size: s*(in-1) + out_pad + ((k-1)*d + 1) - pad_begin - pad_end."""
+    n = len(in_spatial)
+    return tuple(
+        strides[i] * (in_spatial[i] - 1)
+        + output_padding[i]
+        + (kernel[i] - 1) * dilations[i]
+        + 1
+        - pads[i]
+        - pads[i + n]
+        for i in range(n)
+    )
+
+
+def conv_transpose_macs(
+    batch: int,
+    in_channels: int,
+    in_spatial: Sequence[int],
+    out_channels: int,
+    group: int,
+    kernel: Sequence[int],
+) -> int:
+    """ConvTranspose MACs = N * Cin * prod(in spatial) * (Cout / group) * prod(kernel)."""
+    return batch * in_channels * prod(in_spatial) * (out_channels // group) * prod(kernel)
+
+
+def matmul_macs(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int]) -> int:
+    """MatMul (numpy semantics, batched and broadcast): prod(output) * K."""
+    k = a_shape[-1] if a_shape else 1
+    return prod(out_shape) * k
+
+
+def gemm_macs(m: int, k: int, n: int) -> int:
+    """Gemm: M * K * N (the alpha/beta scaling and C addition are not MACs)."""
+    return m * k * n
+
+
+def einsum_macs(index_sizes: dict[str, int]) -> int:
+    """A two-operand contraction: one MAC per point of the full index space."""
+    return prod(index_sizes.values())
+
+
+def bottleneck_macs(
+    in_channels: int,
+    in_spatial: Sequence[int],
+    width: int,
+    out_channels: int,
+    kernel: Sequence[int],
+    out_spatial: Sequence[int],
+    batch: int = 1,
+) -> tuple[int, int]:
+    """MACs of a 1x1 Cin->r conv at input resolution, then the KxK r->Cout conv."""
+    reduce = batch * width * in_channels * prod(in_spatial)
+    main = batch * out_channels * width * prod(kernel) * prod(out_spatial)
+    return reduce, main
+
+
+def bottleneck_params(
+    in_channels: int, width: int, out_channels: int, kernel: Sequence[int]
+) -> int:
+    """Weights of the 1x1 (r * Cin) and of the KxK (Cout * r * prod(kernel)); biases excluded."""
+    return width * in_channels + out_channels * width * prod(kernel)
+
+
+def break_even_width(in_channels: int, out_channels: int, kernel: Sequence[int]) -> float:
+    """Width r* at which a 1x1 bottleneck stops saving MACs (stride 1, same spatial size)."""
+    k = prod(kernel)
+    return out_channels * in_channels * k / (in_channels + out_channels * k)

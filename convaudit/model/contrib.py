@@ -1,0 +1,121 @@
+"""Shapes for onnxruntime's contrib ops (com.microsoft, com.microsoft.nchwc), which ONNX lacks.
+
+Most contrib ops are a standard op plus a fused activation or quantisation parameters, so their
+shapes come from the standard op's schema applied to the right inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+from onnx import helper
+
+from convaudit.model.infer import infer_outputs
+from convaudit.model.tensors import UNKNOWN, TensorInfo
+
+KNOWN_DOMAINS = ("com.microsoft", "com.microsoft.nchwc")
+
+# op -> (standard op, indices of the inputs it reads, attributes to keep (None: all standard))
+_AS_STANDARD: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
+    ("com.microsoft", "FusedConv"): ("Conv", (0, 1, 2)),
+    ("com.microsoft", "FusedGemm"): ("Gemm", (0, 1, 2)),
+    ("com.microsoft", "QLinearConv"): ("Conv", (0, 3)),
+    ("com.microsoft", "QLinearAdd"): ("Add", (0, 3)),
+    ("com.microsoft", "QLinearMul"): ("Mul", (0, 3)),
+    ("com.microsoft", "QLinearAveragePool"): ("AveragePool", (0,)),
+    ("com.microsoft", "QLinearGlobalAveragePool"): ("GlobalAveragePool", (0,)),
+    ("com.microsoft", "QLinearSigmoid"): ("Identity", (0,)),
+    ("com.microsoft", "QLinearLeakyRelu"): ("Identity", (0,)),
+    ("com.microsoft", "QLinearSoftmax"): ("Identity", (0,)),
+    ("com.microsoft", "QuantizeLinear"): ("Identity", (0,)),
+    ("com.microsoft", "DequantizeLinear"): ("Identity", (0,)),
+    ("com.microsoft", "Gelu"): ("Identity", (0,)),
+    ("com.microsoft", "FastGelu"): ("Identity", (0,)),
+    ("com.microsoft", "BiasGelu"): ("Identity", (0,)),
+    ("com.microsoft", "QuickGelu"): ("Identity", (0,)),
+    ("com.microsoft", "BiasAdd"): ("Identity", (0,)),
+    ("com.microsoft", "SkipLayerNormalization"): ("Identity", (0,)),
+    ("com.microsoft", "SkipSimplifiedLayerNormalization"): ("Identity", (0,)),
+    ("com.microsoft", "SimplifiedLayerNormalization"): ("Identity", (0,)),
+    ("com.microsoft.nchwc", "Conv"): ("Conv", (0, 1, 2)),
+    ("com.microsoft.nchwc", "MaxPool"): ("MaxPool", (0,)),
+    ("com.microsoft.nchwc", "AveragePool"): ("AveragePool", (0,)),
+    ("com.microsoft.nchwc", "GlobalMaxPool"): ("GlobalMaxPool", (0,)),
+    ("com.microsoft.nchwc", "GlobalAveragePool"): ("GlobalAveragePool", (0,)),
+    ("com.microsoft.nchwc", "ReorderInput"): ("Identity", (0,)),
+}
+
+# Attributes a standard op would reject.
+_EXTRA_ATTRS = {"activation", "activation_params", "channels_last", "alpha", "beta", "epsilon"}
+_KEEP_FOR = {"Gemm": {"alpha", "beta", "transA", "transB"}}
+
+
+def infer(
+    op: str, domain: str, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo] | None:
+    """Output infos for a known contrib op; None when the op is not one we know."""
+    key = (domain, op)
+    if key == ("com.microsoft", "NhwcConv") or (
+        key == ("com.microsoft", "QLinearConv") and attrs.get("channels_last")
+    ):
+        return _channels_last_conv(op, attrs, ins, n_out)
+    if key == ("com.microsoft", "QLinearConcat"):
+        return _standard("Concat", attrs, ins[2::3], n_out, ins[2].elem_type if len(ins) > 2 else 0)
+    if key == ("com.microsoft.nchwc", "ReorderOutput"):
+        return _reorder_output(attrs, ins)
+    if key not in _AS_STANDARD:
+        return None
+    std, idx = _AS_STANDARD[key]
+    picked = [ins[i] if i < len(ins) else UNKNOWN for i in idx]
+    elem = ins[0].elem_type if ins else 0
+    if op.startswith("QLinear") or op in ("QuantizeLinear",):
+        elem = ins[-1].elem_type if op == "QuantizeLinear" and len(ins) > 2 else elem
+    if op == "DequantizeLinear":
+        elem = ins[1].elem_type if len(ins) > 1 else 0
+    return _standard(std, attrs, picked, n_out, elem)
+
+
+def _standard(
+    op: str, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int, elem: int
+) -> list[TensorInfo]:
+    keep = _KEEP_FOR.get(op, set())
+    clean = {k: v for k, v in attrs.items() if k not in _EXTRA_ATTRS or k in keep}
+    if op == "Identity":
+        clean = {}
+    names = [f"i{k}" for k in range(len(ins))]
+    node = helper.make_node(op, names, [f"o{k}" for k in range(1)], **clean)
+    # Quantized tensors keep their own element type; shapes come from the standard schema,
+    # which needs a float type for ops like Conv.
+    floats = [
+        TensorInfo(elem_type=onnx.TensorProto.FLOAT, shape=i.shape) if i.elem_type else i
+        for i in ins
+    ]
+    outs = infer_outputs(node, floats, {"": 21}) or [UNKNOWN]
+    shaped = [TensorInfo(elem_type=elem, shape=o.shape) for o in outs]
+    return shaped + [UNKNOWN] * (n_out - len(shaped))
+
+
+def _channels_last_conv(
+    op: str, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    x = ins[0]
+    w = ins[3] if op == "QLinearConv" else ins[1]
+    if x.shape is None or len(x.shape) < 3:
+        return [UNKNOWN] * n_out
+    nchw = (x.shape[0], x.shape[-1], *x.shape[1:-1])
+    out = _standard("Conv", attrs, [TensorInfo(elem_type=1, shape=nchw), w], 1, x.elem_type)[0]
+    if out.shape is None:
+        return [out] + [UNKNOWN] * (n_out - 1)
+    nhwc = (out.shape[0], *out.shape[2:], out.shape[1])
+    return [TensorInfo(elem_type=x.elem_type, shape=nhwc)] + [UNKNOWN] * (n_out - 1)
+
+
+def _reorder_output(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:
+    x = ins[0]
+    if x.shape is None or len(x.shape) < 2:
+        return [UNKNOWN]
+    channels = int(attrs.get("channels", 0)) or x.shape[1]
+    if attrs.get("channels_last"):
+        return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], *x.shape[2:], channels))]
+    return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], channels, *x.shape[2:]))]

@@ -1,0 +1,205 @@
+"""Control flow: If branches (the costlier one counts), Loop and Scan bodies (times trip count)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import onnx
+
+from convaudit.model.tensors import UNKNOWN, Dim, TensorInfo, info_from_type, merge
+from convaudit.records import ScanProblem
+
+if TYPE_CHECKING:
+    from convaudit.model.walk import Env, Walker, _Scope
+
+# Exporters write INT64_MAX as the trip count of a while-loop: that is "no static count".
+MAX_STATIC_TRIPS = 1 << 31
+
+
+def visit(
+    w: Walker,
+    node: onnx.NodeProto,
+    node_id: str,
+    name: str,
+    ins: list[TensorInfo],
+    env: Env,
+    scope: _Scope,
+) -> list[TensorInfo]:
+    """Walk the node's subgraphs and return the node's output infos."""
+    graphs = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    if node.op_type == "If":
+        return _if(w, node_id, name, ins, env, scope, graphs)
+    if node.op_type == "Loop":
+        return _loop(w, node, node_id, name, ins, env, scope, graphs["body"])
+    return _scan(w, node, node_id, name, ins, env, scope, graphs["body"])
+
+
+def _walk_body(
+    w: Walker,
+    g: onnx.GraphProto,
+    env: Env,
+    scope: _Scope,
+    label: str,
+    bound: dict[str, TensorInfo],
+    multiplier: int,
+    node_id: str,
+) -> list[TensorInfo]:
+    from convaudit.model.walk import _Scope
+
+    sub_env = env.new_child()
+    sub_env.update(bound)
+    sub = _Scope(
+        graph=f"{scope.graph}/{label}",
+        opsets=scope.opsets,
+        multiplier=multiplier,
+        producers=scope.producers.new_child(),
+    )
+    for name in bound:  # body inputs shadow outer producers
+        sub.producers.pop(name, None)
+    declared = {} if w.input_shapes else {vi.name: vi for vi in g.value_info}
+    w._walk_graph(g, sub_env, sub, declared)
+    outs = []
+    for o in g.output:
+        outs.append(merge(sub_env.get(o.name, UNKNOWN), info_from_type(o.type)))
+        src = sub.producers.get(o.name)
+        if src is not None and src != node_id:
+            w.digraph.add_edge(src, node_id, tensor=o.name)
+    return outs
+
+
+def _if(
+    w: Walker,
+    node_id: str,
+    name: str,
+    ins: list[TensorInfo],
+    env: Env,
+    scope: _Scope,
+    graphs: dict[str, onnx.GraphProto],
+) -> list[TensorInfo]:
+    from convaudit.model.walk import BranchGroup
+
+    cond = ins[0].value if ins else None
+    taken = None if cond is None or cond.size != 1 else (0 if bool(cond.reshape(-1)[0]) else 1)
+    branches, results = [], []
+    for attr in ("then_branch", "else_branch"):
+        start = len(w.visits)
+        outs = _walk_body(
+            w, graphs[attr], env, scope, f"{name}.{attr}", {}, scope.multiplier, node_id
+        )
+        branches.append(range(start, len(w.visits)))
+        results.append(outs)
+    w.groups.append(BranchGroup(node_id=node_id, branches=branches, taken=taken))
+    if taken is not None:
+        return results[taken]
+    return [_join(a, b) for a, b in zip(results[0], results[1], strict=False)]
+
+
+def _join(a: TensorInfo, b: TensorInfo) -> TensorInfo:
+    """What both branches agree on."""
+    if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+        return TensorInfo(elem_type=a.elem_type or b.elem_type, kind=a.kind)
+    pairs = zip(a.shape, b.shape, strict=True)
+    shape: tuple[Dim, ...] = tuple(x if x == y else None for x, y in pairs)
+    return TensorInfo(elem_type=a.elem_type or b.elem_type, shape=shape, kind=a.kind)
+
+
+def _trips(w: Walker, value: object, name: str, scope: _Scope, what: str) -> int | None:
+    trips = None
+    if isinstance(value, int) and 0 <= value < MAX_STATIC_TRIPS:
+        trips = value
+    if trips is None:
+        w.problems.append(
+            ScanProblem(
+                kind="dynamic-trip-count",
+                message=f"node {name!r}: {what} has no static trip count; its body is counted once",
+                node=name,
+                graph=scope.graph,
+            )
+        )
+    return trips
+
+
+def _loop(
+    w: Walker,
+    node: onnx.NodeProto,
+    node_id: str,
+    name: str,
+    ins: list[TensorInfo],
+    env: Env,
+    scope: _Scope,
+    body: onnx.GraphProto,
+) -> list[TensorInfo]:
+    m = ins[0].value if ins and node.input[0] else None
+    trip_value = int(m.reshape(-1)[0]) if m is not None and m.size == 1 else None
+    trips = _trips(w, trip_value, name, scope, "Loop")
+    carried = ins[2:]
+    bound: dict[str, TensorInfo] = {}
+    b_in = [i.name for i in body.input]
+    if b_in:
+        bound[b_in[0]] = TensorInfo(elem_type=onnx.TensorProto.INT64, shape=())
+    if len(b_in) > 1:
+        bound[b_in[1]] = TensorInfo(elem_type=onnx.TensorProto.BOOL, shape=())
+    for formal, info in zip(b_in[2:], carried, strict=False):
+        # Loop-carried values change between iterations: keep the type, drop the value.
+        bound[formal] = TensorInfo(elem_type=info.elem_type, shape=info.shape, kind=info.kind)
+    mult = scope.multiplier * (trips if trips is not None else 1)
+    outs = _walk_body(w, body, env, scope, f"{name}.body", bound, mult, node_id)
+    n_carried = len(carried)
+    results = []
+    for k, info in enumerate(carried):
+        out = outs[1 + k] if 1 + k < len(outs) else UNKNOWN
+        results.append(_join(info, out) if out.shape != info.shape else out)
+    for out in outs[1 + n_carried :]:
+        lead: Dim = trips
+        shape = None if out.shape is None else (lead, *out.shape)
+        results.append(TensorInfo(elem_type=out.elem_type, shape=shape))
+    return results
+
+
+def _scan(
+    w: Walker,
+    node: onnx.NodeProto,
+    node_id: str,
+    name: str,
+    ins: list[TensorInfo],
+    env: Env,
+    scope: _Scope,
+    body: onnx.GraphProto,
+) -> list[TensorInfo]:
+    from convaudit.model.walk import node_attrs
+
+    attrs = node_attrs(node)
+    n_scan = int(attrs.get("num_scan_inputs", 0))
+    n_state = len(ins) - n_scan
+    in_axes = list(attrs.get("scan_input_axes", [0] * n_scan))
+    seq: Dim = None
+    for k, info in enumerate(ins[n_state:]):
+        if info.shape is not None and info.shape:
+            axis = in_axes[k] % len(info.shape)
+            seq = info.shape[axis]
+            break
+    trips = _trips(w, seq if isinstance(seq, int) else None, name, scope, "Scan")
+    bound: dict[str, TensorInfo] = {}
+    b_in = [i.name for i in body.input]
+    for k, formal in enumerate(b_in):
+        info = ins[k] if k < len(ins) else UNKNOWN
+        if k >= n_state and info.shape is not None and info.shape:
+            axis = in_axes[k - n_state] % len(info.shape)
+            info = TensorInfo(
+                elem_type=info.elem_type, shape=info.shape[:axis] + info.shape[axis + 1 :]
+            )
+        else:
+            info = TensorInfo(elem_type=info.elem_type, shape=info.shape, kind=info.kind)
+        bound[formal] = info
+    mult = scope.multiplier * (trips if trips is not None else 1)
+    outs = _walk_body(w, body, env, scope, f"{name}.body", bound, mult, node_id)
+    out_axes = list(attrs.get("scan_output_axes", [0] * max(0, len(outs) - n_state)))
+    results = list(outs[:n_state])
+    for k, out in enumerate(outs[n_state:]):
+        if out.shape is None:
+            results.append(TensorInfo(elem_type=out.elem_type))
+            continue
+        axis = out_axes[k] % (len(out.shape) + 1) if k < len(out_axes) else 0
+        shape = (*out.shape[:axis], seq, *out.shape[axis:])
+        results.append(TensorInfo(elem_type=out.elem_type, shape=shape))
+    return results

@@ -1,0 +1,158 @@
+"""From an ONNX file to ModelFacts: load without weights, walk, cost, total, share."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from convaudit.errors import ShapeError
+from convaudit.model.layers import cost_visit, is_costed
+from convaudit.model.loader import load_model
+from convaudit.model.walk import Visit, Walker, WalkResult
+from convaudit.records import Layer, ModelFacts, ScanProblem, Totals
+
+INT64_MAX = (1 << 63) - 1
+
+
+def analyse(
+    path: str | Path,
+    *,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    dims: Mapping[str, int] | None = None,
+) -> ModelFacts:
+    """Load ``path`` (weights not read), resolve every shape and cost every layer."""
+    with load_model(path) as loaded:
+        walker = Walker(loaded.proto, loaded.has_data, input_shapes=input_shapes, dims=dims)
+        result = walker.run()
+        opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
+    layers = _cost(result)
+    _check_resolved(str(path), result, layers)
+    totals = _totals(layers)
+    if totals.macs > INT64_MAX or totals.params > INT64_MAX:
+        raise ShapeError("total MACs overflow a 64-bit integer: check the input shapes", path=path)
+    layers = _with_shares(layers, totals.macs)
+    for layer in layers:
+        if layer.node_id in result.graph:
+            result.graph.nodes[layer.node_id]["layer"] = layer.index
+    return ModelFacts(
+        path=str(path),
+        opset=dict(sorted(opset.items())),
+        inputs={k: v.shape for k, v in result.inputs.items()},
+        outputs={k: v.shape for k, v in result.outputs.items()},
+        layers=tuple(layers),
+        totals=totals,
+        problems=tuple(result.problems),
+        graph=result.graph,
+    )
+
+
+def _cost(result: WalkResult) -> list[Layer]:
+    by_visit: dict[int, Layer] = {}
+    for v in result.visits:
+        if is_costed(v):
+            layer = cost_visit(v)
+            if layer is not None:
+                by_visit[v.index] = layer
+    # Inner If nodes complete first, so each branch's sum already excludes inner losers.
+    for group in result.groups:
+        sums = [
+            sum(by_visit[i].total_macs or 0 for i in r if i in by_visit and by_visit[i].counted)
+            for r in group.branches
+        ]
+        keep = (
+            group.taken if group.taken is not None else max(range(len(sums)), key=sums.__getitem__)
+        )
+        for b, r in enumerate(group.branches):
+            if b == keep:
+                continue
+            for i in r:
+                if i in by_visit:
+                    by_visit[i] = dataclasses.replace(by_visit[i], counted=False)
+    # Renumber layers densely in walk order so ``index`` is a stable graph-order position.
+    return [
+        dataclasses.replace(layer, index=k)
+        for k, layer in enumerate(by_visit[i] for i in sorted(by_visit))
+    ]
+
+
+def _symbols(v: Visit) -> set[str]:
+    out: set[str] = set()
+    for info in (*v.inputs, *v.outputs):
+        if info.shape is not None:
+            out.update(d for d in info.shape if isinstance(d, str))
+    return out
+
+
+def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
+    """Refuse to report numbers when a conv's shape hangs on a dim the user must set."""
+    by_id = {v.node_id: v for v in result.visits}
+    missing: set[str] = set()
+    for layer in layers:
+        if layer.macs is None:
+            missing |= _symbols(by_id[layer.node_id])
+    if not missing:
+        return
+    carriers = sorted(
+        name
+        for name, info in result.inputs.items()
+        if info.shape is not None and any(d in missing for d in info.shape)
+    )
+    dims = " ".join(f"--dim {s}=N" for s in sorted(missing))
+    hint = f" (set by inputs {', '.join(carriers)})" if carriers else ""
+    raise ShapeError(
+        f"shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}: "
+        f"pass {dims} or --input-shape NAME=AxBxC",
+        path=path,
+    )
+
+
+def _totals(layers: list[Layer]) -> Totals:
+    counted = [layer for layer in layers if layer.counted]
+    known = [layer for layer in counted if layer.macs is not None]
+    macs = sum(layer.total_macs or 0 for layer in known)
+    conv = [layer for layer in known if layer.category != "matmul"]
+    return Totals(
+        macs=macs,
+        flops=sum((layer.flops or 0) * layer.multiplier for layer in known),
+        params=_unique_params(counted),
+        conv_macs=sum(layer.total_macs or 0 for layer in conv),
+        conv_params=_unique_params([x for x in counted if x.category != "matmul"]),
+        layers=len(counted),
+        unknown_layers=len(counted) - len(known),
+        weight_bytes=sum(layer.weight_bytes or 0 for layer in counted),
+    )
+
+
+def _unique_params(layers: list[Layer]) -> int:
+    """Params with a weight shared by several layers counted once (same tensor, same graph)."""
+    seen: set[tuple[str, str]] = set()
+    total = 0
+    for layer in layers:
+        if layer.weight_name:
+            key = (layer.graph.split("/")[0], layer.weight_name)
+            if key in seen:
+                total += (layer.params or 0) - _weight_elems(layer)
+                continue
+            seen.add(key)
+        total += layer.params or 0
+    return total
+
+
+def _weight_elems(layer: Layer) -> int:
+    from math import prod
+
+    return prod(layer.weight_shape) if layer.weight_shape and layer.params else 0
+
+
+def _with_shares(layers: list[Layer], total: int) -> list[Layer]:
+    out = []
+    for layer in layers:
+        share = None
+        if layer.total_macs is not None and total:
+            share = layer.total_macs / total if layer.counted else 0.0
+        out.append(dataclasses.replace(layer, mac_share=share))
+    return out
+
+
+__all__ = ["ScanProblem", "analyse"]

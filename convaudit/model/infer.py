@@ -1,0 +1,58 @@
+"""Per-node shape inference: ONNX's own operator schemas, fed every type and constant we know."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from functools import lru_cache
+
+import onnx
+from onnx import numpy_helper
+
+from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, type_from_info
+
+# Domains whose ops onnx.defs knows; anything else needs a handler or stays unknown.
+ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
+
+
+@lru_cache(maxsize=4096)
+def get_schema(op_type: str, domain: str, version: int) -> onnx.defs.OpSchema | None:
+    """The schema ONNX would use for this op at this opset (None if unknown)."""
+    try:
+        return onnx.defs.get_schema(op_type, max_inclusive_version=version, domain=domain)
+    except Exception:
+        return None
+
+
+def infer_outputs(
+    node: onnx.NodeProto,
+    inputs: Sequence[TensorInfo],
+    opsets: dict[str, int],
+) -> list[TensorInfo] | None:
+    """Output infos by ONNX's schema inference; None when the op has no schema here."""
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    schema = get_schema(node.op_type, domain, opsets.get(domain, opsets.get("ai.onnx", 1)))
+    if schema is None:
+        return None
+    types: dict[str, onnx.TypeProto] = {}
+    data: dict[str, onnx.TensorProto] = {}
+    for name, info in zip(node.input, inputs, strict=True):
+        if not name:
+            continue
+        tp = type_from_info(info)
+        if tp is None:
+            continue
+        types[name] = tp
+        if info.value is not None:
+            with contextlib.suppress(Exception):  # exotic dtypes: shape inference still runs
+                data[name] = numpy_helper.from_array(info.value, name)
+    opset_protos = [onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
+    try:
+        out = onnx.shape_inference.infer_node_outputs(
+            schema, node, types, input_data=data, opset_imports=opset_protos
+        )
+    except Exception:
+        # Inference rejects partial information (an input with unknown type, a symbol clash):
+        # the outputs stay unknown rather than guessed.
+        return [UNKNOWN for _ in node.output]
+    return [info_from_type(out[name]) if name in out else UNKNOWN for name in node.output]

@@ -1,0 +1,253 @@
+"""Turn visited nodes into costed Layer records (convolutions and matmul-like ops)."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+from convaudit import cost
+from convaudit.model.tensors import TensorInfo
+from convaudit.model.walk import Visit
+from convaudit.records import Layer
+
+# (domain, op) -> (category, X index, W index, bias index or None, layout)
+CONV_OPS: dict[tuple[str, str], tuple[str, int, int, int | None, str]] = {
+    ("", "Conv"): ("conv", 0, 1, 2, "nchw"),
+    ("", "ConvInteger"): ("conv", 0, 1, None, "nchw"),
+    ("", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),
+    ("", "ConvTranspose"): ("conv_transpose", 0, 1, 2, "nchw"),
+    ("com.microsoft", "FusedConv"): ("conv", 0, 1, 2, "nchw"),
+    ("com.microsoft", "NhwcConv"): ("conv", 0, 1, 2, "nhwc"),
+    ("com.microsoft", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),
+    ("com.microsoft.nchwc", "Conv"): ("conv", 0, 1, 2, "nchwc"),
+}
+
+MATMUL_OPS: dict[tuple[str, str], tuple[int, int]] = {
+    ("", "MatMul"): (0, 1),
+    ("", "MatMulInteger"): (0, 1),
+    ("", "QLinearMatMul"): (0, 3),
+    ("com.microsoft", "FusedMatMul"): (0, 1),
+    ("com.microsoft", "MatMulIntegerToFloat"): (0, 1),
+    ("com.microsoft", "MatMulNBits"): (0, -1),
+}
+GEMM_OPS = {("", "Gemm"), ("com.microsoft", "FusedGemm"), ("com.microsoft", "QGemm")}
+
+
+def _key(v: Visit) -> tuple[str, str]:
+    domain = v.node.domain
+    return ("" if domain == "ai.onnx" else domain, v.node.op_type)
+
+
+def is_costed(v: Visit) -> bool:
+    """True for the ops whose MACs are counted."""
+    k = _key(v)
+    return k in CONV_OPS or k in MATMUL_OPS or k in GEMM_OPS or k == ("", "Einsum")
+
+
+def _input(v: Visit, i: int | None) -> TensorInfo | None:
+    if i is None or i >= len(v.inputs) or not v.node.input[i]:
+        return None
+    return v.inputs[i]
+
+
+def _ints(value: Any, n: int, default: int) -> tuple[int, ...]:
+    return tuple(int(x) for x in value) if value else (default,) * n
+
+
+def _bytes(*infos: TensorInfo | None) -> int | None:
+    total = 0
+    for info in infos:
+        if info is None:
+            continue
+        shape = info.static_shape
+        size = None if shape is None else cost.tensor_bytes(shape, info.dtype_name)
+        if size is None:
+            return None
+        total += size
+    return total
+
+
+def cost_visit(v: Visit) -> Layer | None:
+    """The Layer for a costed visit (cost None where shapes are unknown); None otherwise."""
+    k = _key(v)
+    base: dict[str, Any] = {
+        "node_id": v.node_id,
+        "name": v.name,
+        "op_type": v.node.op_type,
+        "domain": v.node.domain,
+        "graph": v.graph,
+        "index": v.index,
+        "inputs": tuple(v.node.input),
+        "outputs": tuple(v.node.output),
+        "multiplier": v.multiplier,
+    }
+    if k in CONV_OPS:
+        return _conv(v, base, *CONV_OPS[k])
+    if k in MATMUL_OPS or k in GEMM_OPS or k == ("", "Einsum"):
+        return _matmul(v, base, k)
+    return None
+
+
+def _conv(
+    v: Visit, base: dict[str, Any], category: str, xi: int, wi: int, bi: int | None, layout: str
+) -> Layer:
+    x, w, b = _input(v, xi), _input(v, wi), _input(v, bi)
+    y = v.outputs[0] if v.outputs else None
+    xs = x.static_shape if x else None
+    ws = w.static_shape if w else None
+    ys = y.static_shape if y else None
+    group = int(v.attrs.get("group", 1))
+    has_bias = b is not None
+    info: dict[str, Any] = {"group": group, "has_bias": has_bias, "category": category}
+    info["dtype"] = x.dtype_name if x else None
+    info["weight_dtype"] = w.dtype_name if w else None
+    info["weight_name"] = v.node.input[wi] if wi < len(v.node.input) else None
+    if layout == "nhwc":
+        xs = None if xs is None else (xs[0], xs[-1], *xs[1:-1])
+        ys = None if ys is None else (ys[0], ys[-1], *ys[1:-1])
+    if ws is None or len(ws) < 3:
+        return Layer(**base, **info, note="weight shape unknown")
+    n_sp = len(ws) - 2
+    kernel = _ints(v.attrs.get("kernel_shape"), n_sp, 0) if v.attrs.get("kernel_shape") else ws[2:]
+    strides = _ints(v.attrs.get("strides"), n_sp, 1)
+    dilations = _ints(v.attrs.get("dilations"), n_sp, 1)
+    auto_pad = str(v.attrs.get("auto_pad", "NOTSET")) or "NOTSET"
+    pads = _ints(v.attrs.get("pads"), 2 * n_sp, 0)
+    info.update(
+        kernel_shape=tuple(kernel),
+        strides=strides,
+        dilations=dilations,
+        auto_pad=auto_pad,
+        weight_shape=ws,
+    )
+    if category == "conv":
+        cout, cin = ws[0], (xs[1] if xs else ws[1] * group)
+    else:
+        cin, cout = ws[0], ws[1] * group
+    if layout == "nchwc":
+        cin = ws[1] * group  # blocked layout pads the activation's channel count
+    info.update(in_channels=cin, out_channels=cout)
+    bias_elems = cout if has_bias else 0
+    info["params"] = prod(ws) + bias_elems
+    info["weight_bytes"] = _bytes(w, b)
+    if xs is None or len(xs) != n_sp + 2:
+        return Layer(**base, **info, pads=pads, note="input shape unknown")
+    in_sp = xs[2:]
+    if category == "conv":
+        if auto_pad != "NOTSET":
+            pads = cost.conv_same_pads(in_sp, kernel, strides, dilations, auto_pad)
+        out_sp = cost.conv_output_spatial(in_sp, kernel, strides, pads, dilations, auto_pad)
+        out_shape = (xs[0], cout, *out_sp)
+        macs = cost.conv_macs(xs[0], cout, out_sp, cin, group, kernel)
+    else:
+        out_shape = ys if ys is not None else (xs[0], cout)
+        if ys is None:
+            out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
+            if auto_pad == "NOTSET":
+                out_sp = cost.conv_transpose_output_spatial(
+                    in_sp, kernel, strides, pads, dilations, out_pad
+                )
+                out_shape = (xs[0], cout, *out_sp)
+        macs = cost.conv_transpose_macs(xs[0], cin, in_sp, cout, group, kernel)
+    if ys is not None and category == "conv" and ys != out_shape:
+        # ONNX inference and our formula disagree: trust neither, say so.
+        return Layer(
+            **base,
+            **info,
+            pads=pads,
+            input_shape=xs,
+            output_shape=ys,
+            note=f"output shape {ys} differs from the formula's {out_shape}",
+        )
+    bias_adds = prod(out_shape) if has_bias else 0
+    return Layer(
+        **base,
+        **info,
+        pads=pads,
+        input_shape=xs,
+        output_shape=tuple(out_shape),
+        macs=macs,
+        bias_adds=bias_adds,
+        activation_bytes=_bytes(x, y),
+    )
+
+
+def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
+    y = v.outputs[0] if v.outputs else None
+    ys = y.static_shape if y else None
+    info: dict[str, Any] = {"category": "matmul"}
+    if k in GEMM_OPS:
+        a, b = _input(v, 0), _input(v, 1)
+        c = _input(v, 2) if k[1] != "QGemm" else _input(v, 6)
+    elif k == ("", "Einsum"):
+        return _einsum(v, base, info)
+    else:
+        ai, bi = MATMUL_OPS[k]
+        a, b, c = _input(v, ai), (_input(v, bi) if bi >= 0 else None), None
+    a_s = a.static_shape if a else None
+    b_s = b.static_shape if b else None
+    info["dtype"] = a.dtype_name if a else None
+    info["input_shape"] = a_s
+    info["output_shape"] = ys
+    if b is not None:
+        info["weight_shape"] = b_s
+        info["weight_dtype"] = b.dtype_name
+        idx = 1 if k not in MATMUL_OPS else MATMUL_OPS[k][1]
+        info["weight_name"] = v.node.input[idx]
+    info["has_bias"] = c is not None
+    if k == ("com.microsoft", "MatMulNBits"):
+        kk, nn = int(v.attrs.get("K", 0)), int(v.attrs.get("N", 0))
+        b_s = (kk, nn) if kk and nn else None
+    # Params: a constant second operand is a weight; an activation x activation product has none.
+    is_weight = b is not None and b.constant
+    if a_s is None or b_s is None or ys is None:
+        return Layer(**base, **info, note="operand shapes unknown")
+    if k in GEMM_OPS:
+        ta, tb = int(v.attrs.get("transA", 0)), int(v.attrs.get("transB", 0))
+        m, kd = (a_s[1], a_s[0]) if ta else (a_s[0], a_s[1])
+        n = b_s[0] if tb else b_s[1]
+        macs = cost.gemm_macs(m, kd, n)
+        info.update(in_channels=kd, out_channels=n)
+    else:
+        kd = a_s[-1] if a_s else 1
+        macs = cost.matmul_macs(a_s, b_s, ys)
+        info.update(in_channels=kd, out_channels=ys[-1] if ys else None)
+    c_s = c.static_shape if c else None
+    bias_elems = prod(c_s) if c_s is not None else 0
+    params = (prod(b_s) if is_weight else 0) + bias_elems
+    return Layer(
+        **base,
+        **info,
+        macs=macs,
+        params=params,
+        bias_adds=prod(ys) if c is not None else 0,
+        weight_bytes=_bytes(b, c) if is_weight else 0,
+        activation_bytes=_bytes(a, y),
+    )
+
+
+def _einsum(v: Visit, base: dict[str, Any], info: dict[str, Any]) -> Layer | None:
+    eq = str(v.attrs.get("equation", "")).replace(" ", "")
+    lhs = eq.split("->")[0].split(",")
+    if len(lhs) != 2 or len(v.inputs) != 2 or "..." in eq:
+        return Layer(**base, **info, note="einsum is not a two-operand contraction")
+    rhs = eq.split("->")[1] if "->" in eq else ""
+    sizes: dict[str, int] = {}
+    for term, tin in zip(lhs, v.inputs, strict=True):
+        s = tin.static_shape
+        if s is None or len(s) != len(term):
+            return Layer(**base, **info, note="operand shapes unknown")
+        sizes.update(zip(term, s, strict=True))
+    summed = set(sizes) - set(rhs)
+    if not summed:
+        return None  # an outer or element-wise product, not a contraction
+    out = v.outputs[0].static_shape if v.outputs else None
+    return Layer(
+        **base,
+        **info,
+        input_shape=v.inputs[0].static_shape,
+        output_shape=out,
+        macs=cost.einsum_macs(sizes),
+        params=0,
+        bias_adds=0,
+    )

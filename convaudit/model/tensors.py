@@ -1,0 +1,150 @@
+"""What is known about one tensor while walking a graph: element type, shape, maybe its value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper
+
+Dim = int | str | None  # int: static, str: a named symbol, None: unknown
+ShapeT = tuple[Dim, ...]
+
+# Values are only materialised for small tensors: shape arithmetic, not weights.
+MAX_VALUE_ELEMENTS = 1 << 16
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Element type (onnx enum, 0 unknown), shape (None: unknown rank), value (small consts)."""
+
+    elem_type: int = 0
+    shape: ShapeT | None = None
+    value: np.ndarray | None = None
+    kind: str = "tensor"  # "tensor", "sequence", "optional", "map", "unknown"
+    constant: bool = False  # computed from initializers / Constant nodes only (a weight)
+
+    @property
+    def static_shape(self) -> tuple[int, ...] | None:
+        """The shape when every dim is a known integer."""
+        if self.shape is None or any(not isinstance(d, int) for d in self.shape):
+            return None
+        return tuple(int(d) for d in self.shape)  # type: ignore[arg-type]
+
+    @property
+    def dtype_name(self) -> str | None:
+        """Numpy-style name of the element type ("float32"), None if unknown."""
+        return dtype_name(self.elem_type)
+
+
+UNKNOWN = TensorInfo()
+
+
+def dtype_name(elem_type: int) -> str | None:
+    """Lower-case ONNX element type name, e.g. 1 -> "float32"."""
+    if not elem_type:
+        return None
+    try:
+        name = str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+    except ValueError:
+        return None
+    return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
+
+
+def info_from_value(value: np.ndarray) -> TensorInfo:
+    """TensorInfo for a concrete numpy value."""
+    try:
+        elem = int(helper.np_dtype_to_tensor_dtype(value.dtype))
+    except (KeyError, ValueError, TypeError):
+        elem = 0
+    return TensorInfo(
+        elem_type=int(elem), shape=tuple(int(d) for d in value.shape), value=value, constant=True
+    )
+
+
+def info_from_type(tp: onnx.TypeProto) -> TensorInfo:
+    """TensorInfo from an ONNX TypeProto (value_info, graph input or inference output)."""
+    which = tp.WhichOneof("value")
+    if which == "tensor_type" or which == "sparse_tensor_type":
+        tt = tp.tensor_type if which == "tensor_type" else tp.sparse_tensor_type
+        shape: ShapeT | None = None
+        if tt.HasField("shape"):
+            dims: list[Dim] = []
+            for d in tt.shape.dim:
+                if d.HasField("dim_value"):
+                    dims.append(int(d.dim_value))
+                elif d.HasField("dim_param") and d.dim_param:
+                    dims.append(str(d.dim_param))
+                else:
+                    dims.append(None)
+            shape = tuple(dims)
+        return TensorInfo(elem_type=int(tt.elem_type), shape=shape)
+    if which == "sequence_type":
+        return TensorInfo(kind="sequence")
+    if which == "optional_type":
+        inner = tp.optional_type.elem_type
+        if inner.WhichOneof("value") == "tensor_type":
+            return info_from_type(inner)
+        return TensorInfo(kind="optional")
+    if which == "map_type":
+        return TensorInfo(kind="map")
+    return UNKNOWN
+
+
+def type_from_info(info: TensorInfo) -> onnx.TypeProto | None:
+    """A TypeProto to feed ONNX's per-node inference (None if nothing useful is known)."""
+    if info.kind != "tensor" or not info.elem_type:
+        return None
+    tp = onnx.TypeProto()
+    tt = tp.tensor_type
+    tt.elem_type = info.elem_type
+    if info.shape is not None:
+        tt.shape.SetInParent()
+        for d in info.shape:
+            dim = tt.shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            elif isinstance(d, str):
+                dim.dim_param = d
+    return tp
+
+
+def tensor_info(t: onnx.TensorProto, has_data: bool) -> TensorInfo:
+    """TensorInfo of an initializer / Constant tensor; the value only when small and present."""
+    shape = tuple(int(d) for d in t.dims)
+    value = None
+    if has_data and int(np.prod(shape, dtype=np.int64)) <= MAX_VALUE_ELEMENTS:
+        try:
+            value = onnx.numpy_helper.to_array(t)
+        except Exception:  # exotic encodings: the shape is what matters
+            value = None
+    return TensorInfo(elem_type=int(t.data_type), shape=shape, value=value, constant=True)
+
+
+def merge(inferred: TensorInfo, declared: TensorInfo | None) -> TensorInfo:
+    """Combine two views of a tensor dim by dim: a known integer beats a symbol beats unknown."""
+    if declared is None or declared.kind != "tensor":
+        return inferred
+    elem = inferred.elem_type or declared.elem_type
+    if inferred.shape is None:
+        shape = declared.shape
+    elif declared.shape is None or len(declared.shape) != len(inferred.shape):
+        shape = inferred.shape
+    else:
+        shape = tuple(_better(a, b) for a, b in zip(inferred.shape, declared.shape, strict=True))
+    return TensorInfo(
+        elem_type=elem,
+        shape=shape,
+        value=inferred.value,
+        kind=inferred.kind,
+        constant=inferred.constant,
+    )
+
+
+def _better(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int):
+        return a
+    if isinstance(b, int):
+        return b
+    return a if a is not None else b

@@ -1,0 +1,372 @@
+"""Walk every node of the main graph, its subgraphs and model-local functions, resolving shapes.
+
+Each node is visited once per execution context (a function body once per call site), in
+topological order, with the types and small constant values of its inputs known as far as
+they can be: ONNX schema inference, fed constant-folded shape arithmetic, plus our own handlers
+for control flow and for contrib convolutions that ONNX has no schema for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import ChainMap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import onnx
+from onnx import helper
+
+from convaudit.model import contrib
+from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
+from convaudit.model.infer import ONNX_DOMAINS, infer_outputs
+from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, merge, tensor_info
+from convaudit.records import ScanProblem
+
+Env = ChainMap[str, TensorInfo]
+
+
+@dataclass
+class Visit:
+    """One node in one execution context, with resolved input and output infos."""
+
+    node_id: str
+    node: onnx.NodeProto
+    name: str
+    graph: str
+    index: int
+    attrs: dict[str, Any]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    multiplier: int
+    counted: bool = True
+
+
+@dataclass
+class BranchGroup:
+    """The visits of each branch of one If node; only the costlier branch is counted."""
+
+    node_id: str
+    branches: list[range]
+    taken: int | None  # index of the branch a constant condition selects
+
+
+@dataclass
+class WalkResult:
+    visits: list[Visit]
+    groups: list[BranchGroup]
+    graph: Any  # networkx.DiGraph
+    problems: list[ScanProblem]
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+
+def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """Plain Python attribute values; graphs and tensors are left out (handled where needed)."""
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            continue
+        if a.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
+            continue
+        value = helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list):
+            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        out[a.name] = value
+    return out
+
+
+@dataclass
+class _Scope:
+    graph: str
+    opsets: dict[str, int]
+    multiplier: int
+    producers: ChainMap[str, str] = field(default_factory=ChainMap)
+
+
+class Walker:
+    """Resolves shapes node by node and records visits, the DiGraph and problems."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        has_data: Callable[[str], bool],
+        *,
+        input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+        dims: Mapping[str, int] | None = None,
+    ) -> None:
+        self.model = model
+        self.has_data = has_data
+        self.input_shapes = dict(input_shapes or {})
+        self.dims = dict(dims or {})
+        self.visits: list[Visit] = []
+        self.groups: list[BranchGroup] = []
+        self.problems: list[ScanProblem] = []
+        self.digraph = nx.DiGraph()
+        self.functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+        self.opsets = {
+            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import
+        }
+
+    # -- entry -------------------------------------------------------------------------------
+    def run(self) -> WalkResult:
+        g = self.model.graph
+        init_names = {t.name for t in g.initializer}
+        env: Env = ChainMap()
+        inputs: dict[str, TensorInfo] = {}
+        for vi in g.input:
+            if vi.name in init_names:
+                continue
+            info = self._graph_input(vi)
+            env[vi.name] = info
+            inputs[vi.name] = info
+        unknown = set(self.input_shapes) - set(inputs)
+        if unknown:
+            from convaudit.errors import ConfigError
+
+            raise ConfigError(
+                f"--input-shape names unknown input {sorted(unknown)[0]!r}; "
+                f"the model's inputs are {', '.join(sorted(inputs)) or '(none)'}"
+            )
+        declared = {} if self.input_shapes else {vi.name: vi for vi in g.value_info}
+        scope = _Scope(graph="main", opsets=self.opsets, multiplier=1)
+        self._walk_graph(g, env, scope, declared)
+        outputs = {o.name: env.get(o.name, UNKNOWN) for o in g.output}
+        return WalkResult(self.visits, self.groups, self.digraph, self.problems, inputs, outputs)
+
+    def _graph_input(self, vi: onnx.ValueInfoProto) -> TensorInfo:
+        info = info_from_type(vi.type)
+        if vi.name in self.input_shapes:
+            shape = self.input_shapes[vi.name]
+            if info.shape is not None and len(info.shape) != len(shape):
+                from convaudit.errors import ConfigError
+
+                raise ConfigError(
+                    f"--input-shape {vi.name}={'x'.join(map(str, shape))} has rank {len(shape)}"
+                    f" but input {vi.name!r} has rank {len(info.shape)}"
+                )
+            return TensorInfo(elem_type=info.elem_type, shape=tuple(shape))
+        if info.shape is not None:
+            dims = tuple(self.dims.get(d, d) if isinstance(d, str) else d for d in info.shape)
+            info = TensorInfo(elem_type=info.elem_type, shape=dims)
+        return info
+
+    # -- graphs ------------------------------------------------------------------------------
+    def _walk_graph(
+        self,
+        g: onnx.GraphProto,
+        env: Env,
+        scope: _Scope,
+        declared: Mapping[str, onnx.ValueInfoProto],
+    ) -> None:
+        for t in g.initializer:
+            env[t.name] = tensor_info(t, self.has_data(t.name))
+        for t in g.sparse_initializer:
+            env[t.values.name] = TensorInfo(elem_type=t.values.data_type, shape=tuple(t.dims))
+        for i, node in enumerate(_topological(g.node)):
+            self._visit(node, i, env, scope, declared)
+
+    def _visit(
+        self,
+        node: onnx.NodeProto,
+        i: int,
+        env: Env,
+        scope: _Scope,
+        declared: Mapping[str, onnx.ValueInfoProto],
+    ) -> None:
+        node_id = f"{scope.graph}/{i}"
+        name = node.name or f"{node.op_type}_{i}"
+        attrs = node_attrs(node)
+        ins = [env.get(n, UNKNOWN) if n else UNKNOWN for n in node.input]
+        self.digraph.add_node(
+            node_id,
+            op_type=node.op_type,
+            domain=node.domain,
+            name=name,
+            graph=scope.graph,
+            attrs=attrs,
+            layer=None,
+        )
+        for n in node.input:
+            src = scope.producers.get(n) if n else None
+            if src is not None:
+                self.digraph.add_edge(src, node_id, tensor=n)
+        for n in node.output:
+            if n:
+                scope.producers[n] = node_id
+        outs = self._resolve(node, node_id, name, attrs, ins, env, scope)
+        real = [i for n, i in zip(node.input, ins, strict=True) if n]
+        if real and all(i.constant for i in real) and node.op_type not in NOT_FOLDABLE:
+            outs = [dataclasses.replace(o, constant=True) for o in outs]
+        for k, out_name in enumerate(node.output):
+            if not out_name:
+                continue
+            info = outs[k] if k < len(outs) else UNKNOWN
+            vi = declared.get(out_name)
+            if vi is not None:
+                info = merge(info, info_from_type(vi.type))
+            env[out_name] = info
+        self.visits.append(
+            Visit(
+                node_id=node_id,
+                node=node,
+                name=name,
+                graph=scope.graph,
+                index=len(self.visits),
+                attrs=attrs,
+                inputs=ins,
+                outputs=[env.get(o, UNKNOWN) for o in node.output],
+                multiplier=scope.multiplier,
+            )
+        )
+
+    def _resolve(
+        self,
+        node: onnx.NodeProto,
+        node_id: str,
+        name: str,
+        attrs: dict[str, Any],
+        ins: list[TensorInfo],
+        env: Env,
+        scope: _Scope,
+    ) -> list[TensorInfo]:
+        op, domain = node.op_type, ("" if node.domain == "ai.onnx" else node.domain)
+        if domain == "" and op == "Constant":
+            return [self._constant(node)]
+        if domain == "" and op in ("If", "Loop", "Scan"):
+            from convaudit.model import control
+
+            return control.visit(self, node, node_id, name, ins, env, scope)
+        key = (node.domain, node.op_type, node.overload)
+        if key in self.functions:
+            return self._call_function(self.functions[key], node, name, ins, env, scope)
+        values = self._shape_values(op, domain, ins, attrs)
+        if values is None and domain == "":
+            values = evaluate(node, [i.value for i in ins], attrs, scope.opsets.get("", 1))
+        if values is not None:
+            from convaudit.model.tensors import info_from_value
+
+            return [info_from_value(v) for v in values]
+        if domain in ONNX_DOMAINS:
+            outs = infer_outputs(node, ins, scope.opsets)
+            if outs is not None:
+                return outs
+        handled = contrib.infer(op, domain, attrs, ins, len(node.output))
+        if handled is not None:
+            return handled
+        if domain not in ONNX_DOMAINS and domain not in contrib.KNOWN_DOMAINS:
+            kind, why = "unknown-domain", f"op domain {domain!r} is unknown"
+        else:
+            kind, why = "unknown-op", f"op {domain + '.' if domain else ''}{op} is unknown"
+        self.problems.append(
+            ScanProblem(
+                kind=kind,
+                message=f"node {name!r}: {why}; its outputs have unknown shapes",
+                node=name,
+                graph=scope.graph,
+            )
+        )
+        return [UNKNOWN for _ in node.output]
+
+    @staticmethod
+    def _shape_values(
+        op: str, domain: str, ins: list[TensorInfo], attrs: dict[str, Any]
+    ) -> list[np.ndarray] | None:
+        """Shape and Size need only the input's static shape, not its value."""
+        if domain != "" or op not in ("Shape", "Size") or not ins:
+            return None
+        shape = ins[0].static_shape
+        if shape is None:
+            return None
+        if op == "Size":
+            return [np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)]
+        rank = len(shape)
+        start = int(attrs.get("start", 0))
+        end = int(attrs.get("end", rank))
+        start, end = (max(0, min(rank, s + rank if s < 0 else s)) for s in (start, end))
+        return [np.array(shape[start:end], dtype=np.int64)]
+
+    def _constant(self, node: onnx.NodeProto) -> TensorInfo:
+        for a in node.attribute:
+            if a.name == "value":
+                return tensor_info(a.t, self.has_data(node.output[0]))
+            if a.name == "sparse_value":
+                return TensorInfo(
+                    elem_type=a.sparse_tensor.values.data_type, shape=tuple(a.sparse_tensor.dims)
+                )
+            if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                return tensor_info(helper.make_tensor("c", *_const_attr(a)), True)
+            if a.name in ("value_string", "value_strings"):
+                n = 1 if a.name == "value_string" else len(a.strings)
+                shape: tuple[int, ...] = () if a.name == "value_string" else (n,)
+                return TensorInfo(elem_type=onnx.TensorProto.STRING, shape=shape)
+        return UNKNOWN
+
+    def _call_function(
+        self,
+        fn: onnx.FunctionProto,
+        node: onnx.NodeProto,
+        name: str,
+        ins: list[TensorInfo],
+        env: Env,
+        scope: _Scope,
+    ) -> list[TensorInfo]:
+        from convaudit.model.functions import instantiate
+
+        label = f"function:{fn.domain}.{fn.name}@{name}"
+        body = instantiate(fn, node)
+        local: Env = ChainMap()
+        producers: ChainMap[str, str] = ChainMap()
+        for formal, actual, info in zip(fn.input, node.input, ins, strict=False):
+            local[formal] = info
+            src = scope.producers.get(actual) if actual else None
+            if src is not None:
+                producers[formal] = src
+        opsets = dict(scope.opsets)
+        opsets.update(
+            {("" if o.domain == "ai.onnx" else o.domain): o.version for o in fn.opset_import}
+        )
+        inner = _Scope(graph=label, opsets=opsets, multiplier=scope.multiplier, producers=producers)
+        for i, n in enumerate(_topological(body)):
+            self._visit(n, i, local, inner, {})
+        for formal, actual in zip(fn.output, node.output, strict=False):
+            if actual and formal in inner.producers:
+                scope.producers[actual] = inner.producers[formal]
+        return [local.get(o, UNKNOWN) for o in fn.output]
+
+
+def _const_attr(a: onnx.AttributeProto) -> tuple[int, tuple[int, ...], list[Any]]:
+    if a.name == "value_float":
+        return onnx.TensorProto.FLOAT, (), [a.f]
+    if a.name == "value_int":
+        return onnx.TensorProto.INT64, (), [a.i]
+    if a.name == "value_floats":
+        return onnx.TensorProto.FLOAT, (len(a.floats),), list(a.floats)
+    return onnx.TensorProto.INT64, (len(a.ints),), list(a.ints)
+
+
+def _topological(nodes: Any) -> list[onnx.NodeProto]:
+    """Nodes in an order where producers come first (exports are usually sorted already)."""
+    nodes = list(nodes)
+    produced = {o for n in nodes for o in n.output if o}
+    ready: set[str] = set()
+    ordered: list[onnx.NodeProto] = []
+    pending = nodes
+    while pending:
+        rest = []
+        for n in pending:
+            needs = [i for i in n.input if i and i in produced]
+            if all(i in ready for i in needs):
+                ordered.append(n)
+                ready.update(o for o in n.output if o)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):  # a cycle or a missing producer: keep file order
+            ordered.extend(rest)
+            break
+        pending = rest
+    return ordered

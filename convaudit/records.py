@@ -1,0 +1,168 @@
+"""Frozen records that flow between the stages: load -> facts -> cost -> rules -> report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layer:
+    """One costed node (a conv, a matmul-like op), with its exact cost or None when unknown.
+
+    Spatial attributes are normalised: ``kernel_shape``, ``strides``, ``dilations`` have one entry
+    per spatial axis and ``pads`` is ONNX order (begins then ends). They are None for ops that
+    have no such notion (Gemm, MatMul).
+    """
+
+    node_id: str  # unique key in ModelFacts.graph: "<graph>/<index>"
+    name: str  # node name, or "<op_type>_<index>" when the export left it empty
+    op_type: str
+    domain: str  # "" for the default ONNX domain
+    graph: str  # "main", "main/<If>.then_branch", "function:<domain>.<name>@<call node>"
+    index: int  # position in graph order across the whole walk (stable, deterministic)
+    category: str  # "conv", "conv_transpose", "matmul"
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    kernel_shape: tuple[int, ...] | None = None
+    strides: tuple[int, ...] | None = None
+    pads: tuple[int, ...] | None = None
+    dilations: tuple[int, ...] | None = None
+    auto_pad: str | None = None
+    group: int | None = None
+    in_channels: int | None = None
+    out_channels: int | None = None
+    input_shape: Shape | None = None
+    output_shape: Shape | None = None
+    weight_shape: Shape | None = None
+    weight_name: str | None = None
+    has_bias: bool = False
+    dtype: str | None = None  # activation element type, e.g. "float32", "uint8"
+    weight_dtype: str | None = None
+    macs: int | None = None  # per execution
+    params: int | None = None  # weight + bias elements
+    bias_adds: int | None = None
+    weight_bytes: int | None = None
+    activation_bytes: int | None = None  # input + output tensor bytes per execution
+    multiplier: int = 1  # executions per model run (static Loop trip counts)
+    counted: bool = True  # False inside the cheaper branch of an If
+    mac_share: float | None = None  # share of the model's counted MACs
+    note: str | None = None  # why a figure is unknown or how it was counted
+
+    @property
+    def total_macs(self) -> int | None:
+        """MACs per model run, after Loop multiplication (None when unknown)."""
+        return None if self.macs is None else self.macs * self.multiplier
+
+    @property
+    def flops(self) -> int | None:
+        """FLOPs convention: 2 per MAC plus one per bias add."""
+        if self.macs is None:
+            return None
+        return 2 * self.macs + (self.bias_adds or 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """Model totals over counted layers; unknown layers are counted separately, never guessed."""
+
+    macs: int
+    flops: int
+    params: int
+    conv_macs: int
+    conv_params: int
+    layers: int
+    unknown_layers: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanProblem:
+    """A non-fatal problem found while scanning (unknown op domain, uncountable loop, ...)."""
+
+    kind: str
+    message: str
+    node: str | None = None
+    graph: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFacts:
+    """Everything known about one model after loading, shape resolution and costing."""
+
+    path: str
+    opset: dict[str, int]
+    inputs: dict[str, tuple[int | str | None, ...] | None]
+    outputs: dict[str, tuple[int | str | None, ...] | None]
+    layers: tuple[Layer, ...]
+    totals: Totals
+    problems: tuple[ScanProblem, ...] = ()
+    # networkx.DiGraph of node ids (producer -> consumer); node attrs: op_type, domain, name,
+    # graph, attrs (plain python attribute values), layer (index into ``layers`` or None).
+    graph: Any = field(default=None, compare=False, repr=False)
+
+    def layer_by_node(self, node_id: str) -> Layer | None:
+        """The costed layer for a DiGraph node id, if the node is costed."""
+        for layer in self.layers:
+            if layer.node_id == node_id:
+                return layer
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recommendation:
+    """A concrete change with exact before/after figures."""
+
+    kind: str  # "bottleneck", "global-pool-head", "factorize-kernel", "separable", ...
+    before_macs: int
+    before_params: int
+    after_macs: int
+    after_params: int
+    width: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def saving_factor(self) -> float:
+        """before / after MACs (inf when the change removes all MACs)."""
+        return self.before_macs / self.after_macs if self.after_macs else float("inf")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One rule hit on one layer (or on the whole model, node=None)."""
+
+    rule: str
+    name: str
+    severity: str  # "error" | "warning" | "info"
+    node: str | None
+    graph: str | None
+    message: str
+    fingerprint: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    recommendation: Recommendation | None = None
+    model_path: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelReport:
+    """The audit of one model: facts and findings, or the error that stopped its scan."""
+
+    path: str
+    facts: ModelFacts | None
+    findings: tuple[Finding, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    """The result of one ``scan`` call: one report per model, ordered by path."""
+
+    reports: tuple[ModelReport, ...]
+    tool_version: str = ""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """All findings across reports."""
+        return tuple(f for r in self.reports for f in r.findings)

@@ -1,0 +1,115 @@
+"""The terminal table: layers by MACs, totals, unknown count, findings worst first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from convaudit.humanize import human, percent
+from convaudit.records import AuditResult, Layer, ModelReport
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+HEADERS = (
+    "name",
+    "op",
+    "kernel",
+    "Cin→Cout",
+    "group",
+    "stride",
+    "input",
+    "output",
+    "MACs",
+    "share",
+    "params",
+)
+
+
+def _dims(t: Sequence[int] | None) -> str:
+    return "-" if t is None else "x".join(str(d) for d in t)
+
+
+def _row(layer: Layer) -> tuple[str, ...]:
+    op = layer.op_type if not layer.domain else f"{layer.domain}.{layer.op_type}"
+    chans = f"{layer.in_channels if layer.in_channels is not None else '?'}→" + (
+        f"{layer.out_channels if layer.out_channels is not None else '?'}"
+    )
+    name = layer.name if layer.graph == "main" else f"{layer.graph}:{layer.name}"
+    macs = human(layer.total_macs)
+    if layer.multiplier != 1:
+        macs += f" (×{layer.multiplier})"
+    if not layer.counted:
+        macs += " (not counted)"
+    return (
+        name,
+        op,
+        _dims(layer.kernel_shape),
+        chans,
+        str(layer.group or "-"),
+        _dims(layer.strides),
+        _dims(layer.input_shape),
+        _dims(layer.output_shape),
+        macs,
+        percent(layer.mac_share),
+        human(layer.params),
+    )
+
+
+def _format(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    numeric = {8, 9, 10}
+    out = []
+    for k, r in enumerate(rows):
+        cells = [
+            c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(r)
+        ]
+        out.append("  ".join(cells).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def sort_key(layer: Layer) -> tuple[int, int]:
+    """Costliest first; unknown last; graph order breaks ties."""
+    return (
+        -(layer.total_macs if layer.total_macs is not None and layer.counted else -1),
+        layer.index,
+    )
+
+
+def render_report(report: ModelReport) -> str:
+    """One model's section."""
+    lines = [f"== {report.path}"]
+    facts = report.facts
+    if facts is not None:
+        layers = sorted(facts.layers, key=sort_key)
+        if layers:
+            lines.extend(_format([HEADERS, *(_row(x) for x in layers)]))
+        t = facts.totals
+        lines.append("")
+        lines.append(
+            f"total: {human(t.macs)} MACs ({t.macs:,}), {human(t.flops)} FLOPs, "
+            f"{human(t.params)} params ({t.params:,}); conv: {human(t.conv_macs)} MACs, "
+            f"{human(t.conv_params)} params; {t.layers} layers, "
+            f"{t.unknown_layers} with unknown cost"
+        )
+        for p in facts.problems:
+            lines.append(f"note: {p.message}")
+    if report.findings:
+        lines.append("")
+        lines.append("findings:")
+        for f in sorted(
+            report.findings,
+            key=lambda f: (
+                SEVERITY_ORDER.get(f.severity, 9),
+                -(f.recommendation.before_macs if f.recommendation else 0),
+                f.node or "",
+            ),
+        ):
+            lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{f.node}]: {f.message}")
+    for e in report.errors:
+        lines.append(f"error: {e}")
+    return "\n".join(lines) + "\n"
+
+
+def render(result: AuditResult) -> str:
+    """All models, separated by blank lines."""
+    return "\n".join(render_report(r) for r in sorted(result.reports, key=lambda r: r.path))
