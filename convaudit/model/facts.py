@@ -98,11 +98,18 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         for name, info in result.inputs.items()
         if info.shape is not None and any(d in missing for d in info.shape)
     )
-    dims = " ".join(f"--dim {s}=N" for s in sorted(missing))
-    hint = f" (set by inputs {', '.join(carriers)})" if carriers else ""
+    dims = " ".join(f"--dim {s}=<int>" for s in sorted(missing))
+    shapes = " ".join(
+        f"--input-shape {name}="
+        + "x".join(
+            f"<{d}>" if isinstance(d, str) else str(d) for d in result.inputs[name].shape or ()
+        )
+        for name in carriers
+    )
+    hint = f" (symbols of input {', '.join(carriers)})" if carriers else ""
     raise ShapeError(
-        f"shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}: "
-        f"pass {dims} or --input-shape NAME=AxBxC",
+        f"conv shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}; "
+        f"set them with {dims}" + (f", or {shapes}" if shapes else ""),
         path=path,
     )
 
