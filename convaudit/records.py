@@ -100,7 +100,8 @@ class ModelFacts:
     totals: Totals
     problems: tuple[ScanProblem, ...] = ()
     # networkx.DiGraph of node ids (producer -> consumer); node attrs: op_type, domain, name,
-    # graph, attrs (plain python attribute values), layer (index into ``layers`` or None).
+    # graph, attrs (plain python attribute values), layer (index into ``layers`` or None),
+    # inputs / outputs (tensor names in node order), input_shapes (static shape or None each).
     graph: Any = field(default=None, compare=False, repr=False)
 
     def layer_by_node(self, node_id: str) -> Layer | None:

@@ -190,6 +190,10 @@ class Walker:
             graph=scope.graph,
             attrs=attrs,
             layer=None,
+            # Input order and static input shapes let rules follow a node's data input.
+            inputs=tuple(node.input),
+            outputs=tuple(node.output),
+            input_shapes=tuple(i.static_shape for i in ins),
         )
         for n in node.input:
             src = scope.producers.get(n) if n else None
