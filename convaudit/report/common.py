@@ -1,0 +1,117 @@
+"""Helpers every reporter shares: ordering, severity counts, display names, finding arithmetic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from convaudit.humanize import human
+from convaudit.records import AuditResult, Finding, Layer, ModelReport
+
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleInfo:
+    """What a reporter needs to describe a rule (SARIF's tool.driver.rules, HTML legends)."""
+
+    id: str
+    name: str
+    summary: str
+    severity: str
+    description: str = ""  # the rule's "what" / "why" text
+    help_markdown: str = ""  # docs rendered for a reader (what / why / example / fix)
+
+
+def reports_by_path(result: AuditResult) -> list[ModelReport]:
+    """Reports in path order (the one order every format uses)."""
+    return sorted(result.reports, key=lambda r: r.path)
+
+
+def finding_key(f: Finding) -> tuple[int, int, str, str, str]:
+    """Worst first: severity, then the biggest saving, then node name and rule."""
+    before = f.recommendation.before_macs if f.recommendation else 0
+    return (SEVERITY_ORDER.get(f.severity, 9), -before, f.node or "", f.rule, f.fingerprint)
+
+
+def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings worst first, deterministic."""
+    return sorted(findings, key=finding_key)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """{"error": n, "warning": n, "info": n} (always all three keys)."""
+    c = Counter(f.severity for f in findings)
+    return {s: c.get(s, 0) for s in SEVERITIES}
+
+
+def layer_label(layer: Layer) -> str:
+    """The layer's name, prefixed with its graph when it lives in a subgraph or function."""
+    return layer.name if layer.graph == "main" else f"{layer.graph}:{layer.name}"
+
+
+def op_label(layer: Layer) -> str:
+    """Op type, with its domain when not the default one."""
+    return layer.op_type if not layer.domain else f"{layer.domain}.{layer.op_type}"
+
+
+def dims(t: Sequence[int] | None, sep: str = "x") -> str:
+    """(5, 5) -> "5x5"; None -> "-"."""
+    return "-" if t is None else sep.join(str(d) for d in t)
+
+
+def channels(layer: Layer) -> str:
+    """ "480→48" with "?" for an unknown side."""
+    cin = "?" if layer.in_channels is None else str(layer.in_channels)
+    cout = "?" if layer.out_channels is None else str(layer.out_channels)
+    return f"{cin}→{cout}"
+
+
+def top_layers(layers: Iterable[Layer], n: int) -> list[Layer]:
+    """The ``n`` costliest counted layers (graph order breaks ties)."""
+    known = [x for x in layers if x.counted and x.total_macs is not None]
+    return sorted(known, key=lambda x: (-(x.total_macs or 0), x.index))[:n]
+
+
+def flagged_nodes(report: ModelReport) -> set[tuple[str | None, str]]:
+    """(graph, node name) of every layer a finding points at."""
+    return {(f.graph, f.node) for f in report.findings if f.node is not None}
+
+
+def is_flagged(layer: Layer, flagged: set[tuple[str | None, str]]) -> bool:
+    """True when a finding names this layer (by graph and name, or by name alone)."""
+    return (layer.graph, layer.name) in flagged or (None, layer.name) in flagged
+
+
+def factor(before: int, after: int) -> str:
+    """112896000, 5268480 -> "21.4x"; a removal is "all"."""
+    return f"{before / after:.1f}x" if after else "all"
+
+
+def arithmetic(f: Finding) -> str | None:
+    """The recommendation's before/after figures in one line, or None without a recommendation."""
+    r = f.recommendation
+    if r is None:
+        return None
+    width = f" (width {r.width})" if r.width is not None else ""
+    return (
+        f"{r.kind}{width}: MACs {r.before_macs:,} → {r.after_macs:,} "
+        f"({human(r.before_macs)} → {human(r.after_macs)}, "
+        f"{factor(r.before_macs, r.after_macs)} fewer); "
+        f"params {r.before_params:,} → {r.after_params:,} "
+        f"({human(r.before_params)} → {human(r.after_params)})"
+    )
+
+
+def location(f: Finding) -> str:
+    """Where a finding points: "graph:node", "node" in the main graph, or "model"."""
+    if f.node is None:
+        return "model"
+    return f.node if f.graph in (None, "main") else f"{f.graph}:{f.node}"
+
+
+def finding_path(f: Finding, report: ModelReport) -> str:
+    """The model path a finding belongs to (its own, else its report's)."""
+    return f.model_path or report.path

@@ -1,0 +1,158 @@
+"""SARIF 2.1.0 for GitHub code scanning: rules in tool.driver, one result per finding.
+
+A model is a binary artefact, so every result points at line 1 of the model file and names the
+node in a logical location; ``partialFingerprints`` carries the finding's own fingerprint so that
+several findings in one file stay separate alerts (GitHub would otherwise hash line 1's text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import PurePath, PureWindowsPath
+from typing import Any
+
+from convaudit.records import AuditResult, Finding, ModelReport
+from convaudit.report.common import (
+    RuleInfo,
+    arithmetic,
+    finding_path,
+    reports_by_path,
+    sorted_findings,
+)
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/convaudit/convaudit"
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+FINGERPRINT_KEY = "convaudit/v1"
+
+
+def artifact_uri(path: str) -> str:
+    """A model path as a SARIF URI: relative paths with '/' (GitHub resolves them from the repo
+    root), absolute paths as file:// URIs."""
+    p = PureWindowsPath(path) if "\\" in path else PurePath(path)
+    if p.is_absolute():
+        return p.as_uri()
+    return p.as_posix()
+
+
+def rule_descriptor(info: RuleInfo) -> dict[str, Any]:
+    """tool.driver.rules[] entry with every field GitHub reads."""
+    full = info.description or info.summary
+    help_md = info.help_markdown or f"**{info.id} {info.name}**: {full}"
+    return {
+        "id": info.id,
+        "name": info.name,
+        "shortDescription": {"text": info.summary},
+        "fullDescription": {"text": full},
+        "help": {"text": _plain(help_md), "markdown": help_md},
+        "defaultConfiguration": {"level": LEVELS.get(info.severity, "warning")},
+        "properties": {"tags": ["onnx", "performance"], "precision": "very-high"},
+    }
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("**", "").replace("`", "")
+
+
+def _rule_from_finding(f: Finding) -> RuleInfo:
+    return RuleInfo(id=f.rule, name=f.name, summary=f.name.replace("-", " "), severity=f.severity)
+
+
+def _result(f: Finding, report: ModelReport, index: int) -> dict[str, Any]:
+    arith = arithmetic(f)
+    text = f.message if arith is None else f"{f.message}\n{arith}"
+    loc: dict[str, Any] = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": artifact_uri(finding_path(f, report))},
+            "region": {"startLine": 1},
+        }
+    }
+    if f.node is not None:
+        graph = f.graph or "main"
+        loc["logicalLocations"] = [
+            {"name": f.node, "fullyQualifiedName": f"{graph}/{f.node}", "kind": "member"}
+        ]
+    props: dict[str, Any] = {"severity": f.severity}
+    r = f.recommendation
+    if r is not None:
+        props["recommendation"] = {
+            "kind": r.kind,
+            "width": r.width,
+            "before": {"macs": r.before_macs, "params": r.before_params},
+            "after": {"macs": r.after_macs, "params": r.after_params},
+        }
+    return {
+        "ruleId": f.rule,
+        "ruleIndex": index,
+        "level": LEVELS.get(f.severity, "warning"),
+        "message": {"text": text},
+        "locations": [loc],
+        "partialFingerprints": {FINGERPRINT_KEY: f.fingerprint},
+        "properties": props,
+    }
+
+
+def document(result: AuditResult, rules: Sequence[RuleInfo] | None = None) -> dict[str, Any]:
+    """The SARIF log as plain dicts (one run)."""
+    if rules is None:
+        from convaudit.report.catalogue import rule_catalogue
+
+        rules = rule_catalogue()
+    catalogue: dict[str, RuleInfo] = {r.id: r for r in rules}
+    reports = reports_by_path(result)
+    for rep in reports:
+        for f in rep.findings:
+            catalogue.setdefault(f.rule, _rule_from_finding(f))
+    ids = sorted(catalogue)
+    index = {rid: i for i, rid in enumerate(ids)}
+    results = [
+        _result(f, rep, index[f.rule]) for rep in reports for f in sorted_findings(rep.findings)
+    ]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": e},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": artifact_uri(rep.path)},
+                        "region": {"startLine": 1},
+                    }
+                }
+            ],
+        }
+        for rep in reports
+        for e in rep.errors
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "convaudit",
+                        "version": result.tool_version or "0",
+                        "semanticVersion": result.tool_version or "0",
+                        "informationUri": INFORMATION_URI,
+                        "rules": [rule_descriptor(catalogue[i]) for i in ids],
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": not notifications,
+                        "toolExecutionNotifications": notifications,
+                    }
+                ],
+                "results": results,
+                "columnKind": "utf16CodeUnits",
+            }
+        ],
+    }
+
+
+def render(result: AuditResult, *, rules: Sequence[RuleInfo] | None = None) -> str:
+    """Deterministic SARIF JSON text."""
+    return json.dumps(document(result, rules), indent=2, ensure_ascii=False) + "\n"
