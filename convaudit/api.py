@@ -6,10 +6,14 @@ import glob
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convaudit.config import Config
 from convaudit.errors import ConvauditError, ModelLoadError
 from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
+
+if TYPE_CHECKING:
+    from convaudit.fix.result import FixResult
 
 __version__ = "0.1.0"
 
@@ -76,3 +80,41 @@ def scan(
     models = expand_paths(items)
     reports = tuple(scan_one(m, config) for m in models)
     return AuditResult(reports=reports, tool_version=__version__)
+
+
+def fix(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
+    config: Config | None = None,
+    *,
+    nodes: Sequence[str] = (),
+    width: int | None = None,
+    target_saving: float | None = None,
+    max_error: float | None = None,
+    force: bool = False,
+    inputs: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    seed: int = 0,
+) -> FixResult:
+    """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
+
+    Rewrites every CA101 finding (or the ``nodes`` named) at ``width``, at the width that saves
+    ``target_saving``x, or at the finding's recommended width. Raises ``FixError`` on a refusal
+    (output equal to the input without ``in_place``, a bad width, ...). A measured error above
+    ``max_error`` is not an exception: ``result.exceeded`` is set and nothing is written unless
+    ``force``.
+    """
+    from convaudit.fix.pipeline import FixOptions, run_fix
+
+    opts = FixOptions(
+        nodes=tuple(nodes),
+        width=width,
+        target_saving=target_saving,
+        max_error=max_error,
+        force=force,
+        inputs=None if inputs is None else os.fspath(inputs),
+        in_place=in_place,
+        seed=seed,
+    )
+    out = None if output is None else os.fspath(output)
+    return run_fix(os.fspath(path), out, opts, config or Config())

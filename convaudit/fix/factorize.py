@@ -1,0 +1,133 @@
+"""Low-rank factorisation of a conv weight along its input channels: W ≈ V ∘ U (1x1 then KxK).
+
+W[Cout, Cin, *K] is unfolded into M = Cin × (Cout·prod(K)). The truncated SVD M ≈ P_r S_r Q_rᵀ
+gives the best rank-r input-channel factorisation (Eckart–Young): the 1x1 weight is U = P_rᵀ
+and the KxK weight is V = P_rᵀ M, folded back to [Cout, r, *K]. With calibration inputs the
+SVD is taken of C^{1/2} M (C the second moment of the conv's input channels), which minimises
+the expected output error on those activations instead of the weight error:
+U = P_rᵀ C^{-1/2}, V = P_rᵀ C^{1/2} M. Everything is computed in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Eigenvalues of C below this share of its mean eigenvalue are lifted: an input channel that is
+# always zero would otherwise make C^{-1/2} infinite.
+_RIDGE = 1e-6
+
+
+@dataclass(frozen=True, kw_only=True)
+class Factors:
+    """A rank-``width`` factorisation and how much of the weight (or output) it keeps."""
+
+    u: np.ndarray  # [r, Cin, 1, ...]: the 1x1 reduction
+    v: np.ndarray  # [Cout, r, *K]: the KxK conv on the reduced channels
+    width: int
+    energy: float  # E(r): kept squared singular values over all
+    whitened: bool  # True when computed against a calibration covariance
+
+    @property
+    def predicted_error(self) -> float:
+        """Relative output error √(1−E) for white inputs (whitened: on the calibration data)."""
+        return float(np.sqrt(max(0.0, 1.0 - self.energy)))
+
+
+def unfold(w: np.ndarray) -> np.ndarray:
+    """W[Cout, Cin, *K] -> M[Cin, Cout·prod(K)] in float64."""
+    w64 = np.asarray(w, dtype=np.float64)
+    return np.ascontiguousarray(np.moveaxis(w64, 1, 0).reshape(w64.shape[1], -1))
+
+
+def fold(m: np.ndarray, cout: int, kernel: tuple[int, ...]) -> np.ndarray:
+    """Inverse of ``unfold`` for r rows: M[r, Cout·prod(K)] -> W[Cout, r, *K]."""
+    r = m.shape[0]
+    return np.ascontiguousarray(np.moveaxis(m.reshape(r, cout, *kernel), 0, 1))
+
+
+def energy_curve(singular: np.ndarray) -> np.ndarray:
+    """E(r) for r = 0..len(singular): cumulative kept squared singular values over the total."""
+    sq = np.asarray(singular, dtype=np.float64) ** 2
+    total = float(sq.sum())
+    cum = np.concatenate([[0.0], np.cumsum(sq)])
+    return cum / total if total > 0 else np.ones_like(cum)
+
+
+def energy_at(w: np.ndarray, width: int) -> float:
+    """E(width) of W unfolded along Cin (eigenvalues only: cheap; used by ``scan --weights``)."""
+    m = unfold(w)
+    # The eigenvalues of M Mᵀ (Cin × Cin) are the squared singular values: cheaper than an SVD of
+    # a wide matrix, and exact enough for a share of energy.
+    gram = m @ m.T
+    eig = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
+    curve = energy_curve(np.sqrt(eig))
+    return float(curve[min(width, len(curve) - 1)])
+
+
+def _sqrt_and_inv(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """C^{1/2} and C^{-1/2} of a symmetric positive semi-definite matrix, ridge-regularised."""
+    c = (np.asarray(cov, dtype=np.float64) + np.asarray(cov, dtype=np.float64).T) / 2
+    vals, vecs = np.linalg.eigh(c)
+    floor = _RIDGE * max(float(np.mean(np.abs(vals))), np.finfo(np.float64).tiny)
+    vals = np.clip(vals, floor, None)
+    root = np.sqrt(vals)
+    return (vecs * root) @ vecs.T, (vecs / root) @ vecs.T
+
+
+def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None) -> Factors:
+    """Best rank-``width`` factors of ``w`` (whitened by the input covariance ``cov`` if given).
+
+    ``u`` and ``v`` are float64: the caller casts them to the model's dtype.
+    """
+    w = np.asarray(w)
+    cout, cin, kernel = w.shape[0], w.shape[1], tuple(int(k) for k in w.shape[2:])
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    m = unfold(w)
+    if cov is None:
+        a, root, inv_root = m, None, None
+    else:
+        if cov.shape != (cin, cin):
+            raise ValueError(f"covariance shape {cov.shape} does not match Cin={cin}")
+        root, inv_root = _sqrt_and_inv(cov)
+        a = root @ m
+    p, s, _ = np.linalg.svd(a, full_matrices=False)
+    r = min(width, p.shape[1])
+    pr = p[:, :r]  # [Cin, r]
+    energy = float(energy_curve(s)[r])
+    if inv_root is None:
+        u2 = pr.T
+        v2 = pr.T @ m
+    else:
+        u2 = pr.T @ inv_root
+        v2 = pr.T @ a
+    if r < width:  # asked for more than the rank: pad with zero channels so the width holds
+        u2 = np.vstack([u2, np.zeros((width - r, cin))])
+        v2 = np.vstack([v2, np.zeros((width - r, v2.shape[1]))])
+    u = u2.reshape(width, cin, *([1] * len(kernel)))
+    v = fold(v2, cout, kernel)
+    return Factors(u=u, v=v, width=width, energy=energy, whitened=cov is not None)
+
+
+def compose(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The single conv weight equal to the 1x1 ``u`` followed by ``v`` (for checks)."""
+    u2 = np.asarray(u, dtype=np.float64).reshape(u.shape[0], u.shape[1])  # [r, Cin]
+    out: np.ndarray = np.einsum("or...,rc->oc...", np.asarray(v, dtype=np.float64), u2)
+    return out
+
+
+def covariance_update(acc: dict[str, Any], x: np.ndarray) -> None:
+    """Add activations x[N, C, *spatial] to a running second moment ``acc`` (sum and count)."""
+    c = x.shape[1]
+    flat = np.moveaxis(np.asarray(x, dtype=np.float64), 1, -1).reshape(-1, c)
+    acc["sum"] = acc.get("sum", 0.0) + flat.T @ flat
+    acc["count"] = acc.get("count", 0) + flat.shape[0]
+
+
+def covariance(acc: dict[str, Any]) -> np.ndarray:
+    """The second moment E[x xᵀ] over every position and sample seen (uncentred: the conv is
+    linear, so its error on x is (W'−W)·x, whose mean square is tr(ΔWᵀ E[x xᵀ] ΔW))."""
+    return np.asarray(acc["sum"] / max(int(acc["count"]), 1))

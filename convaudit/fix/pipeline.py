@@ -1,0 +1,287 @@
+"""The ``fix`` run: plan, factorise, rewrite, write to a temp file, check, measure, then commit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from convaudit.config import Config
+from convaudit.errors import FixError, ModelLoadError
+from convaudit.fix import factorize, plan, rewrite, validate
+from convaudit.fix.result import FixResult, LayerFix
+
+# Protobuf cannot serialise 2 GB; leave room for the graph itself.
+EXTERNAL_THRESHOLD = 2**31 - 2**26
+
+
+@dataclass(frozen=True, kw_only=True)
+class FixOptions:
+    """Everything ``fix`` can be asked (the CLI flags, as data)."""
+
+    nodes: tuple[str, ...] = ()
+    width: int | None = None
+    target_saving: float | None = None
+    max_error: float | None = None
+    force: bool = False
+    inputs: str | None = None  # calibration .npz keyed by input name
+    in_place: bool = False
+    seed: int = 0
+    external_threshold: int = EXTERNAL_THRESHOLD
+    measure_latency: bool = True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if not b.exists():
+        return a.resolve() == b.resolve()
+    return os.path.samefile(a, b)
+
+
+def _uses_external_data(model: onnx.ModelProto) -> bool:
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in model.graph.initializer)
+
+
+def _layer_result(p: plan.Plan, factors: factorize.Factors, measured: float | None) -> LayerFix:
+    layer = p.layer
+    cout = layer.out_channels or 0
+    return LayerFix(
+        name=layer.name,
+        op_type=layer.op_type,
+        kernel_shape=layer.kernel_shape,
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        rewritten=True,
+        width=p.width,
+        width_source=p.width_source,
+        break_even=p.break_even,
+        before_macs=layer.total_macs,
+        after_macs=p.after_macs,
+        before_params=layer.params,
+        # Folding a BatchNorm into a conv without bias gives it one.
+        after_params=p.after_params + (0 if layer.has_bias or p.bn_name is None else cout),
+        energy=factors.energy,
+        predicted_error=factors.predicted_error,
+        whitened=factors.whitened,
+        measured_error=measured,
+        folded_bn=p.bn_name,
+        notes=p.notes,
+    )
+
+
+def _effective_weights(
+    loaded: Any, p: plan.Plan, graph: onnx.GraphProto
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(W, b, new bias or None): the conv's weights with a following BatchNorm folded in."""
+    layer = p.layer
+    w = np.asarray(loaded.read_tensor(p.weight_name), dtype=np.float64)
+    b_name = layer.inputs[2] if len(layer.inputs) > 2 and layer.inputs[2] else None
+    b = None if b_name is None else np.asarray(loaded.read_tensor(b_name), dtype=np.float64)
+    if p.bn_name is None:
+        return w, b, None
+    bn = next(n for n in graph.node if n.output and n.output[0] == p.bn_name)
+    scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
+    w2, b2 = rewrite.fold_batchnorm(w, b, scale, shift, mean, var, rewrite.bn_epsilon(bn))
+    return w2, b2, b2
+
+
+def _write(model: onnx.ModelProto, path: Path, external: bool) -> None:
+    if external:
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(path))
+
+
+def _weight_bytes(model: onnx.ModelProto) -> int:
+    sizes = [int(t.ByteSize()) for t in model.graph.initializer]
+    sizes += [int(n.ByteSize()) for n in model.graph.node if n.op_type == "Constant"]
+    return sum(sizes)
+
+
+def run_fix(
+    path: str | Path, output: str | Path | None, options: FixOptions, config: Config
+) -> FixResult:
+    """Rewrite the planned convs of ``path`` into ``output``; see ``convaudit.api.fix``."""
+    from convaudit.api import analyse_model, find
+    from convaudit.model.loader import load_model
+
+    started = time.perf_counter()
+    src = Path(path)
+    if not src.is_file():
+        raise ModelLoadError("no such file", path=src)
+    if output is None:
+        if not options.in_place:
+            raise FixError("no output: pass -o OUT.onnx (or --in-place to replace the input)")
+        dst = src
+    else:
+        dst = Path(output)
+        if _same_file(src, dst) and not options.in_place:
+            raise FixError(
+                "output is the input model: pass a different -o, or --in-place to replace it",
+                path=dst,
+            )
+    if options.max_error is not None and not options.max_error >= 0:
+        raise FixError(f"--max-error must be >= 0, got {options.max_error}")
+
+    facts = analyse_model(str(src), config)
+    findings = find(facts, config)
+    with load_model(src) as loaded:
+        plans, skipped = plan.select(
+            facts,
+            findings,
+            loaded.proto,
+            plan.Options(
+                nodes=options.nodes, width=options.width, target_saving=options.target_saving
+            ),
+        )
+        base = FixResult(
+            input_path=str(src),
+            output_path=str(dst),
+            written=False,
+            layers=tuple(skipped),
+            macs_before=facts.totals.macs,
+            params_before=facts.totals.params,
+            max_error=options.max_error,
+        )
+        if not plans:
+            what = (
+                "no CA101 finding"
+                if not skipped and not options.nodes
+                else "every candidate skipped"
+            )
+            return replace(
+                base,
+                message=f"nothing to rewrite ({what}); no file written",
+                fix_seconds=time.perf_counter() - started,
+            )
+        src_external = _uses_external_data(loaded.proto)
+        full = onnx.load(str(src), load_external_data=True)
+        opset = next((o.version for o in full.opset_import if o.domain in ("", "ai.onnx")), 11)
+        weights = {p.layer.name: _effective_weights(loaded, p, full.graph) for p in plans}
+
+    # The temp files live beside the output so the final os.replace is a same-disk rename.
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    try:
+        original = validate.session(src)
+        feeds, source = validate.input_feeds(
+            original,
+            options.inputs,
+            input_shapes=config.input_shapes,
+            dims=config.dims,
+            seed=options.seed,
+        )
+        # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
+        x_names = [p.layer.inputs[0] for p in plans]
+        cov_acc: dict[str, dict[str, Any]] = {x: {} for x in x_names}
+        kept: dict[str, np.ndarray] = {}
+        for k, values in enumerate(validate.capture(full, x_names, feeds, workdir)):
+            for x, value in values.items():
+                if options.inputs is not None:
+                    factorize.covariance_update(cov_acc[x], value)
+                if k == 0:
+                    kept[x] = value
+        results: list[LayerFix] = []
+        rewrites: list[rewrite.ConvRewrite] = []
+        for p in plans:
+            w, b, new_bias = weights[p.layer.name]
+            x = p.layer.inputs[0]
+            cov = factorize.covariance(cov_acc[x]) if options.inputs is not None else None
+            factors = factorize.factorize(w, p.width, cov)
+            conv = next(
+                n for n in full.graph.node if n.output and n.output[0] == p.layer.outputs[0]
+            )
+            measured = validate.layer_error(conv, kept[x], w, b, factors.u, factors.v, opset)
+            results.append(_layer_result(p, factors, measured))
+            rewrites.append(
+                rewrite.ConvRewrite(
+                    conv_output=p.layer.outputs[0],
+                    u=factors.u,
+                    v=factors.v,
+                    bias=new_bias,
+                    bn_output=p.bn_name,
+                )
+            )
+            del kept[x]
+        for p, rw in zip(plans, rewrites, strict=True):
+            dtype = np.dtype(p.layer.weight_dtype or "float32")
+            rewrite.rewrite_conv(full.graph, rw, dtype)
+        del weights, rewrites
+
+        external = src_external or _weight_bytes(full) > options.external_threshold
+        tmp = workdir / dst.name
+        _write(full, tmp, external)
+        del full
+        try:
+            onnx.checker.check_model(str(tmp), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise FixError(f"the rewritten model fails onnx.checker ({exc})") from None
+        rewritten = validate.session(tmp)
+        errors = validate.output_errors(original, rewritten, feeds)
+        lat = (
+            validate.latency(original, rewritten, feeds[0])
+            if options.measure_latency
+            else (None, None)
+        )
+        del original, rewritten
+        after = analyse_model(str(tmp), config)
+        names = {r.name for r in results}
+        remaining = tuple(
+            sorted(
+                f.node or ""
+                for f in find(after, config)
+                if f.rule == plan.BOTTLENECK_RULE and f.node in names
+            )
+        )
+        worst = max(errors.values()) if errors else 0.0
+        exceeded = options.max_error is not None and worst > options.max_error
+        result = replace(
+            base,
+            layers=tuple(results) + tuple(skipped),
+            macs_after=after.totals.macs,
+            params_after=after.totals.params,
+            output_errors=errors,
+            latency_before=lat[0],
+            latency_after=lat[1],
+            inputs_source=source,
+            external_data=external,
+            exceeded=exceeded,
+            remaining_findings=remaining,
+        )
+        if exceeded and not options.force:
+            return replace(
+                result,
+                message=f"measured error {worst:.4g} is above --max-error {options.max_error:g}: "
+                "no file written (--force writes it anyway)",
+                fix_seconds=time.perf_counter() - started,
+            )
+        if external:  # the data file first: the model must never point at a missing file
+            os.replace(workdir / (dst.name + ".data"), dst.parent / (dst.name + ".data"))
+        os.replace(tmp, dst)
+        return replace(
+            result,
+            written=True,
+            message=f"wrote {dst}" + (f" (+ {dst.name}.data)" if external else ""),
+            fix_seconds=time.perf_counter() - started,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+__all__: Sequence[str] = ["FixOptions", "run_fix"]

@@ -1,0 +1,291 @@
+"""Choose what ``fix`` rewrites: candidate convs, their bottleneck width, or why one is skipped."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from math import prod
+
+import onnx
+
+from convaudit.errors import FixError
+from convaudit.fix.result import LayerFix
+from convaudit.records import Finding, Layer, ModelFacts
+
+BOTTLENECK_RULE = "CA101"
+FLOAT_DTYPES = {"float32", "float16", "float64"}
+QUANTIZED_OPS = {"QLinearConv", "ConvInteger"}
+DEQUANTIZE_OPS = {"DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear"}
+STEP = 8  # widths are multiples of 8: SIMD-friendly, and r=8 is already overhead-bound
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """What the user asked for."""
+
+    nodes: tuple[str, ...] = ()
+    width: int | None = None
+    target_saving: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """One conv to rewrite at ``width``."""
+
+    layer: Layer
+    width: int
+    width_source: str
+    break_even: float
+    weight_name: str
+    bn_name: str | None = None  # a BatchNormalization to fold first (by node output name)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def after_macs(self) -> int:
+        return bottleneck_macs(self.layer, self.width)
+
+    @property
+    def after_params(self) -> int:
+        return bottleneck_params(self.layer, self.width)
+
+
+def per_width_macs(layer: Layer) -> int:
+    """MACs that each unit of bottleneck width costs: the 1x1 at input resolution plus the KxK."""
+    assert layer.input_shape is not None and layer.output_shape is not None
+    assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
+    n = layer.input_shape[0]
+    one = n * layer.in_channels * prod(layer.input_shape[2:])
+    kxk = n * layer.out_channels * prod(layer.kernel_shape) * prod(layer.output_shape[2:])
+    return one + kxk
+
+
+def bottleneck_macs(layer: Layer, width: int) -> int:
+    """r·Cin·Hin·Win + Cout·r·K²·Ho·Wo (times the batch)."""
+    return width * per_width_macs(layer)
+
+
+def bottleneck_params(layer: Layer, width: int) -> int:
+    """r·Cin + Cout·r·K² (+ the bias, which stays on the KxK conv)."""
+    assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
+    bias = layer.out_channels if layer.has_bias else 0
+    return width * layer.in_channels + layer.out_channels * width * prod(layer.kernel_shape) + bias
+
+
+def break_even(layer: Layer) -> float:
+    """The width at which the bottleneck costs as many MACs as the original conv."""
+    return (layer.macs or 0) / per_width_macs(layer)
+
+
+def round_width(width: float) -> int:
+    """Nearest multiple of 8 (halves round up), at least 8: as the rule engine rounds."""
+    return max(STEP, STEP * math.floor(width / STEP + 0.5))
+
+
+def width_for_saving(layer: Layer, target: float) -> int | None:
+    """The widest multiple of 8 that saves at least ``target``x MACs, None if even 8 does not."""
+    r = math.floor((layer.macs or 0) / (target * per_width_macs(layer)))
+    r = STEP * (r // STEP)
+    return r if r >= STEP else None
+
+
+class _GraphIndex:
+    """Who produces and consumes each tensor of the main graph."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.initializers = {t.name for t in graph.initializer}
+        self.graph_inputs = {v.name for v in graph.input}
+        self.graph_outputs = {v.name for v in graph.output}
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for o in node.output:
+                if o:
+                    self.producer[o] = node
+            for name in node_inputs(node):
+                self.consumers.setdefault(name, []).append(node)
+
+
+def node_inputs(node: onnx.NodeProto) -> list[str]:
+    """The node's inputs plus names its subgraphs read from the outer scope."""
+    names = [i for i in node.input if i]
+    for attr in node.attribute:
+        subs = [attr.g] if attr.HasField("g") else list(attr.graphs)
+        for g in subs:
+            for sub in g.node:
+                names.extend(node_inputs(sub))
+    return names
+
+
+def _skip(layer: Layer, reason: str, **extra: object) -> LayerFix:
+    return LayerFix(
+        name=layer.name,
+        op_type=layer.op_type,
+        kernel_shape=layer.kernel_shape,
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        rewritten=False,
+        reason=reason,
+        before_macs=layer.total_macs,
+        before_params=layer.params,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _foldable_bn(layer: Layer, index: _GraphIndex) -> str | None:
+    """The output name of a BatchNormalization that alone consumes the conv's output."""
+    out = layer.outputs[0] if layer.outputs else ""
+    users = index.consumers.get(out, [])
+    if len(users) != 1 or out in index.graph_outputs:
+        return None
+    bn = users[0]
+    if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
+        return None
+    if len([o for o in bn.output if o]) != 1 or bn.input[0] != out:
+        return None
+    training = [a.i for a in bn.attribute if a.name == "training_mode"]
+    if training and training[0]:
+        return None
+    params = list(bn.input[1:5])
+    ok = len(params) == 4 and all(
+        p in index.initializers and p not in index.graph_inputs for p in params
+    )
+    return bn.output[0] if ok else None
+
+
+def _check(layer: Layer, index: _GraphIndex) -> str | None:
+    """Why ``layer`` cannot be rewritten, or None."""
+    if layer.graph != "main":
+        return "inside a subgraph or function: only the main graph is rewritten"
+    if layer.op_type in QUANTIZED_OPS:
+        return f"quantized conv ({layer.op_type})"
+    if layer.op_type != "Conv" or layer.domain not in ("", "ai.onnx"):
+        op = f"{layer.domain}.{layer.op_type}" if layer.domain else layer.op_type
+        return f"{op} is not rewritten (only ONNX Conv)"
+    if layer.weight_dtype not in FLOAT_DTYPES:
+        return f"quantized or non-float weights ({layer.weight_dtype})"
+    if layer.group != 1:
+        if layer.group is not None and layer.group == layer.in_channels:
+            return "depthwise conv: no input channels to reduce"
+        return f"grouped conv (group={layer.group}): per-group factorisation is not implemented"
+    w = layer.weight_name or ""
+    if w in index.producer:
+        producer = index.producer[w]
+        if producer.op_type in DEQUANTIZE_OPS:
+            return f"quantized weights (produced by {producer.op_type})"
+        if producer.op_type != "Constant":
+            return f"weights are not constant (produced by {producer.op_type} node)"
+    elif w in index.graph_inputs:
+        return "weights are a graph input (can be replaced at run time)"
+    elif w not in index.initializers:
+        return "weights are not constant"
+    users = index.consumers.get(w, [])
+    if len(users) > 1:
+        return f"weights shared by {len(users)} nodes"
+    if (
+        layer.macs is None
+        or layer.input_shape is None
+        or layer.output_shape is None
+        or not layer.kernel_shape
+        or not layer.in_channels
+        or not layer.out_channels
+    ):
+        return f"cost unknown ({layer.note or 'shapes unresolved'})"
+    if layer.multiplier != 1 or not layer.counted:
+        return "inside a loop or an untaken branch"
+    return None
+
+
+def select(
+    facts: ModelFacts,
+    findings: Sequence[Finding],
+    proto: onnx.ModelProto,
+    options: Options,
+) -> tuple[list[Plan], list[LayerFix]]:
+    """The convs to rewrite (with widths) and the candidates skipped (with reasons)."""
+    if options.width is not None and options.width < 1:
+        raise FixError(f"--width must be a positive integer, got {options.width}")
+    if options.target_saving is not None and not options.target_saving > 1:
+        raise FixError(
+            f"--target-saving must be above 1 (a MAC ratio), got {options.target_saving}"
+        )
+    index = _GraphIndex(proto.graph)
+    by_name = {layer.name: layer for layer in facts.layers}
+    recommended = {
+        (f.graph or "main", f.node): f.recommendation.width
+        for f in findings
+        if f.rule == BOTTLENECK_RULE and f.recommendation is not None and f.node
+    }
+    if options.nodes:
+        candidates: list[Layer] = []
+        for name in options.nodes:
+            if name not in by_name:
+                convs = [x.name for x in facts.layers if x.category == "conv"]
+                near = difflib.get_close_matches(name, convs, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise FixError(f"--node {name!r}: no such costed layer{hint}", path=facts.path)
+            candidates.append(by_name[name])
+    else:
+        flagged = set(recommended)
+        candidates = [x for x in facts.layers if (x.graph, x.name) in flagged]
+    plans: list[Plan] = []
+    skipped: list[LayerFix] = []
+    for layer in dict.fromkeys(candidates):
+        reason = _check(layer, index)
+        if reason is not None:
+            skipped.append(_skip(layer, reason))
+            continue
+        limit = break_even(layer)
+        notes: list[str] = []
+        if options.width is not None:
+            width, source = round_width(options.width), "--width"
+            if width != options.width:
+                notes.append(f"width {options.width} rounded to {width} (a multiple of 8)")
+        elif options.target_saving is not None:
+            found = width_for_saving(layer, options.target_saving)
+            if found is None:
+                skipped.append(
+                    _skip(
+                        layer,
+                        f"no width saves {options.target_saving:g}x: width 8 saves only "
+                        f"{(layer.macs or 0) / bottleneck_macs(layer, STEP):.1f}x",
+                        break_even=limit,
+                    )
+                )
+                continue
+            width, source = found, "--target-saving"
+        elif recommended.get((layer.graph, layer.name)):
+            given = recommended[(layer.graph, layer.name)]
+            assert given is not None
+            width, source = round_width(given), BOTTLENECK_RULE
+        else:
+            raise FixError(
+                f"--node {layer.name!r} has no {BOTTLENECK_RULE} recommendation: "
+                "pass --width N or --target-saving X",
+                path=facts.path,
+            )
+        if width >= limit:
+            skipped.append(
+                _skip(
+                    layer,
+                    f"width {width} is at or above the break-even width {limit:.1f}: "
+                    "the bottleneck would not save MACs",
+                    width=width,
+                    width_source=source,
+                    break_even=limit,
+                )
+            )
+            continue
+        plans.append(
+            Plan(
+                layer=layer,
+                width=width,
+                width_source=source,
+                break_even=limit,
+                weight_name=layer.weight_name or "",
+                bn_name=_foldable_bn(layer, index),
+                notes=tuple(notes),
+            )
+        )
+    return plans, skipped

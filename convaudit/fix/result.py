@@ -1,0 +1,79 @@
+"""Records of a ``fix`` run: what each candidate layer became, and what the rewrite measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerFix:
+    """One candidate conv: rewritten (with its figures) or skipped (with the reason)."""
+
+    name: str
+    op_type: str
+    kernel_shape: tuple[int, ...] | None
+    in_channels: int | None
+    out_channels: int | None
+    rewritten: bool
+    reason: str | None = None  # why it was skipped
+    width: int | None = None
+    width_source: str | None = None  # "--width", "CA101", "--target-saving"
+    break_even: float | None = None  # widths at or above this save no MACs
+    before_macs: int | None = None
+    after_macs: int | None = None
+    before_params: int | None = None
+    after_params: int | None = None
+    energy: float | None = None  # E(r): kept share of squared singular values
+    predicted_error: float | None = None  # √(1−E)
+    whitened: bool = False  # factorised against calibration covariance
+    measured_error: float | None = None  # this layer alone, on the inputs it really sees
+    folded_bn: str | None = None  # the BatchNormalization folded into the conv first
+    notes: tuple[str, ...] = ()
+
+    @property
+    def saving_factor(self) -> float | None:
+        """before / after MACs of this layer."""
+        if self.before_macs is None or not self.after_macs:
+            return None
+        return self.before_macs / self.after_macs
+
+
+@dataclass(frozen=True, kw_only=True)
+class FixResult:
+    """The whole rewrite: per-layer outcomes, model totals, onnxruntime measurements."""
+
+    input_path: str
+    output_path: str
+    written: bool
+    layers: tuple[LayerFix, ...]
+    macs_before: int
+    macs_after: int | None = None
+    params_before: int
+    params_after: int | None = None
+    output_errors: dict[str, float] = field(default_factory=dict)  # relative L2 per output
+    latency_before: float | None = None  # median seconds per run
+    latency_after: float | None = None
+    inputs_source: str = ""  # "calib.npz (8 samples)" or "random (seed 0)"
+    external_data: bool = False
+    fix_seconds: float | None = None
+    max_error: float | None = None  # the --max-error the run was held to
+    exceeded: bool = False  # measured error above max_error
+    message: str = ""  # why nothing was written, or what was written
+    remaining_findings: tuple[str, ...] = ()  # CA101 nodes still flagged after the rewrite
+
+    @property
+    def rewritten(self) -> tuple[LayerFix, ...]:
+        """Layers that were rewritten."""
+        return tuple(x for x in self.layers if x.rewritten)
+
+    @property
+    def error(self) -> float | None:
+        """End-to-end error: the worst relative L2 error over the graph outputs."""
+        return max(self.output_errors.values()) if self.output_errors else None
+
+    @property
+    def speedup(self) -> float | None:
+        """Latency before / after (> 1 means the rewrite is faster)."""
+        if not self.latency_before or not self.latency_after:
+            return None
+        return self.latency_before / self.latency_after

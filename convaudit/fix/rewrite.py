@@ -1,0 +1,167 @@
+"""Graph surgery: Conv(W, b) -> Conv 1x1 (U, stride 1, no pads, no bias) -> Conv KxK (V, b).
+
+Placement matters: the KxK conv keeps the original strides, pads / auto_pad, dilations and bias.
+A stride on the 1x1 gives the right shape and a wrong result; a bias on the 1x1 is wrong at the
+borders, where the KxK's zero padding must see zeros, not the bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from convaudit.errors import FixError
+from convaudit.fix.plan import node_inputs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvRewrite:
+    """Everything the surgery needs for one conv (factors already computed)."""
+
+    conv_output: str  # first output of the conv: identifies the node
+    u: np.ndarray  # [r, Cin, 1, ...]
+    v: np.ndarray  # [Cout, r, *K]
+    bias: np.ndarray | None = None  # a new bias (after folding BN); None keeps the node's own
+    bn_output: str | None = None  # output of the BatchNormalization folded into this conv
+
+
+def fold_batchnorm(
+    w: np.ndarray,
+    b: np.ndarray | None,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    epsilon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conv followed by inference BatchNormalization as one conv: (W·s, (b − mean)·s + shift)."""
+    s = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    w2 = np.asarray(w, np.float64) * s.reshape(-1, *([1] * (w.ndim - 1)))
+    b0 = np.zeros_like(s) if b is None else np.asarray(b, np.float64)
+    return w2, (b0 - np.asarray(mean, np.float64)) * s + np.asarray(shift, np.float64)
+
+
+def bn_epsilon(node: onnx.NodeProto) -> float:
+    """The node's epsilon attribute (ONNX default 1e-5)."""
+    for a in node.attribute:
+        if a.name == "epsilon":
+            return float(a.f)
+    return 1e-5
+
+
+class _Names:
+    """Fresh tensor and node names that collide with nothing in the graph."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.used = {t.name for t in graph.initializer}
+        self.used |= {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+        self.used |= {o for n in graph.node for o in (*n.input, *n.output)}
+        self.nodes = {n.name for n in graph.node}
+
+    def tensor(self, base: str) -> str:
+        return self._fresh(base, self.used)
+
+    def node(self, base: str) -> str:
+        return self._fresh(base, self.nodes)
+
+    @staticmethod
+    def _fresh(base: str, taken: set[str]) -> str:
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+
+def _uses(graph: onnx.GraphProto, name: str) -> int:
+    count = sum(node_inputs(n).count(name) for n in graph.node)
+    return count + sum(1 for o in graph.output if o.name == name)
+
+
+def _drop_tensor(graph: onnx.GraphProto, name: str) -> None:
+    """Remove an initializer (or the Constant node that makes it) once nothing reads it."""
+    if not name or _uses(graph, name):
+        return
+    for i in reversed(range(len(graph.initializer))):
+        if graph.initializer[i].name == name:
+            del graph.initializer[i]
+    for i in reversed(range(len(graph.node))):
+        node = graph.node[i]
+        if node.op_type == "Constant" and list(node.output) == [name]:
+            del graph.node[i]
+
+
+def _drop_value_info(graph: onnx.GraphProto, name: str) -> None:
+    for i in reversed(range(len(graph.value_info))):
+        if graph.value_info[i].name == name:
+            del graph.value_info[i]
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    out = onnx.NodeProto()
+    out.CopyFrom(node)
+    return out
+
+
+def _find(graph: onnx.GraphProto, output: str) -> int:
+    for i, node in enumerate(graph.node):
+        if node.output and node.output[0] == output:
+            return i
+    raise FixError(f"no node in the main graph produces {output!r}")
+
+
+def rewrite_conv(graph: onnx.GraphProto, rw: ConvRewrite, dtype: np.dtype[np.generic]) -> None:
+    """Replace one Conv (and its folded BatchNormalization) by the 1x1 + KxK pair, in place."""
+    names = _Names(graph)
+    i = _find(graph, rw.conv_output)
+    conv = graph.node[i]
+    if conv.op_type != "Conv":
+        raise FixError(f"node producing {rw.conv_output!r} is {conv.op_type}, not Conv")
+    x, w = conv.input[0], conv.input[1]
+    old_bias = conv.input[2] if len(conv.input) > 2 else ""
+    base = conv.name or conv.output[0]
+    u_name = names.tensor(f"{w}.bottleneck_reduce")
+    v_name = names.tensor(f"{w}.bottleneck_kxk")
+    mid = names.tensor(f"{conv.output[0]}.bottleneck")
+    reduce = helper.make_node(
+        "Conv",
+        [x, u_name],
+        [mid],
+        name=names.node(f"{base}/bottleneck_1x1"),
+        kernel_shape=[1] * (rw.u.ndim - 2),
+    )
+    kxk = onnx.NodeProto()
+    kxk.CopyFrom(conv)
+    kxk.input[0] = mid
+    kxk.input[1] = v_name
+    new_inits = [
+        numpy_helper.from_array(np.asarray(rw.u).astype(dtype), u_name),
+        numpy_helper.from_array(np.asarray(rw.v).astype(dtype), v_name),
+    ]
+    if rw.bias is not None:
+        b_name = names.tensor(f"{w}.bottleneck_bias")
+        new_inits.append(numpy_helper.from_array(np.asarray(rw.bias).astype(dtype), b_name))
+        if len(kxk.input) > 2:
+            kxk.input[2] = b_name
+        else:
+            kxk.input.append(b_name)
+    bn_index = None
+    bn_inputs: list[str] = []
+    if rw.bn_output is not None:
+        bn_index = _find(graph, rw.bn_output)
+        bn_inputs = list(graph.node[bn_index].input[1:])
+        kxk.output[0] = rw.bn_output
+    nodes = [_copy(n) for n in graph.node]
+    nodes[i : i + 1] = [reduce, kxk]
+    if bn_index is not None:
+        nodes.pop(bn_index + 1 if bn_index > i else bn_index)
+        _drop_value_info(graph, conv.output[0])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(new_inits)
+    for name in [w, *(bn_inputs if rw.bias is not None else []), old_bias]:
+        _drop_tensor(graph, name)

@@ -1,0 +1,244 @@
+"""Measure a rewrite with onnxruntime (CPU): output error, per-layer error, latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from convaudit.errors import FixError
+
+Feed = dict[str, np.ndarray]
+
+# onnxruntime type strings -> numpy dtypes for the input types models commonly declare.
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def session(model: str | Path | bytes) -> Any:
+    """A CPU onnxruntime session (quiet)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        where = "" if isinstance(model, bytes) else f"{model}: "
+        raise FixError(f"{where}onnxruntime cannot load the model ({exc})") from None
+
+
+def _resolve(
+    name: str,
+    shape: Sequence[Any],
+    input_shapes: Mapping[str, tuple[int, ...]],
+    dims: Mapping[str, int],
+) -> tuple[int, ...]:
+    if name in input_shapes:
+        return tuple(input_shapes[name])
+    out = []
+    for d in shape:
+        if isinstance(d, int) and d >= 0:
+            out.append(d)
+        elif isinstance(d, str) and d in dims:
+            out.append(dims[d])
+        else:
+            raise FixError(
+                f"input {name!r} has an unresolved dim {d!r}: pass --inputs calib.npz, "
+                f"--dim SYMBOL=N or --input-shape {name}=AxBxC"
+            )
+    return tuple(out)
+
+
+def input_feeds(
+    sess: Any,
+    npz: str | Path | None,
+    *,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    dims: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> tuple[list[Feed], str]:
+    """Calibration feeds from an .npz keyed by input name, or one seeded random feed.
+
+    An array whose leading dim is a multiple of the declared batch is split into several runs.
+    """
+    specs = {i.name: (i.shape, _ORT_TYPES.get(i.type)) for i in sess.get_inputs()}
+    if npz is None:
+        rng = np.random.default_rng(seed)
+        feed: Feed = {}
+        for name, (shape, dtype) in specs.items():
+            dims_ = _resolve(name, shape, input_shapes or {}, dims or {})
+            if dtype is None:
+                raise FixError(f"input {name!r}: unsupported type for random inputs: pass --inputs")
+            if np.issubdtype(dtype, np.floating):
+                feed[name] = rng.standard_normal(dims_).astype(dtype)
+            else:
+                feed[name] = np.zeros(dims_, dtype=dtype)
+        return [feed], f"random normal (seed {seed})"
+    path = Path(npz)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k]) for k in data.files}
+    except FileNotFoundError:
+        raise FixError("calibration file not found", path=path) from None
+    except (OSError, ValueError) as exc:
+        raise FixError(f"cannot read calibration inputs ({exc})", path=path) from None
+    missing = sorted(set(specs) - set(arrays))
+    if missing:
+        raise FixError(
+            f"calibration inputs lack {', '.join(missing)} (keys: {', '.join(sorted(arrays))})",
+            path=path,
+        )
+    runs: int | None = None
+    split: dict[str, list[np.ndarray]] = {}
+    for name, (shape, dtype) in specs.items():
+        a = arrays[name]
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+        if batch is not None and a.ndim == len(shape) and a.shape[0] % batch == 0:
+            parts = [a[k : k + batch] for k in range(0, a.shape[0], batch)]
+        else:
+            parts = [a]
+        if runs is not None and len(parts) != runs:
+            raise FixError("calibration inputs disagree on the number of samples", path=path)
+        runs = len(parts)
+        split[name] = parts
+    feeds = [{name: split[name][k] for name in specs} for k in range(runs or 0)]
+    return feeds, f"{path.name} ({len(feeds)} run{'s' if len(feeds) != 1 else ''})"
+
+
+def _run(sess: Any, feed: Feed) -> list[np.ndarray]:
+    try:
+        return [np.asarray(y) for y in sess.run(None, feed)]
+    except Exception as exc:  # onnxruntime's errors are untyped
+        raise FixError(f"onnxruntime failed to run the model ({exc})") from None
+
+
+def output_errors(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, float]:
+    """Relative L2 error ‖after − before‖ / ‖before‖ per graph output, over all feeds."""
+    names = [o.name for o in before.get_outputs()]
+    num = dict.fromkeys(names, 0.0)
+    den = dict.fromkeys(names, 0.0)
+    for feed in feeds:
+        for name, a, b in zip(names, _run(before, feed), _run(after, feed), strict=True):
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise FixError(
+                    f"output {name!r} changed from {a.dtype}{list(a.shape)} "
+                    f"to {b.dtype}{list(b.shape)}"
+                )
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            num[name] += float(np.sum((b64 - a64) ** 2))
+            den[name] += float(np.sum(a64**2))
+    return {n: (num[n] ** 0.5 / den[n] ** 0.5 if den[n] else num[n] ** 0.5) for n in names}
+
+
+def latency(
+    before: Any, after: Any, feed: Feed, *, min_pairs: int = 5, budget_s: float = 4.0
+) -> tuple[float, float]:
+    """Median seconds per run of each model, timed in alternation so drift hits both alike."""
+    for sess in (before, after):  # warm-up: first runs allocate and pick kernels
+        _run(sess, feed)
+    sessions = (before, after)
+    times: tuple[list[float], list[float]] = ([], [])
+    start = time.perf_counter()
+    pair = 0
+    while pair < min_pairs or (time.perf_counter() - start < budget_s and pair < 50):
+        for k in (0, 1) if pair % 2 == 0 else (1, 0):
+            t0 = time.perf_counter()
+            sessions[k].run(None, feed)
+            times[k].append(time.perf_counter() - t0)
+        pair += 1
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def session_for(model: onnx.ModelProto, workdir: Path) -> Any:
+    """A session on an in-memory model; one over 2 GB goes through external data in ``workdir``."""
+    try:
+        return session(model.SerializeToString())
+    except ValueError:  # protobuf refuses to serialise more than 2 GB
+        from onnx.external_data_helper import load_external_data_for_model
+
+        path = workdir / "capture.onnx"
+        onnx.save_model(model, str(path), save_as_external_data=True, location=path.name + ".data")
+        try:
+            return session(path)
+        finally:  # saving moved the payloads out of the proto: put them back
+            load_external_data_for_model(model, str(workdir))
+
+
+def capture(
+    model: onnx.ModelProto, tensors: Sequence[str], feeds: Sequence[Feed], workdir: Path
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield, per feed, the values of intermediate ``tensors`` (exposed as extra outputs)."""
+    graph = model.graph
+    present = {o.name for o in graph.output}
+    extra = [t for t in dict.fromkeys(tensors) if t not in present]
+    graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra)
+    try:
+        sess = session_for(model, workdir)
+    finally:
+        del graph.output[len(graph.output) - len(extra) :]
+    for feed in feeds:
+        values = dict(zip([o.name for o in sess.get_outputs()], _run(sess, feed), strict=True))
+        yield {t: values[t] for t in tensors}
+
+
+def layer_error(
+    conv: onnx.NodeProto,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    u: np.ndarray,
+    v: np.ndarray,
+    opset: int,
+) -> float:
+    """Relative L2 error of the 1x1 + KxK pair against the (BN-folded) conv, on input ``x``.
+
+    One tiny model computes both from the same ``x``: the error is this layer's alone.
+    """
+    dtype = x.dtype
+    attrs = [a for a in conv.attribute]
+    inits = [
+        numpy_helper.from_array(np.asarray(w).astype(dtype), "w"),
+        numpy_helper.from_array(np.asarray(u).astype(dtype), "u"),
+        numpy_helper.from_array(np.asarray(v).astype(dtype), "v"),
+    ]
+    bias = []
+    if b is not None:
+        inits.append(numpy_helper.from_array(np.asarray(b).astype(dtype), "b"))
+        bias = ["b"]
+    ref = helper.make_node("Conv", ["x", "w", *bias], ["ref"])
+    ref.attribute.extend(attrs)
+    red = helper.make_node("Conv", ["x", "u"], ["mid"], kernel_shape=[1] * (u.ndim - 2))
+    kxk = helper.make_node("Conv", ["mid", "v", *bias], ["new"])
+    kxk.attribute.extend(attrs)
+    elem = helper.np_dtype_to_tensor_dtype(dtype)
+    graph = helper.make_graph(
+        [ref, red, kxk],
+        "layer",
+        [helper.make_tensor_value_info("x", elem, list(x.shape))],
+        [helper.make_tensor_value_info(n, elem, None) for n in ("ref", "new")],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 11))])
+    model.ir_version = 8
+    ref_y, new_y = _run(session(model.SerializeToString()), {"x": x})
+    a, c = ref_y.astype(np.float64), new_y.astype(np.float64)
+    den = float(np.linalg.norm(a))
+    return float(np.linalg.norm(c - a)) / den if den else float(np.linalg.norm(c))
