@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convaudit.config import Config
-from convaudit.errors import ConvauditError, ModelLoadError
+from convaudit.errors import ConfigError, ConvauditError, ModelLoadError
 from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
 
 if TYPE_CHECKING:
@@ -63,22 +63,99 @@ def scan_one(path: str, config: Config) -> ModelReport:
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
     errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
-    return ModelReport(path=path, facts=facts, findings=find(facts, config), errors=errors)
+    findings = find(facts, config) + _budget_findings(facts, config)
+    return ModelReport(path=path, facts=facts, findings=findings, errors=errors)
+
+
+def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
+    from convaudit.budgets import check_budgets
+
+    return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
+
+
+def scan_one_safe(path: str, config: Config) -> ModelReport:
+    """``scan_one`` that also records an unexpected exception in the report, so that one model
+    hitting a bug in a batch does not hide the others (the CLI still exits 2 for it)."""
+    try:
+        return scan_one(path, config)
+    except Exception as exc:
+        return ModelReport(
+            path=path,
+            facts=None,
+            errors=(f"{path}: internal error: {type(exc).__name__}: {exc}",),
+        )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """ "2/4" -> (2, 4): the second of four slices (1-based, as CI matrix indices usually are)."""
+    index, sep, count = text.partition("/")
+    if sep and index.strip().isdigit() and count.strip().isdigit():
+        i, n = int(index), int(count)
+        if 1 <= i <= n:
+            return i, n
+    raise ConfigError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+
+
+def select_shard(models: Sequence[str], shard: tuple[int, int] | None) -> list[str]:
+    """Slice I of N of the sorted model list: every N-th model starting at the I-th, so the
+    slices are disjoint, cover every model and differ in size by at most one."""
+    if shard is None:
+        return list(models)
+    i, n = shard
+    return list(models)[i - 1 :: n]
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def _scan_all(
+    models: list[str], config: Config, jobs: int, progress: Progress | None
+) -> tuple[ModelReport, ...]:
+    total = len(models)
+    if jobs <= 1 or total <= 1:
+        reports = []
+        for k, m in enumerate(models, 1):
+            reports.append(scan_one_safe(m, config))
+            if progress is not None:
+                progress(k, total, m)
+        return tuple(reports)
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    by_path: dict[str, ModelReport] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
+        futures = {pool.submit(scan_one_safe, m, config): m for m in models}
+        for k, fut in enumerate(as_completed(futures), 1):
+            m = futures[fut]
+            try:
+                by_path[m] = fut.result()
+            except Exception as exc:  # the worker died (e.g. killed): record it, go on
+                by_path[m] = ModelReport(
+                    path=m, facts=None, errors=(f"{m}: worker failed: {type(exc).__name__}",)
+                )
+            if progress is not None:
+                progress(k, total, m)
+    return tuple(by_path[m] for m in models)
 
 
 def scan(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     config: Config | None = None,
+    *,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
 ) -> AuditResult:
     """Scan one model, a directory or a glob (or several): one report per model, by path.
 
     Raises ``ModelLoadError`` only when a given path names nothing; a model that fails to load
     gets a report whose ``errors`` say why, so one bad file does not hide the others.
+    ``jobs`` > 1 scans in that many processes (same result, same order); ``shard=(i, n)`` keeps
+    slice i of n of the sorted models; ``progress(done, total, path)`` is called as models finish.
     """
     config = config or Config()
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    models = expand_paths(items)
-    reports = tuple(scan_one(m, config) for m in models)
+    models = select_shard(expand_paths(items), shard)
+    reports = _scan_all(models, config, jobs, progress)
     return AuditResult(reports=reports, tool_version=__version__)
 
 
