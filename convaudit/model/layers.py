@@ -82,7 +82,10 @@ def cost_visit(v: Visit) -> Layer | None:
         "multiplier": v.multiplier,
     }
     if k in CONV_OPS:
-        return _conv(v, base, *CONV_OPS[k])
+        category, xi, wi, bi, layout = CONV_OPS[k]
+        if v.attrs.get("channels_last"):  # com.microsoft QLinearConv's NHWC form
+            layout = "nhwc"
+        return _conv(v, base, category, xi, wi, bi, layout)
     if k in MATMUL_OPS or k in GEMM_OPS or k == ("", "Einsum"):
         return _matmul(v, base, k)
     return None
@@ -140,14 +143,7 @@ def _conv(
         out_shape = (xs[0], cout, *out_sp)
         macs = cost.conv_macs(xs[0], cout, out_sp, cin, group, kernel)
     else:
-        out_shape = ys if ys is not None else (xs[0], cout)
-        if ys is None:
-            out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
-            if auto_pad == "NOTSET":
-                out_sp = cost.conv_transpose_output_spatial(
-                    in_sp, kernel, strides, pads, dilations, out_pad
-                )
-                out_shape = (xs[0], cout, *out_sp)
+        out_shape = ys if ys is not None else _transpose_out(v, xs, cout, kernel, strides, pads)
         macs = cost.conv_transpose_macs(xs[0], cin, in_sp, cout, group, kernel)
     if ys is not None and category == "conv" and ys != out_shape:
         # ONNX inference and our formula disagree: trust neither, say so.
@@ -169,7 +165,32 @@ def _conv(
         macs=macs,
         bias_adds=bias_adds,
         activation_bytes=_bytes(x, y),
+        note="channels-last tensors: shapes shown in NCHW order" if layout == "nhwc" else None,
     )
+
+
+def _transpose_out(
+    v: Visit,
+    xs: tuple[int, ...],
+    cout: int,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+) -> tuple[int, ...]:
+    """ConvTranspose output shape when inference left it unknown (ONNX's three ways to say it)."""
+    in_sp = xs[2:]
+    n_sp = len(in_sp)
+    if v.attrs.get("output_shape"):
+        out_sp = tuple(int(d) for d in v.attrs["output_shape"])[-n_sp:]
+    elif str(v.attrs.get("auto_pad", "NOTSET")) in ("SAME_UPPER", "SAME_LOWER"):
+        out_sp = tuple(i * s for i, s in zip(in_sp, strides, strict=True))
+    else:
+        out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
+        dilations = _ints(v.attrs.get("dilations"), n_sp, 1)
+        out_sp = cost.conv_transpose_output_spatial(
+            in_sp, kernel, strides, pads, dilations, out_pad
+        )
+    return (xs[0], cout, *out_sp)
 
 
 def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
