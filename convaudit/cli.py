@@ -102,6 +102,79 @@ def scan(
     raise typer.Exit(int(code))
 
 
+@app.command()
+def fix(
+    model: Annotated[Path, typer.Argument(help="The ONNX model to rewrite (never modified).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the rewritten model here.")
+    ] = None,
+    node: Annotated[
+        list[str] | None,
+        typer.Option("--node", help="Rewrite this conv (repeatable); default: CA101 findings."),
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option("--width", help="Bottleneck width (rounded to a multiple of 8).")
+    ] = None,
+    target_saving: Annotated[
+        float | None,
+        typer.Option("--target-saving", help="Widest width saving at least this many x MACs."),
+    ] = None,
+    max_error: Annotated[
+        float | None,
+        typer.Option("--max-error", help="Write nothing and exit 1 above this relative error."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write even when --max-error is exceeded.")
+    ] = False,
+    inputs: Annotated[
+        Path | None,
+        typer.Option("--inputs", help="Calibration .npz keyed by input name (whitened SVD)."),
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Allow -o to be the input (or omit -o).")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
+    ] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Insert 1x1 bottlenecks with factorised weights; measure error and speed with onnxruntime."""
+
+    def run() -> int:
+        from convaudit.api import fix as api_fix
+        from convaudit.config import Config
+        from convaudit.fix.render import RENDERERS
+        from convaudit.shapes_arg import parse_dims, parse_input_shapes
+
+        if fmt not in RENDERERS:
+            raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(RENDERERS)}")
+        config = Config(
+            input_shapes=parse_input_shapes(input_shape or []), dims=parse_dims(dim or [])
+        )
+        result = api_fix(
+            model,
+            output,
+            config,
+            nodes=tuple(node or ()),
+            width=width,
+            target_saving=target_saving,
+            max_error=max_error,
+            force=force,
+            inputs=inputs,
+            in_place=in_place,
+        )
+        sys.stdout.write(RENDERERS[fmt](result))
+        return Exit.FINDINGS if result.exceeded else Exit.CLEAN
+
+    code: Any = _guard(run)
+    raise typer.Exit(int(code))
+
+
 @app.callback(invoke_without_command=True)
 def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
