@@ -1,0 +1,169 @@
+"""Compare two models: per-layer and total MAC/param changes, new and fixed findings, growth budget.
+
+Layers are matched by (graph, name) first, then the leftovers pair up by position in graph order
+when they are the same kind of op (a re-export that renamed ``Conv_12`` to ``Conv_13``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from convaudit.config import Config
+from convaudit.errors import ModelLoadError
+from convaudit.records import Finding, Layer, ModelFacts, ModelReport
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerChange:
+    """One layer in BASE and/or HEAD, and how it was matched."""
+
+    match: str  # "name" | "position" | "added" | "removed"
+    base: Layer | None
+    head: Layer | None
+
+    @property
+    def name(self) -> str:
+        """HEAD's name when the layer exists there, else BASE's."""
+        layer = self.head or self.base
+        assert layer is not None
+        return layer.name if layer.graph == "main" else f"{layer.graph}:{layer.name}"
+
+    @property
+    def op_type(self) -> str:
+        layer = self.head or self.base
+        assert layer is not None
+        return layer.op_type
+
+    @property
+    def base_macs(self) -> int:
+        return _macs(self.base)
+
+    @property
+    def head_macs(self) -> int:
+        return _macs(self.head)
+
+    @property
+    def base_params(self) -> int:
+        return 0 if self.base is None else self.base.params or 0
+
+    @property
+    def head_params(self) -> int:
+        return 0 if self.head is None else self.head.params or 0
+
+    @property
+    def changed(self) -> bool:
+        """Added, removed, renamed, or a different cost."""
+        return (
+            self.match != "name"
+            or self.base_macs != self.head_macs
+            or self.base_params != self.head_params
+        )
+
+
+def _macs(layer: Layer | None) -> int:
+    if layer is None or not layer.counted:
+        return 0
+    return layer.total_macs or 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelDiff:
+    """BASE vs HEAD: the layer changes, findings that appeared or went away, broken budgets."""
+
+    base: ModelFacts
+    head: ModelFacts
+    layers: tuple[LayerChange, ...]
+    new_findings: tuple[Finding, ...]
+    fixed_findings: tuple[Finding, ...]
+    budget_findings: tuple[Finding, ...] = ()  # CA900 on HEAD (absolute budgets and growth)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """What the exit code looks at: new findings and broken budgets."""
+        seen = {f.fingerprint for f in self.new_findings}
+        return self.new_findings + tuple(
+            f for f in self.budget_findings if f.fingerprint not in seen
+        )
+
+
+def match_layers(base: tuple[Layer, ...], head: tuple[Layer, ...]) -> list[LayerChange]:
+    """Pair layers by unique (graph, name), then by position; the rest are added or removed."""
+    b_sorted = sorted(base, key=lambda x: x.index)
+    h_sorted = sorted(head, key=lambda x: x.index)
+    b_count = Counter((x.graph, x.name) for x in b_sorted)
+    h_count = Counter((x.graph, x.name) for x in h_sorted)
+    b_by_name = {(x.graph, x.name): x for x in b_sorted}
+    paired: dict[int, Layer] = {}  # head index -> base layer
+    used: set[int] = set()
+    for h in h_sorted:
+        key = (h.graph, h.name)
+        if b_count[key] == 1 and h_count[key] == 1:
+            paired[h.index] = b_by_name[key]
+            used.add(b_by_name[key].index)
+    rest_b = [x for x in b_sorted if x.index not in used]
+    rest_h = [x for x in h_sorted if x.index not in paired]
+    by_position: dict[int, Layer] = {}
+    for b, h in zip(rest_b, rest_h, strict=False):
+        if b.category == h.category and b.op_type == h.op_type:
+            by_position[h.index] = b
+    used |= {b.index for b in by_position.values()}
+    out: list[LayerChange] = []
+    for h in h_sorted:
+        if h.index in paired:
+            out.append(LayerChange(match="name", base=paired[h.index], head=h))
+        elif h.index in by_position:
+            out.append(LayerChange(match="position", base=by_position[h.index], head=h))
+        else:
+            out.append(LayerChange(match="added", base=None, head=h))
+    out += [
+        LayerChange(match="removed", base=b, head=None) for b in b_sorted if b.index not in used
+    ]
+    return out
+
+
+def finding_key(f: Finding) -> tuple[str, str | None, str | None, str]:
+    """Identity of a finding across two different files (the fingerprint includes the path)."""
+    return (f.rule, f.graph, f.node, str(f.facts.get("metric", "")))
+
+
+def compare(
+    base: ModelReport, head: ModelReport, *, max_increase: float | None = None
+) -> ModelDiff:
+    """The diff of two scanned models (both must have scanned)."""
+    for r in (base, head):
+        if r.facts is None or r.errors:
+            raise ModelLoadError(
+                "; ".join(r.errors) or "model did not scan", path=None if r.errors else r.path
+            )
+    assert base.facts is not None and head.facts is not None
+    base_keys = {finding_key(f) for f in base.findings}
+    head_keys = {finding_key(f) for f in head.findings}
+    budget = tuple(f for f in head.findings if f.rule == "CA900")
+    if max_increase is not None:
+        from convaudit.budgets import check_increase
+
+        budget += check_increase(base.facts, head.facts, max_increase)
+    return ModelDiff(
+        base=base.facts,
+        head=head.facts,
+        layers=tuple(match_layers(base.facts.layers, head.facts.layers)),
+        new_findings=tuple(
+            f for f in head.findings if finding_key(f) not in base_keys and f.rule != "CA900"
+        ),
+        fixed_findings=tuple(f for f in base.findings if finding_key(f) not in head_keys),
+        budget_findings=budget,
+    )
+
+
+def diff(base: str, head: str, config: Config | None = None) -> ModelDiff:
+    """Scan BASE and HEAD with ``config`` and compare them (``config.max_increase`` applies)."""
+    from convaudit.api import scan_one
+
+    config = config or Config()
+    for p in (base, head):
+        from pathlib import Path
+
+        if not Path(p).is_file():
+            raise ModelLoadError("no such file", path=p)
+    return compare(scan_one(base, config), scan_one(head, config), max_increase=config.max_increase)
