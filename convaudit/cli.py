@@ -30,7 +30,9 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "markdown", "sarif", "junit", "html", "github")  # = report.REPORTERS
+DIFF_FORMATS = ("table", "json", "markdown")
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -60,6 +62,48 @@ def _emit(text: str, output: Path | None) -> None:
     write_atomic(output, text)
 
 
+def _parse_reports(items: list[str]) -> list[tuple[str, Path]]:
+    """--report FMT=PATH (repeatable) -> [(fmt, path)], formats checked before any scan."""
+    out = []
+    for item in items:
+        fmt, sep, path = item.partition("=")
+        if not sep or not path or fmt not in FORMATS:
+            raise ConvauditError(
+                f"--report {item!r}: expected FMT=PATH with FMT one of {', '.join(FORMATS)}"
+            )
+        out.append((fmt, Path(path)))
+    return out
+
+
+def _progress() -> Callable[[int, int, str], None] | None:
+    """A one-line progress bar on stderr, only on a terminal and never in CI."""
+    import os
+
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+
+    def show(done: int, total: int, path: str) -> None:
+        width = 30
+        filled = width * done // total
+        bar = "█" * filled + "·" * (width - filled)
+        sys.stderr.write(f"\r\x1b[2K[{bar}] {done}/{total} {path[-50:]}")
+        if done == total:
+            sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+    return show
+
+
+def _budgets(max_macs: str | None, max_params: str | None) -> tuple[int | None, int | None]:
+    """--max-macs / --max-params text -> integers (None when not given)."""
+    from convaudit.budgets import parse_budget
+
+    return (
+        None if max_macs is None else parse_budget("--max-macs", max_macs),
+        None if max_params is None else parse_budget("--max-params", max_params),
+    )
+
+
 @app.command()
 def scan(
     paths: Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")],
@@ -77,6 +121,20 @@ def scan(
         list[str] | None,
         typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
     ] = None,
+    report: Annotated[
+        list[str] | None,
+        typer.Option("--report", help="Also write FMT=PATH, e.g. sarif=out.sarif (repeatable)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel processes.")] = 1,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Scan slice I of N of the sorted models: I/N.")
+    ] = None,
+    max_macs: Annotated[
+        str | None, typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (CA900 when over).")
+    ] = None,
+    max_params: Annotated[
+        str | None, typer.Option("--max-params", help="Param budget, e.g. 25.6M (CA900).")
+    ] = None,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share."""
 
@@ -91,12 +149,36 @@ def scan(
         config = Config(
             input_shapes=parse_input_shapes(input_shape or []), dims=parse_dims(dim or [])
         )
-        result = api_scan(paths, config)
-        _emit(REPORTERS[fmt](result), output)
+        import dataclasses
+
+        from convaudit.api import parse_shard
+        from convaudit.report import render
+
+        extra_reports = _parse_reports(report or [])
+        macs_budget, params_budget = _budgets(max_macs, max_params)
+        config = dataclasses.replace(
+            config,
+            max_macs=macs_budget if macs_budget is not None else config.max_macs,
+            max_params=params_budget if params_budget is not None else config.max_params,
+        )
+        result = api_scan(
+            paths,
+            config,
+            jobs=jobs,
+            shard=parse_shard(shard) if shard else None,
+            progress=_progress(),
+        )
+        _emit(render(result, fmt, config=config), output)
+        for extra_fmt, extra_path in extra_reports:
+            _emit(render(result, extra_fmt, config=config), extra_path)
         failed = [e for r in result.reports for e in r.errors]
         for line in failed:
             typer.echo(f"convaudit: error: {line}", err=True)
-        return Exit.ERROR if failed else Exit.CLEAN
+        if failed:
+            return Exit.ERROR
+        rank = SEVERITY_RANK["warning"]
+        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= rank]
+        return Exit.FINDINGS if hits else Exit.CLEAN
 
     code: Any = _guard(run)
     raise typer.Exit(int(code))
@@ -170,6 +252,68 @@ def fix(
         )
         sys.stdout.write(RENDERERS[fmt](result))
         return Exit.FINDINGS if result.exceeded else Exit.CLEAN
+
+    code: Any = _guard(run)
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="The base model (before the change).")],
+    head: Annotated[Path, typer.Argument(help="The head model (after the change).")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(DIFF_FORMATS)}.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the diff here.")
+    ] = None,
+    max_increase: Annotated[
+        str | None,
+        typer.Option("--max-increase", help="Allowed MAC/param growth, e.g. 2% (CA900 when over)."),
+    ] = None,
+    max_macs: Annotated[
+        str | None, typer.Option("--max-macs", help="MAC budget for HEAD, e.g. 4.1G.")
+    ] = None,
+    max_params: Annotated[
+        str | None, typer.Option("--max-params", help="Param budget for HEAD, e.g. 25.6M.")
+    ] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
+    ] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Compare two models: per-layer and total MACs/params, new and fixed findings, budgets.
+
+    Exits 1 when HEAD breaks a budget or brings a new warning or error, else 0.
+    """
+
+    def run() -> int:
+        from convaudit.budgets import parse_increase
+        from convaudit.config import Config
+        from convaudit.diff import diff as api_diff
+        from convaudit.report.diff_report import DIFF_REPORTERS
+        from convaudit.shapes_arg import parse_dims, parse_input_shapes
+
+        if fmt not in DIFF_REPORTERS:
+            raise ConvauditError(
+                f"unknown --format {fmt!r}; choose one of {', '.join(DIFF_FORMATS)}"
+            )
+        config = Config(
+            input_shapes=parse_input_shapes(input_shape or []),
+            dims=parse_dims(dim or []),
+            max_increase=None if max_increase is None else parse_increase(max_increase),
+            max_macs=_budgets(max_macs, max_params)[0],
+            max_params=_budgets(max_macs, max_params)[1],
+        )
+        result = api_diff(str(base), str(head), config)
+        _emit(DIFF_REPORTERS[fmt](result), output)
+        rank = SEVERITY_RANK["warning"]
+        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= rank]
+        return Exit.FINDINGS if hits else Exit.CLEAN
 
     code: Any = _guard(run)
     raise typer.Exit(int(code))
