@@ -1,0 +1,292 @@
+"""``fix`` end to end: widths, refusals, skips, external data, calibration, the textbook sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from fixmodels import conv_model, conv_nodes, low_rank_weight, rel_error, run, save
+from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
+
+from convaudit.api import fix, scan
+from convaudit.cli import app
+from convaudit.config import Config
+from convaudit.errors import FixError
+from convaudit.fix.pipeline import FixOptions, run_fix
+from convaudit.fix.result import FixResult
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
+TEXTBOOK = SAMPLES / "textbook_5x5.onnx"
+
+
+def quick(src: Path, dst: Path | None, **kw: Any) -> FixResult:
+    """run_fix without the latency loop (timings are for benchmarks/, not tests)."""
+    return run_fix(src, dst, FixOptions(measure_latency=False, **kw), Config())
+
+
+@pytest.fixture
+def low_rank_model(tmp_path: Path) -> Path:
+    """A 3x3 conv 64->32 whose weight is rank 16 plus 1% noise, with bias."""
+    rng = np.random.default_rng(10)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=16, noise=0.01)
+    b = rng.standard_normal(32).astype(np.float32)
+    return save(conv_model(w, (1, 64, 10, 10), bias=b, pads=[1, 1, 1, 1]), tmp_path / "lr.onnx")
+
+
+def test_textbook_at_width_16_costs_exactly_5268480_macs(tmp_path: Path) -> None:
+    out = tmp_path / "out.onnx"
+    result = fix(TEXTBOOK, out, nodes=["conv5x5"], width=16)
+    assert result.written and out.is_file()
+    (layer,) = result.rewritten
+    assert (layer.before_macs, layer.after_macs) == (112_896_000, 5_268_480)
+    assert (layer.before_params, layer.after_params) == (576_048, 26_928)  # bias 48 stays
+    # convaudit's own scan of the written file is the oracle for the MACs.
+    facts = scan(out).reports[0].facts
+    assert facts is not None
+    assert facts.totals.macs == 1_505_280 + 3_763_200 == 5_268_480
+    convs = sorted((x.kernel_shape, x.in_channels, x.out_channels, x.macs) for x in facts.layers)
+    assert convs == [((1, 1), 480, 16, 1_505_280), ((5, 5), 16, 48, 3_763_200)]
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    original = onnx.load(str(TEXTBOOK))
+    assert model.graph.output[0].type == original.graph.output[0].type
+    # Random weights are not low-rank: the report says so instead of hiding it.
+    assert layer.energy is not None and layer.energy < 0.15
+    assert layer.predicted_error is not None and layer.predicted_error > 0.9
+    assert layer.measured_error == pytest.approx(layer.predicted_error, abs=0.03)
+    assert result.latency_before and result.latency_after  # measured, not asserted: benchmarks/
+
+
+def test_rank16_weight_factorises_with_small_measured_error(
+    low_rank_model: Path, tmp_path: Path
+) -> None:
+    result = quick(low_rank_model, tmp_path / "o.onnx", nodes=("conv",), width=16)
+    (layer,) = result.rewritten
+    assert layer.width == 16 and layer.energy > 0.999
+    assert layer.predicted_error < 0.012
+    assert result.error < 0.02
+    x = np.random.default_rng(1).standard_normal((1, 64, 10, 10)).astype(np.float32)
+    assert rel_error(run(low_rank_model, x), run(tmp_path / "o.onnx", x)) < 0.02
+
+
+def test_target_saving_picks_the_widest_multiple_of_8(tmp_path: Path) -> None:
+    result = quick(TEXTBOOK, tmp_path / "o.onnx", nodes=("conv5x5",), target_saving=4)
+    # Per unit of width: 480·14·14 + 48·25·14·14 = 329,280 MACs; 112,896,000 / 4 / 329,280
+    # = 85.7, so 80.
+    (layer,) = result.rewritten
+    assert (layer.width, layer.width_source) == (80, "--target-saving")
+    assert layer.after_macs == 80 * 329_280 == 26_342_400
+
+
+def test_width_is_rounded_to_a_multiple_of_8(tmp_path: Path) -> None:
+    result = quick(TEXTBOOK, tmp_path / "o.onnx", nodes=("conv5x5",), width=13)
+    (layer,) = result.rewritten
+    assert layer.width == 16 and "rounded" in layer.notes[0]
+
+
+def test_width_at_break_even_is_skipped(tmp_path: Path) -> None:
+    # Break-even for 480->48 5x5 at stride 1 is 480·48·25 / (480 + 48·25) = 342.9.
+    out = tmp_path / "o.onnx"
+    result = quick(TEXTBOOK, out, nodes=("conv5x5",), width=344)
+    assert not result.written and not out.exists()
+    (layer,) = result.layers
+    assert "break-even width 342.9" in layer.reason
+
+
+def test_max_error_refuses_to_write_and_force_overrides(tmp_path: Path) -> None:
+    out = tmp_path / "o.onnx"
+    result = quick(TEXTBOOK, out, nodes=("conv5x5",), width=16, max_error=0.05)
+    assert result.exceeded and not result.written
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no temp files left either
+    forced = quick(TEXTBOOK, out, nodes=("conv5x5",), width=16, max_error=0.05, force=True)
+    assert forced.exceeded and forced.written and out.is_file()
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    src = shutil.copy(TEXTBOOK, tmp_path / "m.onnx")
+    args = ["fix", str(src), "--node", "conv5x5", "--width", "16"]
+    over = runner.invoke(app, [*args, "-o", str(tmp_path / "a.onnx"), "--max-error", "0.05"])
+    assert over.exit_code == 1 and not (tmp_path / "a.onnx").exists()
+    assert "above --max-error" in over.output
+    same = runner.invoke(app, [*args, "-o", str(tmp_path / "." / "m.onnx")])
+    assert same.exit_code == 2
+    assert "output is the input model" in same.output
+    ok = runner.invoke(app, [*args, "-o", str(tmp_path / "b.onnx"), "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    assert doc["written"] and doc["totals"]["after"]["macs"] == 5_268_480
+    assert doc["layers"][0]["width"] == 16 and 0 < doc["layers"][0]["energy_retained"] < 0.15
+
+
+def test_output_equal_to_input_is_refused_unless_in_place(tmp_path: Path) -> None:
+    src = Path(shutil.copy(TEXTBOOK, tmp_path / "m.onnx"))
+    before = src.read_bytes()
+    with pytest.raises(FixError, match="output is the input"):
+        quick(src, tmp_path / "." / "m.onnx", nodes=("conv5x5",), width=16)
+    with pytest.raises(FixError, match="no output"):
+        quick(src, None, nodes=("conv5x5",), width=16)
+    assert src.read_bytes() == before
+    result = quick(src, None, nodes=("conv5x5",), width=16, in_place=True)
+    assert result.written
+    assert len(conv_nodes(onnx.load(str(src)))) == 2
+
+
+def _quantized_model(path: Path) -> Path:
+    """A QLinearConv and a Conv whose weight comes out of DequantizeLinear."""
+    rng = np.random.default_rng(11)
+    wq = rng.integers(-8, 8, size=(16, 32, 3, 3)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(wq, "wq"),
+        numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.uint8), "zp_u8"),
+        numpy_helper.from_array(np.array(0, np.int8), "zp_i8"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "s", "zp_u8"], ["xq"], name="q"),
+        helper.make_node(
+            "QLinearConv",
+            ["xq", "s", "zp_u8", "wq", "s", "zp_i8", "s", "zp_u8"],
+            ["yq"],
+            name="qconv",
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+        ),
+        helper.make_node("DequantizeLinear", ["wq", "s", "zp_i8"], ["wdq"], name="dq"),
+        helper.make_node("Conv", ["input", "wdq"], ["y2"], name="dqconv", kernel_shape=[3, 3]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 32, 8, 8])],
+        [
+            helper.make_tensor_value_info("yq", TensorProto.UINT8, [1, 16, 8, 8]),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 16, 6, 6]),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return save(model, path)
+
+
+def test_quantized_convs_are_skipped_with_reasons(tmp_path: Path) -> None:
+    src = _quantized_model(tmp_path / "q.onnx")
+    out = tmp_path / "o.onnx"
+    result = quick(src, out, nodes=("qconv", "dqconv"), width=8)
+    reasons = {x.name: x.reason for x in result.layers}
+    assert reasons == {
+        "qconv": "quantized conv (QLinearConv)",
+        "dqconv": "quantized weights (produced by DequantizeLinear)",
+    }
+    assert not result.written and not out.exists()
+    assert "nothing to rewrite" in result.message
+
+
+def test_depthwise_shared_and_non_constant_weights_are_skipped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    f32 = TensorProto.FLOAT
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((32, 1, 3, 3)).astype(np.float32), "dw"),
+        numpy_helper.from_array(rng.standard_normal((32, 32, 3, 3)).astype(np.float32), "sh"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "dw"], ["a"], name="depthwise", group=32, pads=[1] * 4),
+        helper.make_node("Conv", ["a", "sh"], ["b"], name="shared1", pads=[1] * 4),
+        helper.make_node("Conv", ["b", "sh"], ["c"], name="shared2", pads=[1] * 4),
+        helper.make_node("Conv", ["c", "w_in"], ["d"], name="fed", pads=[1] * 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "skips",
+        [
+            helper.make_tensor_value_info("input", f32, [1, 32, 8, 8]),
+            helper.make_tensor_value_info("w_in", f32, [32, 32, 3, 3]),
+        ],
+        [helper.make_tensor_value_info("d", f32, [1, 32, 8, 8])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = save(model, tmp_path / "s.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("depthwise", "shared1", "fed"), width=8)
+    reasons = {x.name: x.reason for x in result.layers}
+    assert reasons["depthwise"].startswith("depthwise conv")
+    assert reasons["shared1"] == "weights shared by 2 nodes"
+    assert reasons["fed"].startswith("weights are a graph input")
+
+
+def test_unknown_node_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(FixError, match="did you mean 'conv5x5'"):
+        quick(TEXTBOOK, tmp_path / "o.onnx", nodes=("conv5x6",), width=16)
+    with pytest.raises(FixError, match="pass --width N or --target-saving X"):
+        quick(TEXTBOOK, tmp_path / "o.onnx", nodes=("conv5x5",))
+
+
+def test_external_data_model_round_trips(low_rank_model: Path, tmp_path: Path) -> None:
+    ext_dir = tmp_path / "ext"
+    ext_dir.mkdir()
+    model = onnx.load(str(low_rank_model))
+    src = ext_dir / "m.onnx"
+    onnx.save_model(model, str(src), save_as_external_data=True, location="m.weights")
+    assert (ext_dir / "m.weights").is_file()
+    out = tmp_path / "out" / "fixed.onnx"
+    result = quick(src, out, nodes=("conv",), width=16)
+    assert result.written and result.external_data
+    assert (out.parent / "fixed.onnx.data").is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fixed.onnx", "fixed.onnx.data"]
+    onnx.checker.check_model(str(out), full_check=True)
+    x = np.random.default_rng(2).standard_normal((1, 64, 10, 10)).astype(np.float32)
+    assert rel_error(run(src, x), run(out, x)) < 0.02
+    assert scan(out).reports[0].facts.totals.macs == 16 * (64 * 100 + 32 * 9 * 100)
+
+
+def test_large_models_are_written_with_external_data(low_rank_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "big.onnx"
+    opts = FixOptions(nodes=("conv",), width=16, measure_latency=False, external_threshold=0)
+    result = run_fix(low_rank_model, out, opts, Config())
+    assert result.written and result.external_data
+    assert (tmp_path / "big.onnx.data").stat().st_size > 0
+    assert len(conv_nodes(onnx.load(str(out)))) == 2
+
+
+def test_calibration_inputs_whiten_the_factorisation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(13)
+    cin, cout = 64, 32
+    w = (rng.standard_normal((cout, cin, 3, 3)) / 24).astype(np.float32)
+    src = save(conv_model(w, (1, cin, 8, 8), pads=[1, 1, 1, 1]), tmp_path / "c.onnx")
+    # Activations in an 8-dimensional channel subspace (as trained nets' are, roughly).
+    basis = rng.standard_normal((cin, 8))
+    calib = np.einsum("cr,nrhw->nchw", basis, rng.standard_normal((6, 8, 8, 8)))
+    calib = (calib + 0.01 * rng.standard_normal(calib.shape)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", input=calib)
+    white = quick(
+        src, tmp_path / "w.onnx", nodes=("conv",), width=8, inputs=str(tmp_path / "calib.npz")
+    )
+    plain = quick(src, tmp_path / "p.onnx", nodes=("conv",), width=8)
+    assert white.inputs_source == "calib.npz (6 runs)"
+    assert white.rewritten[0].whitened and not plain.rewritten[0].whitened
+    x = calib[:1]
+    ref = run(src, x)
+    err_white = rel_error(ref, run(tmp_path / "w.onnx", x))
+    err_plain = rel_error(ref, run(tmp_path / "p.onnx", x))
+    assert err_white < 0.05 < 0.5 < err_plain
+    assert white.error == pytest.approx(white.rewritten[0].measured_error, rel=0.5)
+
+
+def test_batchnorm_after_the_conv_is_folded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(14)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=8)
+    src = save(conv_model(w, (1, 64, 8, 8), bn=True, pads=[1] * 4, rng=rng), tmp_path / "b.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=8)
+    (layer,) = result.rewritten
+    assert layer.folded_bn == "z"
+    new = onnx.load(str(tmp_path / "o.onnx"))
+    assert [n.op_type for n in new.graph.node] == ["Conv", "Conv"]
+    assert result.error is not None and result.error < 1e-5  # rank 8 at width 8: exact
