@@ -25,6 +25,17 @@ class RuleInfo:
     help_markdown: str = ""  # docs rendered for a reader (what / why / example / fix)
 
 
+def plural(n: int, word: str) -> str:
+    """(1, "warning") -> "1 warning"; (3, "warning") -> "3 warnings"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def counts_text(findings: Iterable[Finding]) -> str:
+    """ "0 errors · 1 warning · 0 info" """
+    c = severity_counts(findings)
+    return f"{plural(c['error'], 'error')} · {plural(c['warning'], 'warning')} · {c['info']} info"
+
+
 def reports_by_path(result: AuditResult) -> list[ModelReport]:
     """Reports in path order (the one order every format uses)."""
     return sorted(result.reports, key=lambda r: r.path)

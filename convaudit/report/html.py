@@ -12,6 +12,7 @@ from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Finding, Layer, ModelReport
 from convaudit.report.common import (
     channels,
+    counts_text,
     dims,
     factor,
     flagged_nodes,
@@ -19,6 +20,7 @@ from convaudit.report.common import (
     layer_label,
     location,
     op_label,
+    plural,
     reports_by_path,
     severity_counts,
     sorted_findings,
@@ -186,7 +188,7 @@ def _model(report: ModelReport, mi: int) -> str:
             _card(
                 "Findings",
                 str(n),
-                f"{c['error']} errors · {c['warning']} warnings · {c['info']} info",
+                counts_text(report.findings),
                 "bad" if c["error"] or c["warning"] else "good",
             )
         )
@@ -252,12 +254,8 @@ def render(result: AuditResult) -> str:
     payload = {"models": [model_data(r) for r in reports]}
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
     expected = sum(2 for r in reports if r.facts is not None)
-    c = severity_counts(result.findings)
     version = f"convaudit {result.tool_version}" if result.tool_version else "convaudit"
-    meta = (
-        f"{len(reports)} model{'s' if len(reports) != 1 else ''} · {c['error']} errors · "
-        f"{c['warning']} warnings · {c['info']} info"
-    )
+    meta = f"{plural(len(reports), 'model')} · {counts_text(result.findings)}"
     title = reports[0].path if len(reports) == 1 else meta
     body = [_overview(reports)] if len(reports) > 1 else []
     body += [_model(r, mi) for mi, r in enumerate(reports)]

@@ -11,6 +11,7 @@ from convaudit.records import AuditResult, Finding, ModelReport
 from convaudit.report.common import (
     arithmetic,
     channels,
+    counts_text,
     dims,
     is_flagged,
     layer_label,
@@ -134,7 +135,6 @@ def truncate(lines: list[str], max_chars: int) -> str:
 def render(result: AuditResult, *, max_chars: int = MAX_CHARS) -> str:
     """The whole comment: marker, heading, summary table, one section per model."""
     reports = reports_by_path(result)
-    c = severity_counts(result.findings)
     failed = sum(1 for r in reports if r.errors)
     lines = [
         MARKER,
@@ -142,7 +142,7 @@ def render(result: AuditResult, *, max_chars: int = MAX_CHARS) -> str:
         "",
         f"{len(reports)} model{'s' if len(reports) != 1 else ''} scanned"
         + (f", {failed} failed" if failed else "")
-        + f" · {c['error']} errors · {c['warning']} warnings · {c['info']} info"
+        + f" · {counts_text(result.findings)}"
         + (f" · convaudit {result.tool_version}" if result.tool_version else ""),
         "",
         *_summary(reports),
