@@ -1,0 +1,82 @@
+"""convaudit diff: the textbook model against its bottlenecked variant, and renamed layers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from convaudit.cli import app
+from convaudit.diff import diff, match_layers
+from convaudit.model.facts import analyse
+from convaudit.report.diff_report import delta
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTBOOK = str(ROOT / "sample_models" / "textbook_5x5.onnx")
+BOTTLENECK = str(ROOT / "sample_models" / "textbook_bottleneck.onnx")
+
+
+def test_textbook_to_bottleneck() -> None:
+    d = diff(TEXTBOOK, BOTTLENECK)
+    assert (d.base.totals.macs, d.head.totals.macs) == (112_896_000, 5_268_480)
+    by_name = {c.name: c for c in d.layers}
+    conv = by_name["conv5x5"]
+    assert conv.match == "name"
+    assert (conv.base_macs, conv.head_macs) == (112_896_000, 3_763_200)  # 16·5·5·14·14·48
+    assert (conv.base_params, conv.head_params) == (576_048, 19_248)  # 48·16·25 + 48 bias
+    red = by_name["reduce1x1"]
+    assert red.match == "added" and red.base is None
+    assert red.head_macs == 1_505_280  # 480·14·14·16
+    assert [c.name for c in d.layers] == ["reduce1x1", "conv5x5"]  # HEAD's graph order
+    assert d.new_findings == () or all(f.rule != "CA101" for f in d.new_findings)
+
+
+def test_reverse_direction_reports_removed_layer() -> None:
+    d = diff(BOTTLENECK, TEXTBOOK)
+    (removed,) = [c for c in d.layers if c.match == "removed"]
+    assert removed.name == "reduce1x1" and removed.head is None
+    assert removed.base_macs == 1_505_280 and removed.head_macs == 0
+
+
+def test_renamed_layers_match_by_position(tmp_path: Path) -> None:
+    model = onnx.load(BOTTLENECK)
+    for i, node in enumerate(model.graph.node):
+        node.name = f"renamed_{i}"
+    renamed = tmp_path / "renamed.onnx"
+    onnx.save(model, renamed)
+    base, head = analyse(BOTTLENECK), analyse(renamed)
+    changes = match_layers(base.layers, head.layers)
+    assert [(c.match, c.base.name if c.base else None) for c in changes] == [
+        ("position", "reduce1x1"),
+        ("position", "conv5x5"),
+    ]
+    assert all(c.base_macs == c.head_macs for c in changes)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "text"),
+    [
+        (112_896_000, 5_268_480, "-107,627,520 (-95.3%)"),
+        (0, 1_505_280, "+1,505,280 (new)"),
+        (7, 7, "0"),
+    ],
+)
+def test_delta_text(before: int, after: int, text: str) -> None:
+    assert delta(before, after) == text
+
+
+def test_cli_diff_json_and_missing_file(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["diff", TEXTBOOK, BOTTLENECK, "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["totals"]["macs"] == {"base": 112_896_000, "head": 5_268_480, "delta": -107_627_520}
+    assert [x["match"] for x in doc["layers"]] == ["added", "name"]
+    missing = runner.invoke(app, ["diff", TEXTBOOK, str(tmp_path / "nope.onnx")])
+    assert missing.exit_code == 2
+    assert "nope.onnx: no such file" in missing.stderr
+    bad_fmt = runner.invoke(app, ["diff", TEXTBOOK, BOTTLENECK, "-f", "sarif"])
+    assert bad_fmt.exit_code == 2
