@@ -1,0 +1,84 @@
+"""The pre-commit hook and the composite GitHub Action: well-formed, and the scan step runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str) -> Any:
+    return yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
+
+
+def test_pre_commit_hook() -> None:
+    (hook,) = _load(".pre-commit-hooks.yaml")
+    assert hook["id"] == "convaudit"
+    assert hook["entry"] == "convaudit scan"
+    assert hook["language"] == "python"
+    pattern = re.compile(hook["files"])
+    assert pattern.search("models/resnet50.onnx")
+    assert not pattern.search("models/resnet50.onnx.json")
+    assert not pattern.search("notes/onnx.md")
+
+
+def _steps() -> list[dict[str, Any]]:
+    action = _load("action.yml")
+    assert action["runs"]["using"] == "composite"
+    steps: list[dict[str, Any]] = action["runs"]["steps"]
+    return steps
+
+
+def test_action_inputs_are_declared_and_sarif_is_uploaded() -> None:
+    action = _load("action.yml")
+    declared = set(action["inputs"])
+    used = set(re.findall(r"inputs\.([\w-]+)", (ROOT / "action.yml").read_text()))
+    assert used <= declared, used - declared
+    uploads = [s for s in _steps() if s.get("uses", "").startswith("github/codeql-action/")]
+    (upload,) = uploads
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert upload["with"]["sarif_file"] == "${{ inputs.sarif-file }}"
+    for step in _steps():
+        if "run" in step:
+            assert step["shell"] == "bash"
+            check = subprocess.run(["bash", "-n"], input=step["run"], text=True, check=False)
+            assert check.returncode == 0, step["name"]
+
+
+def test_action_scan_step_runs_like_on_a_runner(tmp_path: Path) -> None:
+    (scan,) = [s for s in _steps() if s.get("id") == "scan"]
+    out, summary = tmp_path / "out", tmp_path / "summary"
+    env = {
+        **os.environ,
+        **scan["env"],
+        "CONVAUDIT_PATHS": "sample_models/textbook_5x5.onnx",
+        "CONVAUDIT_ARGS": "--max-macs 100M",
+        "CONVAUDIT_SARIF": str(tmp_path / "convaudit.sarif"),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(out),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", scan["run"]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs == {"exit-code": "1", "sarif-written": "true"}  # CA900: over 100M MACs
+    assert "::error file=sample_models/textbook_5x5.onnx,line=1,title=CA900" in proc.stdout
+    assert summary.read_text().startswith("<!-- convaudit-report -->")
+    sarif = json.loads((tmp_path / "convaudit.sarif").read_text())
+    assert any(r["ruleId"] == "CA900" for r in sarif["runs"][0]["results"])
