@@ -1,0 +1,318 @@
+"""Load an ONNX model's structure without its big weight payloads, and read one weight on demand."""
+
+from __future__ import annotations
+
+import io
+import math
+import mmap
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # no stubs here
+from onnx import helper, numpy_helper
+
+from convaudit.errors import ModelLoadError
+from convaudit.model.wire import (
+    DOUBLE_DATA,
+    FLOAT_DATA,
+    LEN,
+    PAYLOAD_FIELDS,
+    RAW_DATA,
+    STRING_DATA,
+    VARINT,
+    Buffer,
+    TensorLocation,
+    WireError,
+    encode_varint,
+    field_key,
+    iter_fields,
+    strip_payloads,
+)
+
+__all__ = ["LoadedModel", "TensorLocation", "load_model"]
+
+_T = onnx.TensorProto
+# Types whose raw_data is plain little-endian elements (sub-byte types are packed: onnx decodes).
+_PLAIN_RAW_TYPES = frozenset(
+    {_T.FLOAT, _T.UINT8, _T.INT8, _T.UINT16, _T.INT16, _T.INT32, _T.INT64, _T.BOOL, _T.FLOAT16}
+    | {_T.DOUBLE, _T.UINT32, _T.UINT64, _T.COMPLEX64, _T.COMPLEX128, _T.BFLOAT16}
+    | {_T.FLOAT8E4M3FN, _T.FLOAT8E4M3FNUZ, _T.FLOAT8E5M2, _T.FLOAT8E5M2FNUZ, _T.FLOAT8E8M0}
+)
+# Packed float/double fields are little-endian IEEE values too; complex is (re, im) pairs.
+_PACKED_DTYPES: dict[tuple[int, int], np.dtype[Any]] = {
+    (FLOAT_DATA, _T.FLOAT): np.dtype("<f4"),
+    (FLOAT_DATA, _T.COMPLEX64): np.dtype("<c8"),
+    (DOUBLE_DATA, _T.DOUBLE): np.dtype("<f8"),
+    (DOUBLE_DATA, _T.COMPLEX128): np.dtype("<c16"),
+}
+
+
+class LoadedModel:
+    """A model's whole structure (``proto``) plus where its stripped payloads live in the file."""
+
+    def __init__(
+        self,
+        path: Path,
+        proto: onnx.ModelProto,
+        stripped: dict[str, TensorLocation],
+        *,
+        signature: tuple[int, int] | None = None,
+    ) -> None:
+        self.path = path
+        self.proto = proto
+        self.stripped = stripped
+        self._signature = signature  # (size, mtime_ns) at load: offsets are only valid for it
+        self._tensors: dict[str, onnx.TensorProto] | None = None
+        self._file: io.RawIOBase | None = None
+
+    def has_data(self, name: str) -> bool:
+        """True if ``proto`` holds the tensor's values; False if stripped, external or unknown."""
+        if name in self.stripped:
+            return False
+        tensor = self._index().get(name)
+        return tensor is not None and tensor.data_location != _T.EXTERNAL
+
+    def read_tensor(self, name: str) -> np.ndarray:
+        """Return one tensor's values, reading only its own bytes. KeyError if there is none."""
+        tensor = self._index()[name]
+        location = self.stripped.get(name)
+        if location is not None:
+            data = _read_span(self._open(), self.path, location.offset, location.length, name)
+            return _decode(tensor, location.field, data, name, self.path)
+        if tensor.data_location == _T.EXTERNAL:
+            return _read_external(tensor, name, self.path)
+        return _to_array(tensor, name, self.path)
+
+    def close(self) -> None:
+        """Close the file handle that ``read_tensor`` keeps open."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> LoadedModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self) -> io.RawIOBase:
+        if self._file is None:
+            file = open(self.path, "rb", buffering=0)  # noqa: SIM115 closed by close()
+            stat = os.fstat(file.fileno())
+            if self._signature not in (None, (stat.st_size, stat.st_mtime_ns)):
+                file.close()
+                # Offsets into a rewritten file would silently read the wrong bytes.
+                raise ModelLoadError(
+                    "file changed since it was loaded: load it again", path=self.path
+                )
+            self._file = file
+        return self._file
+
+    def _index(self) -> dict[str, onnx.TensorProto]:
+        # Built on first use: a scan that never reads weights never pays for the walk.
+        if self._tensors is None:
+            self._tensors = _index_tensors(self.proto, self.stripped)
+        return self._tensors
+
+
+def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
+    """Read the model at ``path``, leaving out tensor payloads of ``keep_bytes`` bytes or more."""
+    if keep_bytes < 0:
+        raise ValueError(f"keep_bytes must be >= 0, got {keep_bytes}")
+    file = Path(path)
+    try:
+        if file.is_dir():
+            raise ModelLoadError("is a directory, not an .onnx file", path=file)
+        with open(file, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if stat.st_size == 0:
+                raise ModelLoadError("file is empty", path=file)
+            # ACCESS_READ cannot write back, and only the pages we walk are ever read in.
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                _check_model_fields(buf, file)
+                content, stripped = strip_payloads(buf, keep_bytes)
+    except FileNotFoundError:
+        raise ModelLoadError("no such file", path=file) from None
+    except WireError as err:
+        message = f"malformed protobuf ({err} at byte {err.offset})"
+        raise ModelLoadError(message, path=file) from None
+    except OSError as err:
+        raise ModelLoadError(f"cannot read the file ({err.strerror or err})", path=file) from None
+    try:
+        proto = onnx.ModelProto.FromString(content)
+    except DecodeError as err:
+        message = f"not an ONNX model (protobuf decode failed: {err})"
+        raise ModelLoadError(message, path=file) from None
+    if not proto.HasField("graph"):
+        raise ModelLoadError("not an ONNX model: the protobuf has no graph", path=file)
+    return LoadedModel(file, proto, stripped, signature=(stat.st_size, stat.st_mtime_ns))
+
+
+def _wire_type(field: Any) -> int:  # a protobuf FieldDescriptor (untyped)
+    is_len = field.type in (field.TYPE_MESSAGE, field.TYPE_STRING, field.TYPE_BYTES)
+    return LEN if is_len else VARINT  # ModelProto has no float or fixed-width fields
+
+
+# From the descriptor, so fields added in a newer onnx are recognised.
+_MODEL_FIELDS = {f.number: _wire_type(f) for f in onnx.ModelProto.DESCRIPTOR.fields}
+
+
+def _check_model_fields(buf: Buffer, file: Path) -> None:
+    """Tell a cut ONNX file from a file that never was ONNX, before rebuilding anything."""
+    valid_fields = 0
+    try:
+        for number, wire_type, start, _, _ in iter_fields(buf, 0, len(buf)):
+            expected = _MODEL_FIELDS.get(number)
+            # Unknown numbers may come from a newer onnx, but not as the very first field.
+            if (expected is None and not valid_fields) or expected not in (None, wire_type):
+                raise WireError(
+                    f"field {number} (wire type {wire_type}) is not in ModelProto", start
+                )
+            valid_fields += 1
+    except WireError as err:
+        problem = "file is truncated" if err.past_end and valid_fields else "not an ONNX model"
+        raise ModelLoadError(f"{problem} ({err} at byte {err.offset})", path=file) from None
+
+
+def _index_tensors(
+    proto: onnx.ModelProto, stripped: dict[str, TensorLocation]
+) -> dict[str, onnx.TensorProto]:
+    """Map tensor names to TensorProtos under the stripper's keys, first in file order winning."""
+    index: dict[str, onnx.TensorProto] = {}
+
+    def add(name: str, tensor: onnx.TensorProto) -> None:
+        # A stripped name must resolve to the payload-free tensor, not to a namesake kept whole.
+        if name and not (name in stripped and _has_payload(tensor)):
+            index.setdefault(name, tensor)
+
+    def attribute(attr: onnx.AttributeProto, constant_output: str | None) -> None:
+        if attr.HasField("t"):
+            is_value = constant_output is not None and attr.name == "value"
+            add(constant_output if constant_output and is_value else attr.t.name, attr.t)
+        if attr.HasField("g"):
+            graph(attr.g)
+        for tensor in attr.tensors:
+            add(tensor.name, tensor)
+        for sub in attr.graphs:
+            graph(sub)
+
+    def nodes(node_list: list[onnx.NodeProto]) -> None:
+        for node in node_list:
+            constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+            for attr in node.attribute:
+                attribute(attr, node.output[0] if constant and node.output else None)
+
+    def graph(g: onnx.GraphProto) -> None:
+        nodes(list(g.node))
+        for tensor in g.initializer:
+            add(tensor.name, tensor)
+
+    graph(proto.graph)
+    for info in proto.training_info:
+        graph(info.initialization)
+        graph(info.algorithm)
+    for function in proto.functions:
+        nodes(list(function.node))
+        for attr in function.attribute_proto:
+            attribute(attr, None)
+    return index
+
+
+def _has_payload(tensor: onnx.TensorProto) -> bool:
+    # ListFields lists only fields that are set or non-empty.
+    return any(field.number in PAYLOAD_FIELDS for field, _ in tensor.ListFields())
+
+
+def _read_span(file: io.RawIOBase, path: Path, offset: int, length: int, name: str) -> bytearray:
+    """Exactly ``length`` bytes at ``offset``; ModelLoadError naming ``path`` if it is shorter."""
+    data = bytearray(length)
+    view = memoryview(data)
+    file.seek(offset)
+    got = 0
+    while got < length:  # one read() returns at most ~2 GiB on Linux
+        count = file.readinto(view[got:])
+        if not count:
+            size = file.seek(0, 2)
+            raise ModelLoadError(
+                f"file is too short: tensor {name!r} needs bytes {offset}..{offset + length}, "
+                f"the file has {size}",
+                path=path,
+            )
+        got += count
+    return data
+
+
+def _decode(
+    tensor: onnx.TensorProto, field: int, data: bytearray, name: str, path: Path
+) -> np.ndarray:
+    """Values of ``tensor`` from payload bytes that came from TensorProto field ``field``."""
+    if field == RAW_DATA and tensor.data_type in _PLAIN_RAW_TYPES:
+        dtype: np.dtype[Any] | None = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    else:
+        dtype = _PACKED_DTYPES.get((field, tensor.data_type))
+    count = math.prod(tensor.dims)
+    if dtype is not None and sys.byteorder == "little" and count * dtype.itemsize == len(data):
+        return np.frombuffer(data, dtype=dtype).reshape(tuple(tensor.dims))
+    # Varint-packed ints, strings, sub-byte types: put the payload back and let onnx decode it.
+    full = onnx.TensorProto()
+    full.CopyFrom(tensor)
+    if field == STRING_DATA:
+        full.MergeFromString(bytes(data))  # the span holds whole tagged fields
+    else:
+        full.MergeFromString(field_key(field, LEN) + encode_varint(len(data)) + data)
+    return _to_array(full, name, path)
+
+
+def _read_external(tensor: onnx.TensorProto, name: str, model_path: Path) -> np.ndarray:
+    """Read an external-data tensor from its file, found relative to the model's directory."""
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    relative = Path(location)
+    # Like onnx itself: a model may only point at files under its own directory.
+    if not location or relative.is_absolute() or ".." in relative.parts:
+        raise ModelLoadError(
+            f"tensor {name!r} has an invalid external data location {location!r}", path=model_path
+        )
+    data_path = model_path.parent / relative
+    try:
+        offset = int(info.get("offset", "0"))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise ModelLoadError(
+            f"tensor {name!r} has a non-integer external data offset or length", path=model_path
+        ) from None
+    try:
+        with open(data_path, "rb", buffering=0) as file:
+            if length is None:  # optional in the spec: the data runs to the end of the file
+                length = max(file.seek(0, 2) - offset, 0)
+            data = _read_span(file, data_path, offset, length, name)
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"external data file of tensor {name!r} not found (needed by {model_path.name})",
+            path=data_path,
+        ) from None
+    except OSError as err:
+        message = f"cannot read external data ({err.strerror or err})"
+        raise ModelLoadError(message, path=data_path) from None
+    inline = onnx.TensorProto()
+    inline.CopyFrom(tensor)
+    del inline.external_data[:]
+    inline.data_location = _T.DEFAULT
+    return _decode(inline, RAW_DATA, data, name, data_path)
+
+
+def _to_array(tensor: onnx.TensorProto, name: str, path: Path) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as err:
+        raise ModelLoadError(f"cannot decode tensor {name!r} ({err})", path=path) from None
