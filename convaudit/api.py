@@ -14,6 +14,7 @@ from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
 
 if TYPE_CHECKING:
     from convaudit.fix.result import FixResult
+    from convaudit.rules.engine import RuleSet
 
 __version__ = "0.1.0"
 
@@ -48,23 +49,36 @@ def analyse_model(path: str, config: Config) -> ModelFacts:
     """Facts for one model with the config's input shapes and dims applied."""
     from convaudit.model.facts import analyse
 
-    return analyse(path, input_shapes=config.input_shapes, dims=config.dims)
+    input_shapes, dims = config.shapes_for(path)
+    return analyse(path, input_shapes=input_shapes, dims=dims)
 
 
-def find(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
-    """Findings of the configured rules on one model's facts."""
-    return ()
+def load_ruleset(config: Config) -> RuleSet:
+    """Built-in and configured rule files, validated, with the config applied (once per scan)."""
+    from convaudit.rules.engine import RuleSet
+
+    return RuleSet.from_config(config)
 
 
-def scan_one(path: str, config: Config) -> ModelReport:
+def find(
+    facts: ModelFacts, config: Config, rules: RuleSet | None = None
+) -> tuple[Finding, ...]:
+    """Findings of the configured rules on one model's facts (suppressed ones left out)."""
+    return (rules or load_ruleset(config)).run(facts)[0]
+
+
+def scan_one(path: str, config: Config, rules: RuleSet | None = None) -> ModelReport:
     """The report for one model; input problems are recorded in ``errors``, not raised."""
     try:
         facts = analyse_model(path, config)
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
     errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
-    findings = find(facts, config) + _budget_findings(facts, config)
-    return ModelReport(path=path, facts=facts, findings=findings, errors=errors)
+    found, suppressed = (rules or load_ruleset(config)).run(facts)
+    findings = found + _budget_findings(facts, config)
+    return ModelReport(
+        path=path, facts=facts, findings=findings, errors=errors, suppressed=suppressed
+    )
 
 
 def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
@@ -73,11 +87,11 @@ def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
     return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
 
 
-def scan_one_safe(path: str, config: Config) -> ModelReport:
+def scan_one_safe(path: str, config: Config, rules: RuleSet | None = None) -> ModelReport:
     """``scan_one`` that also records an unexpected exception in the report, so that one model
     hitting a bug in a batch does not hide the others (the CLI still exits 2 for it)."""
     try:
-        return scan_one(path, config)
+        return scan_one(path, config, rules)
     except Exception as exc:
         return ModelReport(
             path=path,
@@ -109,13 +123,17 @@ Progress = Callable[[int, int, str], None]
 
 
 def _scan_all(
-    models: list[str], config: Config, jobs: int, progress: Progress | None
+    models: list[str],
+    config: Config,
+    jobs: int,
+    progress: Progress | None,
+    rules: RuleSet | None = None,
 ) -> tuple[ModelReport, ...]:
     total = len(models)
     if jobs <= 1 or total <= 1:
         reports = []
         for k, m in enumerate(models, 1):
-            reports.append(scan_one_safe(m, config))
+            reports.append(scan_one_safe(m, config, rules))
             if progress is not None:
                 progress(k, total, m)
         return tuple(reports)
@@ -123,7 +141,7 @@ def _scan_all(
 
     by_path: dict[str, ModelReport] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
-        futures = {pool.submit(scan_one_safe, m, config): m for m in models}
+        futures = {pool.submit(scan_one_safe, m, config, rules): m for m in models}
         for k, fut in enumerate(as_completed(futures), 1):
             m = futures[fut]
             try:
@@ -153,10 +171,28 @@ def scan(
     slice i of n of the sorted models; ``progress(done, total, path)`` is called as models finish.
     """
     config = config or Config()
+    rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
+    baseline = None
+    if config.baseline is not None:
+        from convaudit.baseline import load_baseline
+
+        baseline = load_baseline(config.baseline)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     models = select_shard(expand_paths(items), shard)
-    reports = _scan_all(models, config, jobs, progress)
-    return AuditResult(reports=reports, tool_version=__version__)
+    reports = _scan_all(models, config, jobs, progress, rules)
+    result = AuditResult(reports=reports, tool_version=__version__)
+    if baseline is not None:
+        from convaudit.baseline import apply_baseline
+
+        result = apply_baseline(result, baseline)
+    return result
+
+
+def fails(result: AuditResult, fail_on: str) -> bool:
+    """Whether ``result`` has a finding at or above ``fail_on`` (error/warning/info/never)."""
+    rank = {"error": 0, "warning": 1, "info": 2}
+    limit = rank.get(fail_on, -1)
+    return any(rank.get(f.severity, 2) <= limit for f in result.findings)
 
 
 def fix(

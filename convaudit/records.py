@@ -154,6 +154,28 @@ class ModelReport:
     facts: ModelFacts | None
     findings: tuple[Finding, ...] = ()
     errors: tuple[str, ...] = ()
+    suppressed: tuple[Finding, ...] = ()  # silenced by a config suppression (with a reason)
+    baselined: tuple[Finding, ...] = ()  # already recorded in the baseline: not reported
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineEntry:
+    """One finding recorded in a baseline file (matched by fingerprint, not by position)."""
+
+    fingerprint: str
+    rule: str
+    model: str
+    node: str | None
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineSummary:
+    """How a scan compared with its baseline: known findings hidden, stale entries listed."""
+
+    path: str
+    matched: int
+    stale: tuple[BaselineEntry, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,6 +184,7 @@ class AuditResult:
 
     reports: tuple[ModelReport, ...]
     tool_version: str = ""
+    baseline: BaselineSummary | None = None  # set when scanned with --baseline
 
     @property
     def findings(self) -> tuple[Finding, ...]:

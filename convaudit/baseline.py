@@ -1,0 +1,108 @@
+"""Baselines: record today's findings, then report only new ones (and list stale entries).
+
+Findings match by fingerprint (rule, model path, node, op, kernel, channels, group), never by
+position or MACs, so re-exporting a model does not resurrect known findings. Repeats count:
+two identical fingerprints in a scan need two entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from convaudit.errors import ConfigError
+from convaudit.records import AuditResult, BaselineEntry, BaselineSummary, ModelReport
+from convaudit.rules.engine import model_key
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    path: str
+    entries: tuple[BaselineEntry, ...]
+
+
+def render_baseline(result: AuditResult) -> str:
+    """The baseline file for every finding of ``result`` (deterministic JSON)."""
+    entries = []
+    for report in result.reports:
+        model = model_key(report.path)
+        for f in report.findings:
+            entries.append(
+                {
+                    "fingerprint": f.fingerprint,
+                    "rule": f.rule,
+                    "model": model,
+                    "node": f.node,
+                    "message": f.message,
+                }
+            )
+    entries.sort(key=lambda e: (e["model"], e["rule"], e["node"] or "", e["fingerprint"]))
+    doc = {"schema_version": SCHEMA_VERSION, "tool": "convaudit", "findings": entries}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read and check a baseline file written by ``convaudit baseline create``."""
+    p = Path(path)
+    try:
+        data: Any = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read baseline: {exc.strerror or exc}", path=p) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"baseline is not valid JSON: {exc}", path=p) from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(
+            f"not a convaudit baseline (schema_version {SCHEMA_VERSION} expected)", path=p
+        )
+    raw = data.get("findings")
+    if not isinstance(raw, list):
+        raise ConfigError("baseline has no findings list", path=p)
+    entries = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("fingerprint", "rule", "model")
+        ):
+            raise ConfigError(
+                f"baseline entry {i} needs fingerprint, rule and model as text", path=p
+            )
+        entries.append(
+            BaselineEntry(
+                fingerprint=item["fingerprint"],
+                rule=item["rule"],
+                model=item["model"],
+                node=item.get("node") if isinstance(item.get("node"), str) else None,
+                message=str(item.get("message", "")),
+            )
+        )
+    return Baseline(path=str(p), entries=tuple(entries))
+
+
+def apply_baseline(result: AuditResult, baseline: Baseline) -> AuditResult:
+    """Hide findings the baseline knows; list its entries for scanned models that no longer
+    occur (stale). Entries for models not in this scan are neither matched nor stale."""
+    remaining = Counter(e.fingerprint for e in baseline.entries)
+    scanned = {model_key(r.path) for r in result.reports}
+    reports: list[ModelReport] = []
+    matched = 0
+    for report in result.reports:
+        new, known = [], []
+        for f in report.findings:
+            if remaining[f.fingerprint] > 0:
+                remaining[f.fingerprint] -= 1
+                known.append(f)
+            else:
+                new.append(f)
+        matched += len(known)
+        reports.append(dataclasses.replace(report, findings=tuple(new), baselined=tuple(known)))
+    stale = []
+    for entry in baseline.entries:
+        if entry.model in scanned and remaining[entry.fingerprint] > 0:
+            remaining[entry.fingerprint] -= 1
+            stale.append(entry)
+    summary = BaselineSummary(path=baseline.path, matched=matched, stale=tuple(stale))
+    return dataclasses.replace(result, reports=tuple(reports), baseline=summary)

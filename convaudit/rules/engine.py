@@ -1,0 +1,296 @@
+"""The rule engine: configured rules over one model's layers -> findings.
+
+Rule files are loaded and the config applied once per scan (``RuleSet.from_config``); each
+model then costs one pass over its layers. The engine knows facts and operators, not rule ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from convaudit.config import Config, Suppression
+from convaudit.errors import ConfigError
+from convaudit.records import Finding, Layer, ModelFacts, Recommendation
+from convaudit.rules.context import GraphContext
+from convaudit.rules.facts import Bound, Subject
+from convaudit.rules.loader import check_param, load_rules, nearest
+from convaudit.rules.matcher import matches
+from convaudit.rules.schema import Rule
+
+# Facts every finding records, besides those its rule reads.
+CORE_FACTS = (
+    "op",
+    "kernel",
+    "in_channels",
+    "out_channels",
+    "group",
+    "input_shape",
+    "output_shape",
+    "macs",
+    "params",
+    "mac_share",
+)
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+def selected(rule_id: str, select: Iterable[str], ignore: Iterable[str]) -> bool:
+    """ruff's rule: the longest matching prefix decides; an empty select means ALL."""
+    sel = [
+        len(c) if c != "ALL" else 0
+        for c in (tuple(select) or ("ALL",))
+        if c == "ALL" or rule_id.startswith(c)
+    ]
+    ign = [len(c) if c != "ALL" else 0 for c in ignore if c == "ALL" or rule_id.startswith(c)]
+    if not sel:
+        return False
+    return not ign or max(ign) < max(sel)
+
+
+def model_key(path: str) -> str:
+    """The model path as findings and baselines name it: relative to the cwd when below it."""
+    p = Path(path)
+    try:
+        return Path(os.path.abspath(p)).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def fingerprint(rule_id: str, model: str, layer: Layer) -> str:
+    """Stable across re-exports: no node index, no MACs (which change with input shapes)."""
+    node = layer.name
+    if not node or node == f"{layer.op_type}_{layer.index}" or _auto_name(layer):
+        node = layer.outputs[0] if layer.outputs else layer.name
+    parts = (
+        rule_id,
+        model,
+        layer.graph,
+        node,
+        layer.op_type,
+        "x".join(map(str, layer.kernel_shape or ())),
+        f"{layer.in_channels}->{layer.out_channels}",
+        str(layer.group),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _auto_name(layer: Layer) -> bool:
+    """Names the walker invented for unnamed nodes: "<op_type>_<position>"."""
+    prefix = f"{layer.op_type}_"
+    return layer.name.startswith(prefix) and layer.name[len(prefix) :].isdigit()
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Loaded rules with the config applied: enabled ones, and every one (for explain/list)."""
+
+    rules: tuple[Rule, ...]
+    available: Mapping[str, Rule]
+    suppressions: tuple[Suppression, ...] = ()
+    config: Config = dataclasses.field(default_factory=Config)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RuleSet:
+        """Load built-in and configured rule files; apply select/ignore/severity/params."""
+        available = load_rules(config.rule_dirs)
+        src = config.source
+        ids = list(available)
+        for key, codes in (("select", config.select), ("ignore", config.ignore)):
+            for code in codes:
+                if code != "ALL" and not any(i.startswith(code) for i in ids):
+                    raise ConfigError(
+                        f"{key}: {code!r} matches no rule{nearest(code, ids)}", path=src
+                    )
+        for key in ("severity", "params"):
+            for rule_id in getattr(config, key):
+                if rule_id not in available:
+                    raise ConfigError(
+                        f"{key}: unknown rule {rule_id!r}{nearest(rule_id, ids)}", path=src
+                    )
+        configured: dict[str, Rule] = {}
+        for rule_id, rule in available.items():
+            changes: dict[str, Any] = {}
+            if rule_id in config.severity:
+                changes["severity"] = config.severity[rule_id]
+            overrides = config.params.get(rule_id, {})
+            for name, value in overrides.items():
+                if name not in rule.params:
+                    raise ConfigError(
+                        f"params.{rule_id}: {rule_id} has no param {name!r}"
+                        f"{nearest(name, list(rule.params))}",
+                        path=src,
+                    )
+                try:
+                    check_param(name, value, rule.param_types.get(name))
+                except ValueError as exc:
+                    raise ConfigError(f"params.{rule_id}: {exc}", path=src) from None
+            if overrides:
+                changes["params"] = {**rule.params, **overrides}
+            configured[rule_id] = dataclasses.replace(rule, **changes) if changes else rule
+        enabled = tuple(
+            r for r in configured.values() if selected(r.id, config.select, config.ignore)
+        )
+        return cls(
+            rules=enabled,
+            available=configured,
+            suppressions=config.suppressions,
+            config=config,
+        )
+
+    def run(self, facts: ModelFacts) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+        """(findings, suppressed findings) on one model, in graph order then rule id."""
+        if not self.rules:
+            return (), ()
+        graph = GraphContext(facts)
+        model = model_key(facts.path)
+        found: list[Finding] = []
+        for layer in sorted(facts.layers, key=lambda x: x.index):
+            subject = Subject(layer, facts, graph)
+            for rule in self.rules:
+                bound = Bound(subject, rule.params)
+                if matches(rule.match, bound):
+                    found.append(_finding(rule, bound, model))
+        kept: list[Finding] = []
+        suppressed: list[Finding] = []
+        for f in found:
+            (suppressed if self._suppressed(f, facts.path) else kept).append(f)
+        return tuple(kept), tuple(suppressed)
+
+    def _suppressed(self, finding: Finding, path: str) -> bool:
+        for s in self.suppressions:
+            if (
+                finding.rule.startswith(s.rule)
+                and self.config.path_matches(path, s.model)
+                and fnmatchcase(finding.node or "", s.node)
+            ):
+                return True
+        return False
+
+
+def _finding(rule: Rule, bound: Bound, model: str) -> Finding:
+    layer = bound.layer
+
+    def lookup(name: str) -> Any:
+        return rule.params[name] if name in rule.params else bound.get(name)
+
+    facts = {}
+    for name in (*CORE_FACTS, *rule.facts_used()):
+        value = bound.get(name)
+        facts[name] = list(value) if isinstance(value, tuple) else value
+    return Finding(
+        rule=rule.id,
+        name=rule.name,
+        severity=rule.severity,
+        node=layer.name,
+        graph=layer.graph,
+        message=rule.message.render(lookup),
+        fingerprint=fingerprint(rule.id, model, layer),
+        facts=facts,
+        recommendation=recommendation(rule.recommendation, bound),
+        model_path=model,
+    )
+
+
+def recommendation(kind: str | None, b: Bound) -> Recommendation | None:
+    """The exact before/after figures of a rule's suggested change (None when unknown)."""
+    layer = b.layer
+    before_macs, before_params = layer.total_macs, layer.params
+    if kind is None or before_macs is None or before_params is None:
+        return None
+    if kind == "bottleneck":
+        width, macs, params = (
+            b.get("bottleneck_width"),
+            b.get("bottleneck_macs"),
+            b.get("bottleneck_params"),
+        )
+        if width is None or macs is None:
+            return None
+        details = {
+            "break_even_width": round(b.get("break_even_width"), 1),
+            "reduce_macs": b.get("bottleneck_reduce_macs"),
+            "main_macs": b.get("bottleneck_main_macs"),
+            "width_policy": b.param("width_policy"),
+        }
+        return Recommendation(
+            kind=kind,
+            width=width,
+            before_macs=before_macs,
+            before_params=before_params,
+            after_macs=macs,
+            after_params=params,
+            details=details,
+        )
+    if kind == "global-pool-head":
+        macs, params = b.get("head_macs"), b.get("head_params")
+        if macs is None:
+            return None
+        details = {
+            "channels": b.get("flatten_channels"),
+            "spatial": b.get("flatten_size"),
+            "params_saving_factor": round(before_params / params, 4) if params else None,
+        }
+        return Recommendation(
+            kind=kind,
+            before_macs=before_macs,
+            before_params=before_params,
+            after_macs=macs,
+            after_params=params,
+            details=details,
+        )
+    if kind == "factorize-kernel":
+        stacked, asym = b.get("stacked_3x3_macs"), b.get("asymmetric_macs")
+        if stacked is None or asym is None:
+            return None
+        chosen = "asymmetric" if asym <= stacked else "stacked_3x3"
+        details = {
+            "chosen": chosen,
+            "stacked_3x3": {
+                "count": b.get("stacked_3x3_count"),
+                "macs": stacked,
+                "params": b.get("stacked_3x3_params"),
+            },
+            "asymmetric": {"macs": asym, "params": b.get("asymmetric_params")},
+        }
+        return Recommendation(
+            kind=kind,
+            before_macs=before_macs,
+            before_params=before_params,
+            after_macs=min(asym, stacked),
+            after_params=b.get(f"{chosen}_params"),
+            details=details,
+        )
+    if kind == "separable":
+        macs = b.get("separable_macs")
+        if macs is None:
+            return None
+        return Recommendation(
+            kind=kind,
+            before_macs=before_macs,
+            before_params=before_params,
+            after_macs=macs,
+            after_params=b.get("separable_params"),
+            details={
+                "depthwise_macs": b.get("depthwise_macs"),
+                "pointwise_macs": b.get("pointwise_macs"),
+            },
+        )
+    return None
+
+
+def worst_first(findings: Iterable[Finding]) -> list[Finding]:
+    """Severity, then MACs at stake, then node name."""
+    return sorted(
+        findings,
+        key=lambda f: (
+            SEVERITY_RANK.get(f.severity, 9),
+            -(f.recommendation.before_macs if f.recommendation else f.facts.get("macs") or 0),
+            f.node or "",
+            f.rule,
+        ),
+    )

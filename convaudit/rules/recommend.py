@@ -1,0 +1,243 @@
+"""Recommendation arithmetic: exact before/after MACs and params of each suggested change.
+
+Pure integer functions over channel counts and spatial sizes (no onnx, no graph). The formulas
+are those of ``convaudit.cost``; a 1x1 conv runs at the input resolution, everything else at
+the original layer's output resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import prod
+
+from convaudit import cost
+
+WIDTH_MULTIPLE = 8  # hardware-friendly channel counts; the fix rounds the same way
+WIDTH_POLICIES = ("ratio", "saving", "budget")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvShape:
+    """What the arithmetic needs to know about a 2D/3D/1D conv (batch and loops folded in)."""
+
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+    batch: int = 1
+    executions: int = 1  # Loop/Scan trip count: every figure is per model run
+    has_bias: bool = False
+
+    @property
+    def runs(self) -> int:
+        return self.batch * self.executions
+
+    @property
+    def macs(self) -> int:
+        return self.runs * cost.conv_macs(
+            1, self.out_channels, self.out_spatial, self.in_channels, 1, self.kernel
+        )
+
+    @property
+    def params(self) -> int:
+        return cost.conv_params(
+            self.out_channels, self.in_channels, 1, self.kernel, bias=self.has_bias
+        )
+
+    @property
+    def bias(self) -> int:
+        return self.out_channels if self.has_bias else 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """One alternative: its MACs and params per model run, with named parts."""
+
+    macs: int
+    params: int
+    parts: tuple[tuple[str, int], ...] = ()  # (label, MACs) of each piece, in order
+
+
+# -- 1x1 bottleneck ---------------------------------------------------------------------------
+
+
+def bottleneck(shape: ConvShape, width: int) -> Plan:
+    """A 1x1 Cin->width conv (input resolution, no bias) then the KxK width->Cout conv."""
+    reduce, main = cost.bottleneck_macs(
+        shape.in_channels,
+        shape.in_spatial,
+        width,
+        shape.out_channels,
+        shape.kernel,
+        shape.out_spatial,
+        batch=shape.runs,
+    )
+    params = cost.bottleneck_params(shape.in_channels, width, shape.out_channels, shape.kernel)
+    return Plan(
+        macs=reduce + main, params=params + shape.bias, parts=(("1x1", reduce), ("kxk", main))
+    )
+
+
+def break_even_width(shape: ConvShape) -> float:
+    """The width at which the bottleneck costs as much as the original conv.
+
+    Cout*Cin*K*Ho*Wo / (Cin*Hi*Wi + Cout*K*Ho*Wo) with K = prod(kernel); at stride 1 with
+    'same' padding this is the textbook Cout*Cin*K^2 / (Cin + Cout*K^2).
+    """
+    k = prod(shape.kernel)
+    out_area, in_area = prod(shape.out_spatial), prod(shape.in_spatial)
+    den = shape.in_channels * in_area + shape.out_channels * k * out_area
+    if den == 0:
+        return 0.0
+    return shape.out_channels * shape.in_channels * k * out_area / den
+
+
+def width_cap(shape: ConvShape) -> int | None:
+    """The largest multiple of 8 strictly below the break-even width (None if there is none)."""
+    be = break_even_width(shape)
+    cap = (math.ceil(be) - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE
+    return cap if cap >= WIDTH_MULTIPLE else None
+
+
+def round_width(x: float) -> int:
+    """Nearest multiple of 8 (halves round up), at least 8."""
+    return max(WIDTH_MULTIPLE, WIDTH_MULTIPLE * math.floor(x / WIDTH_MULTIPLE + 0.5))
+
+
+def bottleneck_width(
+    shape: ConvShape,
+    *,
+    policy: str = "ratio",
+    width_ratio: float = 0.0333,
+    target_saving: float = 4.0,
+    mac_budget: int | None = None,
+) -> int | None:
+    """The recommended width, a multiple of 8 below the break-even width (None if none saves).
+
+    - ``ratio``: Cin * width_ratio rounded to a multiple of 8 (0.0333 ~ 1/30 is GoogLeNet's
+      inception (4a) 5x5 reduction, 480 -> 16);
+    - ``saving``: the widest multiple of 8 that still saves at least ``target_saving`` times;
+    - ``budget``: the widest multiple of 8 whose bottleneck fits in ``mac_budget`` MACs.
+    When no width meets a saving or budget target the narrowest (8) is returned.
+    """
+    cap = width_cap(shape)
+    if cap is None:
+        return None
+    if policy == "ratio":
+        return min(round_width(shape.in_channels * width_ratio), cap)
+    if policy not in ("saving", "budget"):
+        raise ValueError(f"unknown width policy {policy!r}")
+    before = shape.macs
+    best = WIDTH_MULTIPLE
+    for width in range(WIDTH_MULTIPLE, cap + 1, WIDTH_MULTIPLE):
+        after = bottleneck(shape, width).macs
+        ok = (
+            after * target_saving <= before
+            if policy == "saving"
+            else mac_budget is not None and after <= mac_budget
+        )
+        if ok:
+            best = width
+    return best
+
+
+# -- global-average-pool head (Network-in-Network) --------------------------------------------
+
+
+def pooled_head(rows: int, channels: int, out_features: int, has_bias: bool) -> Plan:
+    """Global average pooling then a dense Cin->N layer (equivalently a 1x1 conv then pooling).
+
+    Pooling adds are not MACs: the layer costs rows * C * N MACs and C * N (+ N bias) params.
+    """
+    macs = rows * channels * out_features
+    return Plan(macs=macs, params=channels * out_features + (out_features if has_bias else 0))
+
+
+# -- large-kernel factorisation (Inception v2/v3) ---------------------------------------------
+
+
+def stacked_3x3_count(kernel: int) -> int:
+    """How many stacked 3x3 convs cover a KxK receptive field: (K - 1) / 2, rounded up."""
+    return max(1, -(-(kernel - 1) // 2))
+
+
+def stacked_3x3(shape: ConvShape) -> Plan:
+    """n 3x3 convs (Cin->Cout, then Cout->Cout), all at the output resolution."""
+    n = stacked_3x3_count(max(shape.kernel))
+    area = prod(shape.out_spatial)
+    first = shape.runs * 9 * shape.in_channels * shape.out_channels * area
+    rest = shape.runs * 9 * shape.out_channels * shape.out_channels * area * (n - 1)
+    params = 9 * shape.out_channels * (shape.in_channels + (n - 1) * shape.out_channels)
+    return Plan(
+        macs=first + rest, params=params + shape.bias, parts=(("3x3", first), ("rest", rest))
+    )
+
+
+def asymmetric(shape: ConvShape) -> Plan:
+    """A 1xK conv Cin->Cout then a Kx1 conv Cout->Cout, both at the output resolution."""
+    k = max(shape.kernel)
+    area = prod(shape.out_spatial)
+    first = shape.runs * k * shape.in_channels * shape.out_channels * area
+    second = shape.runs * k * shape.out_channels * shape.out_channels * area
+    params = k * shape.out_channels * (shape.in_channels + shape.out_channels)
+    return Plan(
+        macs=first + second, params=params + shape.bias, parts=(("1xk", first), ("kx1", second))
+    )
+
+
+# -- depthwise-separable ----------------------------------------------------------------------
+
+
+def separable(shape: ConvShape) -> Plan:
+    """A depthwise KxK conv on Cin channels then a pointwise 1x1 Cin->Cout conv."""
+    area = prod(shape.out_spatial)
+    k = prod(shape.kernel)
+    depthwise = shape.runs * shape.in_channels * k * area
+    pointwise = shape.runs * shape.in_channels * shape.out_channels * area
+    params = shape.in_channels * k + shape.in_channels * shape.out_channels
+    return Plan(
+        macs=depthwise + pointwise,
+        params=params + shape.bias,
+        parts=(("depthwise", depthwise), ("pointwise", pointwise)),
+    )
+
+
+def saving(before: int, after: int) -> float | None:
+    """before / after (None when the alternative costs nothing or nothing is known)."""
+    return before / after if after > 0 else None
+
+
+def conv_shape(
+    *,
+    in_channels: int | None,
+    out_channels: int | None,
+    kernel: Sequence[int] | None,
+    input_shape: Sequence[int] | None,
+    output_shape: Sequence[int] | None,
+    executions: int = 1,
+    has_bias: bool = False,
+) -> ConvShape | None:
+    """A ConvShape from a layer's figures, or None when any of them is unknown."""
+    if (
+        in_channels is None
+        or out_channels is None
+        or kernel is None
+        or input_shape is None
+        or output_shape is None
+        or len(input_shape) != len(kernel) + 2
+        or len(output_shape) != len(kernel) + 2
+    ):
+        return None
+    return ConvShape(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel=tuple(kernel),
+        in_spatial=tuple(input_shape[2:]),
+        out_spatial=tuple(output_shape[2:]),
+        batch=input_shape[0],
+        executions=executions,
+        has_bias=has_bias,
+    )
