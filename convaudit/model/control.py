@@ -53,6 +53,7 @@ def _walk_body(
         opsets=scope.opsets,
         multiplier=multiplier,
         producers=scope.producers.new_child(),
+        root=scope.root,
     )
     for name in bound:  # body inputs shadow outer producers
         sub.producers.pop(name, None)

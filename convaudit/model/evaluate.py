@@ -104,6 +104,8 @@ def evaluate(
     if any(v is None for v in inputs):
         return None
     arrays = [v for v in inputs if v is not None]
+    if _output_elements(node.op_type, arrays, attrs) > MAX_VALUE_ELEMENTS:
+        return None  # a weight-sized result: its shape comes from inference, never its bytes
     fast = FAST.get(node.op_type)
     out: list[np.ndarray] | None
     try:
@@ -116,6 +118,30 @@ def evaluate(
     if out is None or any(o.size > MAX_VALUE_ELEMENTS for o in out):
         return None
     return out
+
+
+def _output_elements(op: str, x: Sequence[np.ndarray], attrs: Attrs) -> int:
+    """Elements an op that grows its input would produce (0 for ops that do not grow).
+
+    Checked before folding: ConstantOfShape / Expand / Tile / Range build weight-sized
+    tensors from a few integers (the light/ models make every weight this way).
+    """
+    try:
+        if op == "ConstantOfShape" and x:
+            return int(np.prod(x[0].astype(np.int64), dtype=object))
+        if op == "Expand" and len(x) == 2:
+            dims = [int(d) for d in x[1].reshape(-1)]
+            shape = np.broadcast_shapes(x[0].shape, tuple(max(d, 1) for d in dims))
+            return int(np.prod(shape, dtype=object))
+        if op == "Tile" and len(x) == 2:
+            reps = [int(r) for r in x[1].reshape(-1)]
+            return int(x[0].size * np.prod(reps, dtype=object))
+        if op == "Range" and len(x) == 3:
+            start, limit, delta = (float(v.reshape(-1)[0]) for v in x)
+            return max(0, int(np.ceil((limit - start) / delta))) if delta else 0
+    except (ValueError, TypeError, OverflowError):
+        return MAX_VALUE_ELEMENTS + 1  # malformed: let inference, not folding, decide
+    return 0
 
 
 def _reference(

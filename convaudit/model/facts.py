@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from math import prod
 from pathlib import Path
 
+from convaudit import cost
 from convaudit.errors import ShapeError
 from convaudit.model.layers import cost_visit, is_costed
 from convaudit.model.loader import load_model
@@ -28,7 +30,7 @@ def analyse(
         opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
     layers = _cost(result)
     _check_resolved(str(path), result, layers)
-    totals = _totals(layers)
+    totals = _totals(layers, result)
     if totals.macs > INT64_MAX or totals.params > INT64_MAX:
         raise ShapeError("total MACs overflow a 64-bit integer: check the input shapes", path=path)
     layers = _with_shares(layers, totals.macs)
@@ -114,42 +116,45 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     )
 
 
-def _totals(layers: list[Layer]) -> Totals:
+def _totals(layers: list[Layer], result: WalkResult) -> Totals:
     counted = [layer for layer in layers if layer.counted]
     known = [layer for layer in counted if layer.macs is not None]
     macs = sum(layer.total_macs or 0 for layer in known)
     conv = [layer for layer in known if layer.category != "matmul"]
+    params, weight_bytes = _unique_weights(counted, result)
+    conv_params, _ = _unique_weights([x for x in counted if x.category != "matmul"], result)
     return Totals(
         macs=macs,
         flops=sum((layer.flops or 0) * layer.multiplier for layer in known),
-        params=_unique_params(counted),
+        params=params,
         conv_macs=sum(layer.total_macs or 0 for layer in conv),
-        conv_params=_unique_params([x for x in counted if x.category != "matmul"]),
+        conv_params=conv_params,
         layers=len(counted),
         unknown_layers=len(counted) - len(known),
-        weight_bytes=sum(layer.weight_bytes or 0 for layer in counted),
+        weight_bytes=weight_bytes,
     )
 
 
-def _unique_params(layers: list[Layer]) -> int:
-    """Params with a weight shared by several layers counted once (same tensor, same graph)."""
+def _unique_weights(layers: list[Layer], result: WalkResult) -> tuple[int, int]:
+    """Params and weight bytes with a weight shared by several layers counted once.
+
+    Sharing is seen through Identity fan-outs and function call sites (``result.source``).
+    """
+    scopes = {v.node_id: v.scope for v in result.visits}
     seen: set[tuple[str, str]] = set()
-    total = 0
+    params = size = 0
     for layer in layers:
-        if layer.weight_name:
-            key = (layer.graph.split("/")[0], layer.weight_name)
-            if key in seen:
-                total += (layer.params or 0) - _weight_elems(layer)
-                continue
-            seen.add(key)
-        total += layer.params or 0
-    return total
-
-
-def _weight_elems(layer: Layer) -> int:
-    from math import prod
-
-    return prod(layer.weight_shape) if layer.weight_shape and layer.params else 0
+        params += layer.params or 0
+        size += layer.weight_bytes or 0
+        if not layer.weight_name:
+            continue
+        key = result.source(scopes.get(layer.node_id, "main"), layer.weight_name)
+        if key in seen and layer.params and layer.weight_shape:
+            params -= prod(layer.weight_shape)
+            shared = cost.tensor_bytes(layer.weight_shape, layer.weight_dtype)
+            size -= min(shared or 0, layer.weight_bytes or 0)
+        seen.add(key)
+    return params, size
 
 
 def _with_shares(layers: list[Layer], total: int) -> list[Layer]:

@@ -42,6 +42,7 @@ class Visit:
     outputs: list[TensorInfo]
     multiplier: int
     counted: bool = True
+    scope: str = "main"  # name scope: "main" or the function call site's graph label
 
 
 @dataclass
@@ -61,6 +62,27 @@ class WalkResult:
     problems: list[ScanProblem]
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
+    # (scope, tensor) -> the (scope, tensor) it is another name for: Identity outputs of weights
+    # and function formals bound to actual inputs. A scope is "main" or one function call site.
+    aliases: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def source(self, scope: str, tensor: str) -> tuple[str, str]:
+        """The original (scope, name) of a tensor seen in ``scope`` (itself if not an alias)."""
+        return resolve_alias(self.aliases, scope, tensor)
+
+
+def resolve_alias(
+    aliases: Mapping[tuple[str, str], tuple[str, str]], scope: str, tensor: str
+) -> tuple[str, str]:
+    """Follow alias links from (``scope``, ``tensor``) to the tensor's origin."""
+    key = (scope, tensor)
+    seen = {key}
+    while key in aliases:
+        key = aliases[key]
+        if key in seen:  # defensive: a malformed graph cannot loop us
+            break
+        seen.add(key)
+    return key
 
 
 def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -86,6 +108,7 @@ class _Scope:
     opsets: dict[str, int]
     multiplier: int
     producers: ChainMap[str, str] = field(default_factory=ChainMap)
+    root: str = "main"  # name scope: subgraphs share their parent's, a function call has its own
 
 
 class Walker:
@@ -106,6 +129,8 @@ class Walker:
         self.visits: list[Visit] = []
         self.groups: list[BranchGroup] = []
         self.problems: list[ScanProblem] = []
+        self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
+        self.labels: dict[str, int] = {}  # function call-site labels -> times used
         self.digraph = nx.DiGraph()
         self.functions = {(f.domain, f.name, f.overload): f for f in model.functions}
         self.opsets = {
@@ -136,7 +161,9 @@ class Walker:
         scope = _Scope(graph="main", opsets=self.opsets, multiplier=1)
         self._walk_graph(g, env, scope, declared)
         outputs = {o.name: env.get(o.name, UNKNOWN) for o in g.output}
-        return WalkResult(self.visits, self.groups, self.digraph, self.problems, inputs, outputs)
+        return WalkResult(
+            self.visits, self.groups, self.digraph, self.problems, inputs, outputs, self.aliases
+        )
 
     def _graph_input(self, vi: onnx.ValueInfoProto) -> TensorInfo:
         info = info_from_type(vi.type)
@@ -203,6 +230,11 @@ class Walker:
             if n:
                 scope.producers[n] = node_id
         outs = self._resolve(node, node_id, name, attrs, ins, env, scope)
+        is_identity = node.op_type == "Identity" and node.domain in ("", "ai.onnx")
+        if is_identity and ins and ins[0].constant:
+            # exporters fan one de-duplicated weight out through Identity nodes
+            origin = resolve_alias(self.aliases, scope.root, node.input[0])
+            self.aliases[(scope.root, node.output[0])] = origin
         real = [i for n, i in zip(node.input, ins, strict=True) if n]
         if real and all(i.constant for i in real) and node.op_type not in NOT_FOLDABLE:
             outs = [dataclasses.replace(o, constant=True) for o in outs]
@@ -225,6 +257,7 @@ class Walker:
                 inputs=ins,
                 outputs=[env.get(o, UNKNOWN) for o in node.output],
                 multiplier=scope.multiplier,
+                scope=scope.root,
             )
         )
 
@@ -322,11 +355,16 @@ class Walker:
         from convaudit.model.functions import instantiate
 
         label = f"function:{fn.domain}.{fn.name}@{name}"
+        uses = self.labels[label] = self.labels.get(label, 0) + 1
+        if uses > 1:  # call nodes that share a name (or have none) in different graphs
+            label = f"{label}#{uses}"
         body = instantiate(fn, node)
         local: Env = ChainMap()
         producers: ChainMap[str, str] = ChainMap()
         for formal, actual, info in zip(fn.input, node.input, ins, strict=False):
             local[formal] = info
+            if actual:
+                self.aliases[(label, formal)] = resolve_alias(self.aliases, scope.root, actual)
             src = scope.producers.get(actual) if actual else None
             if src is not None:
                 producers[formal] = src
@@ -334,7 +372,13 @@ class Walker:
         opsets.update(
             {("" if o.domain == "ai.onnx" else o.domain): o.version for o in fn.opset_import}
         )
-        inner = _Scope(graph=label, opsets=opsets, multiplier=scope.multiplier, producers=producers)
+        inner = _Scope(
+            graph=label,
+            opsets=opsets,
+            multiplier=scope.multiplier,
+            producers=producers,
+            root=label,
+        )
         for i, n in enumerate(_topological(body)):
             self._visit(n, i, local, inner, {})
         for formal, actual in zip(fn.output, node.output, strict=False):
