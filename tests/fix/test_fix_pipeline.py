@@ -18,8 +18,12 @@ from convaudit.api import fix, scan
 from convaudit.cli import app
 from convaudit.config import Config
 from convaudit.errors import FixError
+from convaudit.fix import plan
 from convaudit.fix.pipeline import FixOptions, run_fix
 from convaudit.fix.result import FixResult
+from convaudit.model.facts import analyse
+from convaudit.model.loader import load_model
+from convaudit.records import Finding, Recommendation
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
 TEXTBOOK = SAMPLES / "textbook_5x5.onnx"
@@ -225,10 +229,34 @@ def test_depthwise_shared_and_non_constant_weights_are_skipped(tmp_path: Path) -
 def test_unknown_node_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(FixError, match="did you mean 'conv5x5'"):
         quick(TEXTBOOK, tmp_path / "o.onnx", nodes=("conv5x6",), width=16)
-    # With CA101 ignored there is no recommended width for the node: the user must give one.
-    no_ca101 = Config(ignore=("CA101",))
-    with pytest.raises(FixError, match="pass --width N or --target-saving X"):
-        run_fix(TEXTBOOK, tmp_path / "o.onnx", FixOptions(nodes=("conv5x5",)), no_ca101)
+
+
+def test_a_node_without_width_or_finding_is_an_error() -> None:
+    facts = analyse(TEXTBOOK)
+    with load_model(TEXTBOOK) as loaded:
+        with pytest.raises(FixError, match="pass --width N or --target-saving X"):
+            plan.select(facts, (), loaded.proto, plan.Options(nodes=("conv5x5",)))
+        # With a CA101 finding, its recommended width is used (rounded to a multiple of 8).
+        finding = Finding(
+            rule="CA101",
+            name="wide-kxk-conv-without-bottleneck",
+            severity="warning",
+            node="conv5x5",
+            graph="main",
+            message="",
+            fingerprint="x",
+            recommendation=Recommendation(
+                kind="bottleneck",
+                before_macs=112_896_000,
+                before_params=576_048,
+                after_macs=5_268_480,
+                after_params=26_928,
+                width=16,
+            ),
+        )
+        plans, skipped = plan.select(facts, (finding,), loaded.proto, plan.Options())
+    assert [(p.layer.name, p.width, p.width_source) for p in plans] == [("conv5x5", 16, "CA101")]
+    assert skipped == []
 
 
 def test_external_data_model_round_trips(low_rank_model: Path, tmp_path: Path) -> None:
