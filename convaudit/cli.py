@@ -135,23 +135,56 @@ def scan(
     max_params: Annotated[
         str | None, typer.Option("--max-params", help="Param budget, e.g. 25.6M (CA900).")
     ] = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
+    ] = None,
+    rules_dir: Annotated[
+        list[str] | None,
+        typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
+    ] = None,
+    select: Annotated[
+        list[str] | None,
+        typer.Option("--select", help="Only these rule codes or prefixes, e.g. CA1,CA205."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None, typer.Option("--ignore", help="Skip these rule codes or prefixes.")
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on", help="Exit 1 on findings at or above: error|warning|info|never [warning]."
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Report only findings not in this baseline file."),
+    ] = None,
 ) -> None:
-    """Scan models: per-layer MACs and params, totals, each layer's share."""
+    """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
     def run() -> int:
         from convaudit.api import scan as api_scan
-        from convaudit.config import Config
+        from convaudit.config import resolve
         from convaudit.report import REPORTERS
         from convaudit.shapes_arg import parse_dims, parse_input_shapes
 
         if fmt not in REPORTERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(REPORTERS)}")
-        config = Config(
-            input_shapes=parse_input_shapes(input_shape or []), dims=parse_dims(dim or [])
+        config = resolve(
+            paths,
+            config_file,
+            select=select,
+            ignore=ignore,
+            fail_on=fail_on,
+            baseline=baseline,
+            rule_dirs=rules_dir or (),
+            input_shapes=parse_input_shapes(input_shape or []),
+            dims=parse_dims(dim or []),
         )
         import dataclasses
 
-        from convaudit.api import parse_shard
+        from convaudit.api import fails, parse_shard
         from convaudit.report import render
 
         extra_reports = _parse_reports(report or [])
@@ -176,9 +209,7 @@ def scan(
             typer.echo(f"convaudit: error: {line}", err=True)
         if failed:
             return Exit.ERROR
-        rank = SEVERITY_RANK["warning"]
-        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= rank]
-        return Exit.FINDINGS if hits else Exit.CLEAN
+        return Exit.FINDINGS if fails(result, config.fail_on) else Exit.CLEAN
 
     code: Any = _guard(run)
     raise typer.Exit(int(code))
@@ -285,10 +316,17 @@ def diff(
         list[str] | None,
         typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
     ] = None,
+    config_file: Annotated[
+        str | None, typer.Option("--config", help="Config file (default: found upward).")
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option("--fail-on", help="Exit 1 for new findings at or above: error|warning|info."),
+    ] = None,
 ) -> None:
     """Compare two models: per-layer and total MACs/params, new and fixed findings, budgets.
 
-    Exits 1 when HEAD breaks a budget or brings a new warning or error, else 0.
+    Exits 1 when HEAD breaks a budget or brings a new finding at or above --fail-on, else 0.
     """
 
     def run() -> int:
@@ -317,6 +355,127 @@ def diff(
 
     code: Any = _guard(run)
     raise typer.Exit(int(code))
+
+
+rules_app = typer.Typer(help="List the rules and explain one.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+baseline_app = typer.Typer(help="Record today's findings so CI reports only new ones.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(config_app, name="config")
+app.add_typer(baseline_app, name="baseline")
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
+]
+RulesDirOption = Annotated[
+    list[str] | None,
+    typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
+]
+
+
+@rules_app.command("list")
+def rules_list(config_file: ConfigOption = None, rules_dir: RulesDirOption = None) -> None:
+    """Every available rule: id, severity, on/off (select/ignore), name, summary."""
+
+    def run() -> int:
+        from convaudit.api import load_ruleset
+        from convaudit.config import resolve
+        from convaudit.rules.explain import render_list
+
+        config = resolve((), config_file, rule_dirs=rules_dir or ())
+        sys.stdout.write(render_list(load_ruleset(config)))
+        return Exit.CLEAN
+
+    raise typer.Exit(int(_guard(run)))
+
+
+@rules_app.command("explain")
+def rules_explain(
+    rule: Annotated[str, typer.Argument(help="A rule id, e.g. CA101.")],
+    config_file: ConfigOption = None,
+    rules_dir: RulesDirOption = None,
+) -> None:
+    """A rule's docs (what, why, example, fix), its current params and its match."""
+
+    def run() -> int:
+        from convaudit.api import load_ruleset
+        from convaudit.config import resolve
+        from convaudit.rules.explain import render_explain
+
+        config = resolve((), config_file, rule_dirs=rules_dir or ())
+        sys.stdout.write(render_explain(load_ruleset(config), rule))
+        return Exit.CLEAN
+
+    raise typer.Exit(int(_guard(run)))
+
+
+@config_app.command("show")
+def config_show(
+    path: Annotated[
+        str | None, typer.Argument(help="A model or folder to find the config from (default: .).")
+    ] = None,
+    config_file: ConfigOption = None,
+) -> None:
+    """Print the effective configuration (defaults, file, in TOML) and where it came from."""
+
+    def run() -> int:
+        from convaudit.api import load_ruleset
+        from convaudit.config import render, resolve
+
+        config = resolve([path] if path else [], config_file)
+        load_ruleset(config)  # rule ids in select/severity/params are checked too
+        sys.stdout.write(render(config))
+        return Exit.CLEAN
+
+    raise typer.Exit(int(_guard(run)))
+
+
+@baseline_app.command("create")
+def baseline_create(
+    paths: Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write.")] = Path(
+        "convaudit-baseline.json"
+    ),
+    config_file: ConfigOption = None,
+    rules_dir: RulesDirOption = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
+    ] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Write every current finding to a baseline; `scan --baseline` then reports only new ones."""
+
+    def run() -> int:
+        from convaudit.api import scan as api_scan
+        from convaudit.baseline import render_baseline
+        from convaudit.config import resolve
+        from convaudit.shapes_arg import parse_dims, parse_input_shapes
+
+        config = resolve(
+            paths,
+            config_file,
+            rule_dirs=rules_dir or (),
+            input_shapes=parse_input_shapes(input_shape or []),
+            dims=parse_dims(dim or []),
+        )
+        import dataclasses
+
+        result = api_scan(paths, dataclasses.replace(config, baseline=None))
+        failed = [e for r in result.reports for e in r.errors]
+        for line in failed:
+            typer.echo(f"convaudit: error: {line}", err=True)
+        if failed:
+            return Exit.ERROR
+        _emit(render_baseline(result), output)
+        typer.echo(f"convaudit: {len(result.findings)} findings written to {output}", err=True)
+        return Exit.CLEAN
+
+    raise typer.Exit(int(_guard(run)))
 
 
 @app.callback(invoke_without_command=True)
