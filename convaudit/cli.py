@@ -330,8 +330,10 @@ def diff(
     """
 
     def run() -> int:
+        import dataclasses
+
         from convaudit.budgets import parse_increase
-        from convaudit.config import Config
+        from convaudit.config import resolve
         from convaudit.diff import diff as api_diff
         from convaudit.report.diff_report import DIFF_REPORTERS
         from convaudit.shapes_arg import parse_dims, parse_input_shapes
@@ -340,17 +342,26 @@ def diff(
             raise ConvauditError(
                 f"unknown --format {fmt!r}; choose one of {', '.join(DIFF_FORMATS)}"
             )
-        config = Config(
+        config = resolve(
+            [str(head)],
+            config_file,
+            fail_on=fail_on,
             input_shapes=parse_input_shapes(input_shape or []),
             dims=parse_dims(dim or []),
-            max_increase=None if max_increase is None else parse_increase(max_increase),
-            max_macs=_budgets(max_macs, max_params)[0],
-            max_params=_budgets(max_macs, max_params)[1],
+        )
+        macs_budget, params_budget = _budgets(max_macs, max_params)
+        config = dataclasses.replace(
+            config,
+            max_increase=(
+                config.max_increase if max_increase is None else parse_increase(max_increase)
+            ),
+            max_macs=config.max_macs if macs_budget is None else macs_budget,
+            max_params=config.max_params if params_budget is None else params_budget,
         )
         result = api_diff(str(base), str(head), config)
         _emit(DIFF_REPORTERS[fmt](result), output)
-        rank = SEVERITY_RANK["warning"]
-        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= rank]
+        limit = SEVERITY_RANK.get(config.fail_on, 3)  # "never" ranks above every severity
+        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= limit]
         return Exit.FINDINGS if hits else Exit.CLEAN
 
     code: Any = _guard(run)
