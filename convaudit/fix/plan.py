@@ -90,7 +90,7 @@ def width_for_saving(layer: Layer, target: float) -> int | None:
     return r if r >= STEP else None
 
 
-class _GraphIndex:
+class GraphIndex:
     """Who produces and consumes each tensor of the main graph."""
 
     def __init__(self, graph: onnx.GraphProto) -> None:
@@ -133,7 +133,7 @@ def _skip(layer: Layer, reason: str, **extra: object) -> LayerFix:
     )
 
 
-def _foldable_bn(layer: Layer, index: _GraphIndex) -> str | None:
+def foldable_bn(layer: Layer, index: GraphIndex) -> str | None:
     """The output name of a BatchNormalization that alone consumes the conv's output."""
     out = layer.outputs[0] if layer.outputs else ""
     users = index.consumers.get(out, [])
@@ -154,7 +154,7 @@ def _foldable_bn(layer: Layer, index: _GraphIndex) -> str | None:
     return bn.output[0] if ok else None
 
 
-def _check(layer: Layer, index: _GraphIndex) -> str | None:
+def _check(layer: Layer, index: GraphIndex) -> str | None:
     """Why ``layer`` cannot be rewritten, or None."""
     if layer.graph != "main":
         return "inside a subgraph or function: only the main graph is rewritten"
@@ -210,7 +210,7 @@ def select(
         raise FixError(
             f"--target-saving must be above 1 (a MAC ratio), got {options.target_saving}"
         )
-    index = _GraphIndex(proto.graph)
+    index = GraphIndex(proto.graph)
     by_name = {layer.name: layer for layer in facts.layers}
     recommended = {
         (f.graph or "main", f.node): f.recommendation.width
@@ -284,7 +284,7 @@ def select(
                 width_source=source,
                 break_even=limit,
                 weight_name=layer.weight_name or "",
-                bn_name=_foldable_bn(layer, index),
+                bn_name=foldable_bn(layer, index),
                 notes=tuple(notes),
             )
         )

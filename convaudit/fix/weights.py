@@ -1,0 +1,82 @@
+"""``scan --weights``: energy retained and predicted error at each CA101 finding's width.
+
+Weights are read on demand, one flagged layer at a time (external data too), so a weight-aware
+scan of a large model holds one weight in memory, not the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from convaudit.errors import ConvauditError
+from convaudit.fix import factorize, plan
+from convaudit.fix.rewrite import bn_epsilon, fold_batchnorm
+from convaudit.model.loader import LoadedModel, load_model
+from convaudit.records import Finding, ModelFacts
+
+
+def _energy(
+    loaded: LoadedModel, facts: ModelFacts, finding: Finding, index: plan.GraphIndex
+) -> float | None:
+    """E(width) of the flagged layer's (BN-folded) weight, None when it cannot be read."""
+    rec = finding.recommendation
+    layer = next(
+        (
+            x
+            for x in facts.layers
+            if x.name == finding.node and x.graph == (finding.graph or "main")
+        ),
+        None,
+    )
+    if rec is None or not rec.width or layer is None or not layer.weight_name:
+        return None
+    try:
+        w = np.asarray(loaded.read_tensor(layer.weight_name), dtype=np.float64)
+    except (KeyError, ConvauditError):  # not a stored tensor (computed, quantized, ...)
+        return None
+    if w.ndim < 3 or layer.group != 1:
+        return None
+    bn_out = plan.foldable_bn(layer, index) if layer.graph == "main" else None
+    if bn_out is not None:  # the conv the fix would factorise is the BN-folded one
+        bn = index.producer[bn_out]
+        scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
+        w, _ = fold_batchnorm(w, None, scale, shift, mean, var, bn_epsilon(bn))
+    return factorize.energy_at(w, rec.width)
+
+
+def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """``findings`` with energy retained and predicted error added to each CA101 finding.
+
+    The figures go into ``facts``, the recommendation's ``details`` and the message, so every
+    report format shows them. Findings of other rules pass through unchanged.
+    """
+    if not any(f.rule == plan.BOTTLENECK_RULE for f in findings):
+        return tuple(findings)
+    out: list[Finding] = []
+    with load_model(Path(facts.path)) as loaded:
+        index = plan.GraphIndex(loaded.proto.graph)
+        for f in findings:
+            energy = _energy(loaded, facts, f, index) if f.rule == plan.BOTTLENECK_RULE else None
+            if energy is None or f.recommendation is None:
+                out.append(f)
+                continue
+            predicted = float(np.sqrt(max(0.0, 1.0 - energy)))
+            extra = {"energy_retained": round(energy, 6), "predicted_error": round(predicted, 6)}
+            rec = dataclasses.replace(
+                f.recommendation, details={**f.recommendation.details, **extra}
+            )
+            note = (
+                f"; weights keep {100 * energy:.1f}% of their energy at width "
+                f"{f.recommendation.width} (predicted output error {100 * predicted:.1f}%"
+                + (", not low-rank: expect to fine-tune)" if energy < 0.5 else ")")
+            )
+            out.append(
+                dataclasses.replace(
+                    f, facts={**f.facts, **extra}, recommendation=rec, message=f.message + note
+                )
+            )
+    return tuple(out)
