@@ -320,3 +320,19 @@ def test_batchnorm_after_the_conv_is_folded(tmp_path: Path) -> None:
     new = onnx.load(str(tmp_path / "o.onnx"))
     assert [n.op_type for n in new.graph.node] == ["Conv", "Conv"]
     assert result.error is not None and result.error < 1e-5  # rank 8 at width 8: exact
+
+
+def test_default_rewrites_every_ca101_finding_and_rescan_is_clean(tmp_path: Path) -> None:
+    before = scan(TEXTBOOK).reports[0]
+    assert [(f.rule, f.node) for f in before.findings if f.rule == "CA101"] == [
+        ("CA101", "conv5x5")
+    ]
+    out = tmp_path / "o.onnx"
+    result = quick(TEXTBOOK, out)
+    assert [(x.name, x.width, x.width_source) for x in result.rewritten] == [
+        ("conv5x5", 16, "CA101")
+    ]
+    assert result.remaining_findings == ()
+    after = scan(out).reports[0]
+    assert not [f for f in after.findings if f.rule == "CA101"]
+    assert after.facts is not None and after.facts.totals.macs == 5_268_480
