@@ -255,19 +255,32 @@ def fix(
         list[str] | None,
         typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
     ] = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
+    ] = None,
+    rules_dir: Annotated[
+        list[str] | None,
+        typer.Option("--rules-dir", help="Extra folder of YAML rule files (repeatable)."),
+    ] = None,
 ) -> None:
     """Insert 1x1 bottlenecks with factorised weights; measure error and speed with onnxruntime."""
 
     def run() -> int:
         from convaudit.api import fix as api_fix
-        from convaudit.config import Config
+        from convaudit.config import resolve
         from convaudit.fix.render import RENDERERS
         from convaudit.shapes_arg import parse_dims, parse_input_shapes
 
         if fmt not in RENDERERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(RENDERERS)}")
-        config = Config(
-            input_shapes=parse_input_shapes(input_shape or []), dims=parse_dims(dim or [])
+        # The same config as scan: CA101's params and suppressions decide what gets rewritten.
+        config = resolve(
+            [str(model)],
+            config_file,
+            rule_dirs=rules_dir or (),
+            input_shapes=parse_input_shapes(input_shape or []),
+            dims=parse_dims(dim or []),
         )
         result = api_fix(
             model,

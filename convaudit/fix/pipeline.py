@@ -180,12 +180,9 @@ def run_fix(
     workdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
         original = validate.session(src)
+        input_shapes, dims = config.shapes_for(str(src))
         feeds, source = validate.input_feeds(
-            original,
-            options.inputs,
-            input_shapes=config.input_shapes,
-            dims=config.dims,
-            seed=options.seed,
+            original, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
         )
         # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
         x_names = [p.layer.inputs[0] for p in plans]
