@@ -8,7 +8,7 @@ from math import prod
 from pathlib import Path
 
 from convaudit import cost
-from convaudit.errors import ShapeError
+from convaudit.errors import ConvauditError, ShapeError
 from convaudit.model.layers import cost_visit, is_costed
 from convaudit.model.loader import load_model
 from convaudit.model.walk import Visit, Walker, WalkResult
@@ -26,10 +26,16 @@ def analyse(
     """Load ``path`` (weights not read), resolve every shape and cost every layer."""
     with load_model(path) as loaded:
         walker = Walker(loaded.proto, loaded.has_data, input_shapes=input_shapes, dims=dims)
-        result = walker.run()
+        try:
+            result = walker.run()
+        except ConvauditError as exc:  # the walker does not know the file: name it here
+            if exc.path is not None:
+                raise
+            raise type(exc)(exc.message, path=path) from None
         opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
     layers = _cost(result)
     _check_resolved(str(path), result, layers)
+    _check_positive(str(path), layers)
     totals = _totals(layers, result)
     if totals.macs > INT64_MAX or totals.params > INT64_MAX:
         raise ShapeError("total MACs overflow a 64-bit integer: check the input shapes", path=path)
@@ -114,6 +120,20 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         f"set them with {dims}" + (f", or {shapes}" if shapes else ""),
         path=path,
     )
+
+
+def _check_positive(path: str, layers: list[Layer]) -> None:
+    """A conv whose output would have a negative size is an input error, not a negative cost."""
+    for layer in layers:
+        shape = layer.output_shape or ()
+        if any(d < 0 for d in shape) or (layer.macs is not None and layer.macs < 0):
+            dims = "x".join(map(str, layer.input_shape or ()))
+            raise ShapeError(
+                f"node {layer.name!r}: input {dims or '?'} is too small for its "
+                f"{'x'.join(map(str, layer.kernel_shape or ()))} kernel (output "
+                f"{'x'.join(map(str, shape))}): check --input-shape and --dim",
+                path=path,
+            )
 
 
 def _totals(layers: list[Layer], result: WalkResult) -> Totals:

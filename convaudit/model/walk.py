@@ -26,6 +26,7 @@ from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, merge, 
 from convaudit.records import ScanProblem
 
 Env = ChainMap[str, TensorInfo]
+INT64_MAX = (1 << 63) - 1
 
 
 @dataclass
@@ -176,11 +177,11 @@ class Walker:
                     f"--input-shape {vi.name}={'x'.join(map(str, shape))} has rank {len(shape)}"
                     f" but input {vi.name!r} has rank {len(info.shape)}"
                 )
-            return TensorInfo(elem_type=info.elem_type, shape=tuple(shape))
+            return _checked(vi.name, TensorInfo(elem_type=info.elem_type, shape=tuple(shape)))
         if info.shape is not None:
             dims = tuple(self.dims.get(d, d) if isinstance(d, str) else d for d in info.shape)
             info = TensorInfo(elem_type=info.elem_type, shape=dims)
-        return info
+        return _checked(vi.name, info)
 
     # -- graphs ------------------------------------------------------------------------------
     def _walk_graph(
@@ -385,6 +386,19 @@ class Walker:
             if actual and formal in inner.producers:
                 scope.producers[actual] = inner.producers[formal]
         return [local.get(o, UNKNOWN) for o in fn.output]
+
+
+def _checked(name: str, info: TensorInfo) -> TensorInfo:
+    """Refuse input dims an ONNX shape cannot hold (they would overflow every count after)."""
+    for d in info.shape or ():
+        if isinstance(d, int) and not 0 <= d <= INT64_MAX:
+            from convaudit.errors import ShapeError
+
+            raise ShapeError(
+                f"input {name!r} dim {d} is outside 0..{INT64_MAX} (64-bit): check --input-shape"
+                " and --dim"
+            )
+    return info
 
 
 def _const_attr(a: onnx.AttributeProto) -> tuple[int, tuple[int, ...], list[Any]]:
