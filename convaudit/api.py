@@ -96,7 +96,10 @@ def scan_one_safe(path: str, config: Config, rules: RuleSet | None = None) -> Mo
         return ModelReport(
             path=path,
             facts=None,
-            errors=(f"{path}: internal error: {type(exc).__name__}: {exc}",),
+            errors=(
+                f"{path}: internal error: {type(exc).__name__}: {exc} "
+                "(please report it with the model or a description of it)",
+            ),
         )
 
 
