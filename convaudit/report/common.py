@@ -96,6 +96,23 @@ def is_flagged(layer: Layer, flagged: set[tuple[str | None, str]]) -> bool:
     return (layer.graph, layer.name) in flagged or (None, layer.name) in flagged
 
 
+def worst_flags(report: ModelReport) -> dict[tuple[str | None, str], str]:
+    """(graph, node) -> the worst severity of the findings that point at it."""
+    out: dict[tuple[str | None, str], str] = {}
+    for f in report.findings:
+        if f.node is None:
+            continue
+        key = (f.graph, f.node)
+        if key not in out or SEVERITY_ORDER.get(f.severity, 9) < SEVERITY_ORDER.get(out[key], 9):
+            out[key] = f.severity
+    return out
+
+
+def layer_flag(layer: Layer, flags: dict[tuple[str | None, str], str]) -> str | None:
+    """The worst severity flagging ``layer`` (matched by graph and name, or name alone)."""
+    return flags.get((layer.graph, layer.name)) or flags.get((None, layer.name))
+
+
 def factor(before: int, after: int) -> str:
     """112896000, 5268480 -> "21.4x"; a removal is "all"."""
     return f"{before / after:.1f}x" if after else "all"

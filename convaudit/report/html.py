@@ -15,8 +15,7 @@ from convaudit.report.common import (
     counts_text,
     dims,
     factor,
-    flagged_nodes,
-    is_flagged,
+    layer_flag,
     layer_label,
     location,
     op_label,
@@ -24,6 +23,7 @@ from convaudit.report.common import (
     reports_by_path,
     severity_counts,
     sorted_findings,
+    worst_flags,
 )
 from convaudit.report.html_assets import CSS, JS
 
@@ -54,7 +54,7 @@ def model_data(report: ModelReport) -> dict[str, Any]:
     facts = report.facts
     if facts is None:
         return {"path": report.path, "layers": None, "by_op": []}
-    flagged = flagged_nodes(report)
+    flags = worst_flags(report)
     layers = sorted(facts.layers, key=lambda x: x.index)
     groups: dict[str, int] = {}
     for x in layers:
@@ -70,7 +70,7 @@ def model_data(report: ModelReport) -> dict[str, Any]:
                 "macs": x.total_macs,
                 "share": None if x.mac_share is None else round(x.mac_share, 6),
                 "counted": x.counted,
-                "flagged": is_flagged(x, flagged),
+                "flag": layer_flag(x, flags),
             }
             for x in layers
         ],
@@ -90,11 +90,12 @@ def _td(text: str, sort: str | int | float | None, num: bool = False, raw: bool 
 
 def _layer_rows(report: ModelReport, mi: int) -> str:
     assert report.facts is not None
-    flagged = flagged_nodes(report)
+    flags = worst_flags(report)
     top = max((x.total_macs or 0 for x in report.facts.layers), default=0) or 1
     rows = []
     for x in sorted(report.facts.layers, key=lambda x: x.index):
-        cls = ' class="flagged"' if is_flagged(x, flagged) else ""
+        flag = layer_flag(x, flags)
+        cls = "" if flag is None else f' class="flagged{" info" if flag == "info" else ""}"'
         width = round(60 * (x.total_macs or 0) / top)
         macs = human(x.total_macs) + ("" if x.counted else " (not counted)")
         share_html = f'<span class="sharebar" style="width:{width}px"></span>' + escape(
@@ -199,7 +200,9 @@ def _model(report: ModelReport, mi: int) -> str:
             f'<div class="chart" data-chart="layers" data-model="{mi}"></div>'
             '<div class="legend"><span><span class="swatch" style="background:#2f6fdf"></span>'
             'layer</span><span><span class="swatch" style="background:#e5484d"></span>'
-            'flagged by a rule</span><span><span class="swatch" style="background:#c7cdd8">'
+            'flagged: error or warning</span><span><span class="swatch" '
+            'style="background:#f5a524"></span>flagged: info</span>'
+            '<span><span class="swatch" style="background:#c7cdd8">'
             "</span>not counted (cheaper If branch)</span><span>click a bar to find its row"
             "</span></div></div>"
         )
@@ -243,7 +246,8 @@ def _overview(reports: list[ModelReport]) -> str:
         )
     return (
         '<div class="panel"><h3>Models</h3><table class="overview"><thead><tr><th>model</th>'
-        "<th>MACs</th><th>params</th><th>errors</th><th>warnings</th><th>info</th><th>status</th>"
+        '<th class="num">MACs</th><th class="num">params</th><th class="num">errors</th>'
+        '<th class="num">warnings</th><th class="num">info</th><th>status</th>'
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
 

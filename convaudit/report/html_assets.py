@@ -39,6 +39,7 @@ margin:0 0 18px}
 .chart svg{width:100%;height:auto;display:block}
 .chart .bar{fill:var(--accent)}
 .chart .bar.flagged{fill:var(--flag)}
+.chart .bar.flagged.info{fill:var(--warn)}
 .chart .bar.uncounted{fill:#c7cdd8}
 .chart .bar:hover{opacity:.75;cursor:pointer}
 .chart .axis{stroke:#98a2b3;stroke-width:1}
@@ -59,6 +60,8 @@ table.layers th[aria-sort=ascending]::after{content:" ▲";font-size:10px}
 table.layers th[aria-sort=descending]::after{content:" ▼";font-size:10px}
 table.layers tr.flagged td{background:#fff1f1}
 table.layers tr.flagged td:nth-child(2){box-shadow:inset 3px 0 0 var(--flag)}
+table.layers tr.flagged.info td{background:#fff8eb}
+table.layers tr.flagged.info td:nth-child(2){box-shadow:inset 3px 0 0 var(--warn)}
 table.layers tr.pulse td{background:#fff7cc}
 .sharebar{display:inline-block;height:8px;background:var(--accent);border-radius:4px;
 vertical-align:middle;margin-right:6px;opacity:.8}
@@ -85,6 +88,7 @@ padding:10px 14px;margin:0 0 12px}
 table.overview{width:100%;border-collapse:collapse}
 table.overview td,table.overview th{padding:6px 10px;border-bottom:1px solid var(--line);
 text-align:left}
+table.overview th.num{text-align:right}
 table.overview td.num{text-align:right;font-variant-numeric:tabular-nums}
 footer{color:var(--muted);font-size:12px;max-width:1280px;margin:0 auto;padding:0 32px 32px}
 .clean{color:var(--ok);font-weight:600}
@@ -150,12 +154,14 @@ JS = r"""
     var every = Math.max(1, Math.ceil(n / 24));
     layers.forEach(function (l, i) {
       var h = l.macs === null ? 0 : Math.max((l.macs / top) * ih, l.macs > 0 ? 1 : 0);
-      var cls = "bar" + (l.flagged ? " flagged" : "") + (l.counted ? "" : " uncounted");
+      var cls = "bar" + (l.flag ? " flagged" : "") + (l.flag === "info" ? " info" : "") +
+        (l.counted ? "" : " uncounted");
       var r = svgEl("rect", {x: x0 + i * slot + gap / 2, y: T + ih - h,
         width: Math.max(slot - gap, 1), height: h, rx: Math.min(3, slot / 4), "class": cls,
         "data-layer": l.index}, svg);
       addTitle(r, "#" + l.index + " " + l.name + " (" + l.op + ")\n" + human(l.macs) + " MACs" +
-        (l.share === null ? "" : ", " + pct(l.share)) + (l.flagged ? "\nflagged by a rule" : ""));
+        (l.share === null ? "" : ", " + pct(l.share)) +
+        (l.flag ? "\nflagged (" + l.flag + ")" : ""));
       r.addEventListener("click", function () { jumpToRow("m" + mi + "-l" + l.index); });
       if (i % every === 0) {
         svgEl("text", {x: x0 + i * slot + slot / 2, y: T + ih + 16, "text-anchor": "middle"}, svg)

@@ -55,7 +55,7 @@ def test_embedded_data_marks_the_flagged_layer(samples: dict[str, AuditResult]) 
     flagged = with_findings(samples["textbook_5x5"], textbook_finding())
     m2 = re.search(r'id="convaudit-data">(.*?)</script>', html.render(flagged))
     assert m2 is not None
-    assert json.loads(m2.group(1))["models"][0]["layers"][0]["flagged"] is True
+    assert json.loads(m2.group(1))["models"][0]["layers"][0]["flag"] == "warning"
 
 
 def test_findings_table_and_cards(textbook_flagged: AuditResult) -> None:
