@@ -123,3 +123,16 @@ def test_cli_diff_max_increase_exit_codes() -> None:
     assert "total MACs grew 5,268,480 → 112,896,000" in grew.stdout
     shrank = runner.invoke(app, ["diff", str(TEXTBOOK), str(BOTTLENECK), "--max-increase", "2%"])
     assert shrank.exit_code == 0, shrank.stdout
+
+
+def test_budget_from_config_file_and_flag_override(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(TEXTBOOK, tmp_path / "m.onnx")
+    (tmp_path / "convaudit.toml").write_text('max-macs = "100M"\nfail-on = "error"\n')
+    runner = CliRunner()
+    res = runner.invoke(app, ["scan", str(tmp_path / "m.onnx"), "-f", "github"])
+    assert res.exit_code == 1, res.stderr  # CA900 is an error: fails even at fail-on error
+    assert "title=CA900 budget-exceeded::total MACs 112,896,000" in res.stdout
+    loose = runner.invoke(app, ["scan", str(tmp_path / "m.onnx"), "--max-macs", "4.1G"])
+    assert loose.exit_code == 0, loose.stdout  # the flag wins; the rest are warnings/info

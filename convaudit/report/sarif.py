@@ -26,6 +26,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/convaudit/convaudit"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 FINGERPRINT_KEY = "convaudit/v1"
+MAX_RESULTS = 25_000  # GitHub code scanning rejects a run with more results
 
 
 def artifact_uri(path: str) -> str:
@@ -94,8 +95,12 @@ def _result(f: Finding, report: ModelReport, index: int) -> dict[str, Any]:
     }
 
 
-def document(result: AuditResult, rules: Sequence[RuleInfo] | None = None) -> dict[str, Any]:
-    """The SARIF log as plain dicts (one run)."""
+def document(
+    result: AuditResult,
+    rules: Sequence[RuleInfo] | None = None,
+    max_results: int = MAX_RESULTS,
+) -> dict[str, Any]:
+    """The SARIF log as plain dicts (one run, at most ``max_results`` results)."""
     if rules is None:
         from convaudit.report.catalogue import rule_catalogue
 
@@ -110,7 +115,9 @@ def document(result: AuditResult, rules: Sequence[RuleInfo] | None = None) -> di
     results = [
         _result(f, rep, index[f.rule]) for rep in reports for f in sorted_findings(rep.findings)
     ]
-    notifications = [
+    dropped = len(results) - max_results
+    results = results[:max_results]
+    notifications: list[dict[str, Any]] = [
         {
             "level": "error",
             "message": {"text": e},
@@ -126,6 +133,16 @@ def document(result: AuditResult, rules: Sequence[RuleInfo] | None = None) -> di
         for rep in reports
         for e in rep.errors
     ]
+    if dropped > 0:
+        notifications.append(
+            {
+                "level": "warning",
+                "message": {
+                    "text": f"{dropped} results left out: GitHub accepts at most "
+                    f"{max_results:,} per run (split the scan with --shard)"
+                },
+            }
+        )
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -142,7 +159,7 @@ def document(result: AuditResult, rules: Sequence[RuleInfo] | None = None) -> di
                 },
                 "invocations": [
                     {
-                        "executionSuccessful": not notifications,
+                        "executionSuccessful": not any(r.errors for r in reports),
                         "toolExecutionNotifications": notifications,
                     }
                 ],

@@ -123,3 +123,18 @@ def test_budget_rule_is_always_described(samples: dict[str, AuditResult]) -> Non
     ids = [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
     assert "CA900" in ids
     _assert_github_shape(doc)
+
+
+def test_results_capped_at_githubs_limit_with_a_notification(
+    textbook_flagged: AuditResult,
+) -> None:
+    many = [dataclasses.replace(textbook_finding(), fingerprint=str(i)) for i in range(5)]
+    doc = sarif.document(with_findings(textbook_flagged, *many), max_results=4)
+    run = doc["runs"][0]
+    assert len(run["results"]) == 4
+    (inv,) = run["invocations"]
+    assert inv["executionSuccessful"] is True  # every model scanned; only the upload is cut
+    (note,) = inv["toolExecutionNotifications"]
+    assert note["level"] == "warning"
+    assert note["message"]["text"].startswith("2 results left out")
+    assert sarif.MAX_RESULTS == 25_000
