@@ -250,25 +250,73 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
 def _einsum(v: Visit, base: dict[str, Any], info: dict[str, Any]) -> Layer | None:
     eq = str(v.attrs.get("equation", "")).replace(" ", "")
     lhs = eq.split("->")[0].split(",")
-    if len(lhs) != 2 or len(v.inputs) != 2 or "..." in eq:
-        return Layer(**base, **info, note="einsum is not a two-operand contraction")
-    rhs = eq.split("->")[1] if "->" in eq else ""
+    if len(lhs) == 1:
+        return None  # a transpose, diagonal or reduction of one operand: no MACs
+    if len(lhs) != 2 or len(v.inputs) != 2:
+        return Layer(**base, **info, note="einsum of more than two operands: cost not counted")
+    a_s, b_s = (tin.static_shape for tin in v.inputs)
+    if a_s is None or b_s is None:
+        return Layer(**base, **info, note="operand shapes unknown")
+    shapes = (a_s, b_s)
+    terms = _einsum_terms(lhs, shapes)
+    if terms is None:
+        return Layer(**base, **info, note="einsum equation does not match its operands")
     sizes: dict[str, int] = {}
-    for term, tin in zip(lhs, v.inputs, strict=True):
-        s = tin.static_shape
-        if s is None or len(s) != len(term):
-            return Layer(**base, **info, note="operand shapes unknown")
-        sizes.update(zip(term, s, strict=True))
-    summed = set(sizes) - set(rhs)
-    if not summed:
+    for term, shape in zip(terms, shapes, strict=True):
+        for letter, d in zip(term, shape, strict=True):
+            sizes[letter] = d if sizes.get(letter, 1) == 1 else sizes[letter]  # broadcast 1s
+    if "->" in eq:
+        rhs = eq.split("->")[1].replace("...", _ellipsis_letters(terms, lhs))
+    else:  # implicit output: broadcast dims, then the letters used once, sorted
+        once = sorted(c for c in sizes if "".join(lhs).count(c) == 1 and c.isalpha())
+        rhs = _ellipsis_letters(terms, lhs) + "".join(once)
+    if not set(sizes) - set(rhs):
         return None  # an outer or element-wise product, not a contraction
     out = v.outputs[0].static_shape if v.outputs else None
+    weights = [
+        (name, shape)
+        for name, tin, shape in zip(v.node.input, v.inputs, shapes, strict=True)
+        if tin.constant
+    ]
+    extra: dict[str, Any] = {}
+    if weights:
+        extra = {"weight_name": weights[0][0], "weight_shape": weights[0][1]}
+        extra["weight_dtype"] = v.inputs[list(v.node.input).index(weights[0][0])].dtype_name
     return Layer(
         **base,
         **info,
-        input_shape=v.inputs[0].static_shape,
+        **extra,
+        input_shape=a_s,
         output_shape=out,
         macs=cost.einsum_macs(sizes),
-        params=0,
+        params=sum(prod(shape) for _, shape in weights),
         bias_adds=0,
     )
+
+
+# Letters for the dims an einsum "..." stands for (ONNX equations use only a-z, A-Z).
+_ELLIPSIS = "0123456789"
+
+
+def _einsum_terms(
+    lhs: list[str], shapes: tuple[tuple[int, ...], tuple[int, ...]]
+) -> list[str] | None:
+    """Operand terms with "..." replaced by one letter per broadcast dim (right-aligned)."""
+    out = []
+    for term, shape in zip(lhs, shapes, strict=True):
+        if "..." in term:
+            n = len(shape) - (len(term) - 3)
+            if n < 0 or n > len(_ELLIPSIS):
+                return None
+            term = term.replace("...", _ELLIPSIS[len(_ELLIPSIS) - n :])
+        if len(term) != len(shape):
+            return None
+        out.append(term)
+    return out
+
+
+def _ellipsis_letters(terms: list[str], lhs: list[str]) -> str:
+    """The letters "..." became in the operand with the most broadcast dims."""
+    counts = [len(t) - (len(raw) - 3) for t, raw in zip(terms, lhs, strict=True) if "..." in raw]
+    n = max(counts, default=0)
+    return _ELLIPSIS[len(_ELLIPSIS) - n :] if n else ""

@@ -665,3 +665,34 @@ def test_conv_transpose_shape_without_inference(tmp_path: Path, case: str) -> No
     assert layer is not None
     assert layer.output_shape == ort_shapes(path, ["y"], {"x": x_shape})["y"]
     assert layer.bias_adds == 0
+
+
+@pytest.mark.parametrize(
+    ("equation", "a_shape", "w_shape", "macs"),
+    [
+        ("...ij,...jk->...ik", (2, 3, 4, 5), (1, 3, 5, 6), 2 * 3 * 4 * 5 * 6),  # broadcast
+        ("b...j,jk->b...k", (2, 3, 4, 5), (5, 6), 2 * 3 * 4 * 5 * 6),  # ellipsis in the middle
+        ("bij,bjk", (2, 3, 4), (2, 4, 6), 2 * 3 * 4 * 6),  # implicit output "bik"
+        ("ij,j", (3, 4), (4,), 12),  # matrix-vector, implicit output "i"
+    ],
+)
+def test_einsum_broadcast_and_implicit_forms(
+    tmp_path: Path, equation: str, a_shape: tuple[int, ...], w_shape: tuple[int, ...], macs: int
+) -> None:
+    nodes = [helper.make_node("Einsum", ["a", "W"], ["y"], equation=equation)]
+    path = build(tmp_path, nodes, {"a": a_shape}, [weight("W", w_shape)], opset=12)
+    facts = check_against_ort(path, {"a": a_shape})
+    (layer,) = facts.layers
+    assert layer.macs == macs
+    assert layer.params == prod(w_shape)  # the constant operand is a weight
+
+
+def test_single_operand_einsum_is_not_a_layer(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Einsum", ["a"], ["t"], equation="bij->bji"),
+        helper.make_node("MatMul", ["t", "W"], ["y"]),
+    ]
+    path = build(tmp_path, nodes, {"a": (2, 4, 3)}, [weight("W", (4, 5))], opset=12)
+    facts = check_against_ort(path, {"a": (2, 4, 3)})
+    assert [x.op_type for x in facts.layers] == ["MatMul"]
+    assert facts.totals.unknown_layers == 0
