@@ -144,6 +144,7 @@ class Finding:
     facts: dict[str, Any] = field(default_factory=dict)
     recommendation: Recommendation | None = None
     model_path: str = ""
+    suppressed_reason: str | None = None  # set on findings a config suppression silenced
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -123,6 +123,10 @@ def report_dict(report: ModelReport) -> dict[str, Any]:
         "findings": [finding_dict(f) for f in report.findings],
         "errors": list(report.errors),
         "notes": notes,
+        "suppressed": [
+            {**finding_dict(f), "reason": f.suppressed_reason} for f in report.suppressed
+        ],
+        "baselined": len(report.baselined),
     }
 
 
@@ -133,6 +137,28 @@ def document(result: AuditResult) -> dict[str, Any]:
         "tool": {"name": "convaudit", "version": result.tool_version},
         "conventions": CONVENTIONS,
         "reports": [report_dict(r) for r in sorted(result.reports, key=lambda r: r.path)],
+        "baseline": _baseline(result),
+    }
+
+
+def _baseline(result: AuditResult) -> dict[str, Any] | None:
+    """How the scan compared with ``--baseline`` (None without one)."""
+    b = result.baseline
+    if b is None:
+        return None
+    return {
+        "path": b.path,
+        "matched": b.matched,
+        "stale": [
+            {
+                "fingerprint": e.fingerprint,
+                "rule": e.rule,
+                "model": e.model,
+                "node": e.node,
+                "message": e.message,
+            }
+            for e in b.stale
+        ],
     }
 
 

@@ -105,11 +105,20 @@ def render_report(report: ModelReport) -> str:
             ),
         ):
             lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{f.node}]: {f.message}")
+    for f in report.suppressed:
+        lines.append(f"  suppressed {f.rule} [{f.node}]: {f.suppressed_reason}")
+    if report.baselined:
+        lines.append(f"  ({len(report.baselined)} known findings hidden by the baseline)")
     for e in report.errors:
         lines.append(f"error: {e}")
     return "\n".join(lines) + "\n"
 
 
 def render(result: AuditResult) -> str:
-    """All models, separated by blank lines."""
-    return "\n".join(render_report(r) for r in sorted(result.reports, key=lambda r: r.path))
+    """All models, separated by blank lines; then stale baseline entries, if any."""
+    text = "\n".join(render_report(r) for r in sorted(result.reports, key=lambda r: r.path))
+    b = result.baseline
+    if b is not None and b.stale:
+        text += f"\nstale baseline entries in {b.path} (fixed or changed; remove them):\n"
+        text += "".join(f"  {e.rule} {e.model} [{e.node}]: {e.message}\n" for e in b.stale)
+    return text

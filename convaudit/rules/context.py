@@ -134,12 +134,17 @@ class GraphContext:
         if op in PASS_THROUGH:
             return self.producer(node_id, 0)
         if op in ELEMENTWISE:
-            n_inputs = len(data.get("inputs") or ())
-            producers = [self.producer(node_id, i) for i in range(n_inputs)]
-            live = [p for p in producers if not self._is_constant(p)]
+            graph_inputs = self.facts.inputs
+            live: list[str | None] = []
+            for i, name in enumerate(data.get("inputs") or ()):
+                p = self.producer(node_id, i)
+                if (p is None and name in graph_inputs) or (
+                    p is not None and not self._is_constant(p)
+                ):
+                    live.append(p)  # a model input (None) or a value computed from one
             if len(live) == 1:
                 return live[0]
-            if len(live) == 2:
+            if len(live) == 2 and None not in live:
                 a, b = live
                 for gate, x in ((a, b), (b, a)):
                     gop = self.node(gate or "").get("op_type")

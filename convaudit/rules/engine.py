@@ -159,18 +159,23 @@ class RuleSet:
         kept: list[Finding] = []
         suppressed: list[Finding] = []
         for f in found:
-            (suppressed if self._suppressed(f, facts.path) else kept).append(f)
+            reason = self._suppression(f, facts.path)
+            if reason is None:
+                kept.append(f)
+            else:
+                suppressed.append(dataclasses.replace(f, suppressed_reason=reason))
         return tuple(kept), tuple(suppressed)
 
-    def _suppressed(self, finding: Finding, path: str) -> bool:
+    def _suppression(self, finding: Finding, path: str) -> str | None:
+        """The reason of the first suppression matching ``finding``, if any."""
         for s in self.suppressions:
             if (
-                finding.rule.startswith(s.rule)
+                (s.rule == "ALL" or finding.rule.startswith(s.rule))
                 and self.config.path_matches(path, s.model)
                 and fnmatchcase(finding.node or "", s.node)
             ):
-                return True
-        return False
+                return s.reason
+        return None
 
 
 def _finding(rule: Rule, bound: Bound, model: str) -> Finding:
