@@ -14,7 +14,6 @@ from convaudit.rules import schema
 from convaudit.rules.facts import FACTS
 
 
-
 def rule_file_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) for a convaudit rule file."""
     text = {"type": "string", "minLength": 1}
