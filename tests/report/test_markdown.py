@@ -59,3 +59,13 @@ def test_short_report_is_not_truncated(textbook_flagged: AuditResult) -> None:
 
 def test_pipes_in_names_do_not_break_tables() -> None:
     assert markdown._cell("a|b") == "a\\|b"
+
+
+def test_failed_model_row_and_error_line() -> None:
+    from convaudit.records import ModelReport
+
+    bad = ModelReport(path="m/bad.onnx", facts=None, errors=("m/bad.onnx: truncated file",))
+    text = markdown.render(AuditResult(reports=(bad,)))
+    assert "| `m/bad.onnx` | - | - | - | 0 | 0 | 0 | failed to scan |" in text
+    assert "1 model scanned, 1 failed" in text
+    assert "- 🛑 **error**: m/bad.onnx: truncated file" in text
