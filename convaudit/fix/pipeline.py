@@ -179,21 +179,23 @@ def run_fix(
     dst.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
-        original = validate.session(src)
+        # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
+        # One session of the original with those exposed; freed before the comparison runs.
+        x_names = [p.layer.inputs[0] for p in plans]
+        probe = validate.capture_session(full, x_names, workdir)
         input_shapes, dims = config.shapes_for(str(src))
         feeds, source = validate.input_feeds(
-            original, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
+            probe, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
         )
-        # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
-        x_names = [p.layer.inputs[0] for p in plans]
         cov_acc: dict[str, dict[str, Any]] = {x: {} for x in x_names}
         kept: dict[str, np.ndarray] = {}
-        for k, values in enumerate(validate.capture(full, x_names, feeds, workdir)):
+        for k, values in enumerate(validate.capture(probe, x_names, feeds)):
             for x, value in values.items():
                 if options.inputs is not None:
                     factorize.covariance_update(cov_acc[x], value)
                 if k == 0:
                     kept[x] = value
+        del probe
         results: list[LayerFix] = []
         rewrites: list[rewrite.ConvRewrite] = []
         for p in plans:
@@ -229,7 +231,7 @@ def run_fix(
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as exc:
             raise FixError(f"the rewritten model fails onnx.checker ({exc})") from None
-        rewritten = validate.session(tmp)
+        original, rewritten = validate.session(src), validate.session(tmp)
         errors = validate.output_errors(original, rewritten, feeds)
         lat = (
             validate.latency(original, rewritten, feeds[0])

@@ -182,20 +182,25 @@ def session_for(model: onnx.ModelProto, workdir: Path) -> Any:
             load_external_data_for_model(model, str(workdir))
 
 
-def capture(
-    model: onnx.ModelProto, tensors: Sequence[str], feeds: Sequence[Feed], workdir: Path
-) -> Iterator[dict[str, np.ndarray]]:
-    """Yield, per feed, the values of intermediate ``tensors`` (exposed as extra outputs)."""
+def capture_session(model: onnx.ModelProto, tensors: Sequence[str], workdir: Path) -> Any:
+    """A session on ``model`` with intermediate ``tensors`` exposed as extra outputs."""
     graph = model.graph
     present = {o.name for o in graph.output}
     extra = [t for t in dict.fromkeys(tensors) if t not in present]
     graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra)
     try:
-        sess = session_for(model, workdir)
+        return session_for(model, workdir)
     finally:
         del graph.output[len(graph.output) - len(extra) :]
+
+
+def capture(
+    sess: Any, tensors: Sequence[str], feeds: Sequence[Feed]
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield, per feed, the values of ``tensors`` from a ``capture_session``."""
+    names = [o.name for o in sess.get_outputs()]
     for feed in feeds:
-        values = dict(zip([o.name for o in sess.get_outputs()], _run(sess, feed), strict=True))
+        values = dict(zip(names, _run(sess, feed), strict=True))
         yield {t: values[t] for t in tensors}
 
 
