@@ -133,6 +133,16 @@ def _loop(
     m = ins[0].value if ins and node.input[0] else None
     trip_value = int(m.reshape(-1)[0]) if m is not None and m.size == 1 else None
     trips = _trips(w, trip_value, name, scope, "Loop")
+    if trips is not None and len(node.input) > 1 and node.input[1] and _may_exit_early(body):
+        w.problems.append(
+            ScanProblem(
+                kind="loop-upper-bound",
+                message=f"node {name!r}: Loop may stop before its trip count {trips} (its "
+                f"condition is computed); its body is counted {trips} times, an upper bound",
+                node=name,
+                graph=scope.graph,
+            )
+        )
     carried = ins[2:]
     bound: dict[str, TensorInfo] = {}
     b_in = [i.name for i in body.input]
@@ -155,6 +165,19 @@ def _loop(
         shape = None if out.shape is None else (lead, *out.shape)
         results.append(TensorInfo(elem_type=out.elem_type, shape=shape))
     return results
+
+
+def _may_exit_early(body: onnx.GraphProto) -> bool:
+    """False when the body's condition output just passes its condition input through."""
+    if len(body.input) < 2 or not body.output:
+        return True
+    cond_in, cond_out = body.input[1].name, body.output[0].name
+    if cond_out == cond_in:
+        return False
+    for n in body.node:
+        if cond_out in n.output:
+            return not (n.op_type == "Identity" and list(n.input) == [cond_in])
+    return True
 
 
 def _scan(

@@ -95,9 +95,18 @@ def _symbols(v: Visit) -> set[str]:
 def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     """Refuse to report numbers when a conv's shape hangs on a dim the user must set."""
     by_id = {v.node_id: v for v in result.visits}
+    # A branch that a constant condition rules out never runs: its shapes need not resolve.
+    dead = {
+        result.visits[i].node_id
+        for group in result.groups
+        if group.taken is not None
+        for b, visits in enumerate(group.branches)
+        if b != group.taken
+        for i in visits
+    }
     missing: set[str] = set()
     for layer in layers:
-        if layer.macs is None:
+        if layer.macs is None and layer.node_id not in dead:
             missing |= _symbols(by_id[layer.node_id])
     if not missing:
         return

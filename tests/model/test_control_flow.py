@@ -591,3 +591,61 @@ def test_unnamed_call_sites_in_different_graphs_get_distinct_labels(tmp_path: Pa
     assert facts.totals.macs == 2 * 16 * 64 * 8 * 9
     assert facts.totals.params == 1152  # the same Wa both times
     assert len({n for n in facts.graph.nodes if facts.graph.nodes[n]["op_type"] == "Conv"}) == 2
+
+
+def test_dead_branch_of_a_constant_if_needs_no_dims(tmp_path: Path) -> None:
+    # The else branch reads input z, whose dims are symbols; cond is a constant True, so the
+    # else branch never runs and its unresolved shapes must not stop the scan.
+    def one_conv(name: str, x: str, out: str) -> onnx.GraphProto:
+        node = helper.make_node("Conv", [x, "W1"], [out], name=f"{name}_conv")
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(out, F, None)])
+
+    node = helper.make_node(
+        "If",
+        ["cond"],
+        ["y"],
+        name="gate",
+        then_branch=one_conv("then", "x", "t"),
+        else_branch=one_conv("else", "z", "e"),
+    )
+    z = helper.make_tensor_value_info("z", F, ["S", 8, "H", 10])
+    inits = [weight("W1", (16, 8, 1, 1)), numpy_helper.from_array(np.array(True), "cond")]
+    facts = analyse(save(tmp_path, [node], [x_input(), z], ["y"], inits))
+    layers = by_name(facts)
+    assert layers["then_conv"].macs == MACS_1X1 and layers["then_conv"].counted
+    assert layers["else_conv"].macs is None and not layers["else_conv"].counted
+    assert facts.totals.macs == MACS_1X1
+    assert facts.totals.unknown_layers == 0
+
+
+def test_loop_with_a_computed_condition_says_the_count_is_an_upper_bound(tmp_path: Path) -> None:
+    # cond_out = ReduceMax(c) > 0: the loop may stop early, so M is only an upper bound.
+    extra = [
+        helper.make_node("ReduceMax", ["c"], ["m"], keepdims=0),
+        helper.make_node("Greater", ["m", "zero"], ["go"]),
+    ]
+    body = loop_body(extra)
+    body.output[0].name = "go"
+    node = helper.make_node("Loop", ["M", "keep"], ["ys"], name="search", body=body)
+    inits = [
+        weight("W3", (16, 8, 3, 3)),
+        ints("M", 4),
+        numpy_helper.from_array(np.array(True), "keep"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+    ]
+    facts = analyse(save(tmp_path, [node], [x_input()], ["ys"], inits))
+    assert facts.totals.macs == 4 * MACS_3X3
+    (note,) = [p for p in facts.problems if p.kind == "loop-upper-bound"]
+    assert note.node == "search" and "upper bound" in note.message
+
+
+def test_loop_with_a_pass_through_condition_is_exact(tmp_path: Path) -> None:
+    node = helper.make_node("Loop", ["M", "keep"], ["ys"], name="repeat", body=loop_body())
+    inits = [
+        weight("W3", (16, 8, 3, 3)),
+        ints("M", 2),
+        numpy_helper.from_array(np.array(True), "keep"),
+    ]
+    facts = analyse(save(tmp_path, [node], [x_input()], ["ys"], inits))
+    assert facts.problems == ()
+    assert facts.totals.macs == 2 * MACS_3X3
