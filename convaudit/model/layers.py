@@ -16,6 +16,8 @@ CONV_OPS: dict[tuple[str, str], tuple[str, int, int, int | None, str]] = {
     ("", "ConvInteger"): ("conv", 0, 1, None, "nchw"),
     ("", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),
     ("", "ConvTranspose"): ("conv_transpose", 0, 1, 2, "nchw"),
+    # the sampled conv's MACs; the bilinear sampling at the offsets is not counted as MACs
+    ("", "DeformConv"): ("conv", 0, 1, 3, "nchw"),
     ("com.microsoft", "FusedConv"): ("conv", 0, 1, 2, "nchw"),
     ("com.microsoft", "NhwcConv"): ("conv", 0, 1, 2, "nhwc"),
     ("com.microsoft", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),

@@ -696,3 +696,82 @@ def test_single_operand_einsum_is_not_a_layer(tmp_path: Path) -> None:
     facts = check_against_ort(path, {"a": (2, 4, 3)})
     assert [x.op_type for x in facts.layers] == ["MatMul"]
     assert facts.totals.unknown_layers == 0
+
+
+def test_split_num_outputs_and_negative_step_slice(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Split", ["x"], ["s0", "s1", "s2"], axis=1, num_outputs=3),
+        helper.make_node("Slice", ["s2", "starts", "ends", "axes", "steps"], ["rev"]),
+        conv("y", "rev", "W", pads=[1, 1, 1, 1]),
+    ]
+    inits = [
+        const("starts", [-1]),
+        const("ends", [-1000]),
+        const("axes", [3]),
+        const("steps", [-2]),  # every other column, reversed: 9 -> 5
+        weight("W", (4, 2, 3, 3)),
+    ]
+    # num_outputs=3 splits 6 channels into 2 + 2 + 2
+    path = build(tmp_path, nodes, {"x": (1, 6, 8, 9)}, inits, opset=18)
+    facts = check_against_ort(path, {"x": (1, 6, 8, 9)})
+    assert facts.layers[0].input_shape == (1, 2, 8, 5)
+
+
+def test_pad_with_axes_input_and_reflect_stft_framing(tmp_path: Path) -> None:
+    """An STFT-style front end: reflect-pad the signal by n_fft/2 on its last axis, then a
+    strided 1D conv with n_fft taps and 2 * n_bins output channels."""
+    n_fft, hop = 64, 16
+    nodes = [
+        helper.make_node("Unsqueeze", ["audio", "ax1"], ["a3"]),  # (N, 1, T)
+        helper.make_node("Pad", ["a3", "pads", "", "ax2"], ["padded"], mode="reflect"),
+        conv("stft", "padded", "basis", strides=[hop]),
+    ]
+    inits = [
+        const("ax1", [1]),
+        const("ax2", [2]),
+        const("pads", [n_fft // 2, n_fft // 2]),
+        weight("basis", (2 * (n_fft // 2 + 1), 1, n_fft)),
+    ]
+    path = build(tmp_path, nodes, {"audio": (2, "samples")}, inits, opset=18)
+    facts = check_against_ort(path, {"audio": (2, 1000)}, dims={"samples": 1000})
+    (layer,) = facts.layers
+    frames = (1000 + n_fft - n_fft) // hop + 1
+    assert layer.output_shape == (2, 66, frames)
+    assert layer.macs == 2 * 66 * frames * n_fft
+
+
+def test_expand_and_depth_to_space_chain(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Mul", ["s", "grow"], ["target"]),  # (N, C, H, W) * (1, 1, 1, 1) ...
+        helper.make_node("Expand", ["x", "target"], ["e"]),
+        helper.make_node(
+            "DepthToSpace", ["e"], ["d"], blocksize=2
+        ),  # (1, 8, 5, 5) -> (1, 2, 10, 10)
+        conv("y", "d", "W", strides=[3, 3]),
+    ]
+    inits = [const("grow", [1, 1, 1, 1]), weight("W", (3, 2, 2, 2))]
+    path = build(tmp_path, nodes, {"x": (1, 8, 5, 5)}, inits)
+    facts = check_against_ort(path, {"x": (1, 8, 5, 5)})
+    assert facts.layers[0].input_shape == (1, 2, 10, 10)
+    assert facts.layers[0].output_shape == (1, 3, 3, 3)
+
+
+def test_deform_conv_is_costed_like_its_sampled_conv(tmp_path: Path) -> None:
+    node = helper.make_node(
+        "DeformConv",
+        ["x", "W", "off", "B"],
+        ["y"],
+        kernel_shape=[3, 3],
+        pads=[1, 1, 1, 1],
+        strides=[2, 2],
+        group=2,
+    )
+    inits = [weight("W", (6, 2, 3, 3)), weight("B", (6,))]
+    nodes = [node]
+    path = build(tmp_path, nodes, {"x": (1, 4, 9, 9), "off": (1, 18, 5, 5)}, inits)
+    facts = check_against_ort(path, {"x": (1, 4, 9, 9), "off": (1, 18, 5, 5)})
+    (layer,) = facts.layers
+    assert layer.output_shape == (1, 6, 5, 5)
+    assert layer.macs == 6 * 25 * 2 * 9
+    assert layer.params == 6 * 2 * 9 + 6
