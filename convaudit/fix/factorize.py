@@ -94,9 +94,13 @@ def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None) -> Facto
             raise ValueError(f"covariance shape {cov.shape} does not match Cin={cin}")
         root, inv_root = _sqrt_and_inv(cov)
         a = root @ m
-    p, s, _ = np.linalg.svd(a, full_matrices=False)
-    r = min(width, p.shape[1])
-    pr = p[:, :r]  # [Cin, r]
+    # Left singular vectors of A are the eigenvectors of A·Aᵀ (Cin × Cin): much cheaper than an
+    # SVD of the wide Cin × (Cout·K²) matrix, and float64 keeps the leading ones accurate.
+    eig, vecs = np.linalg.eigh(a @ a.T)
+    order = np.argsort(eig)[::-1]
+    s = np.sqrt(np.clip(eig[order], 0.0, None))
+    r = min(width, cin)
+    pr = vecs[:, order[:r]]  # [Cin, r]
     energy = float(energy_curve(s)[r])
     if inv_root is None:
         u2 = pr.T

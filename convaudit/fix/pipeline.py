@@ -109,9 +109,18 @@ def _write(model: onnx.ModelProto, path: Path, external: bool) -> None:
 
 
 def _weight_bytes(model: onnx.ModelProto) -> int:
-    sizes = [int(t.ByteSize()) for t in model.graph.initializer]
-    sizes += [int(n.ByteSize()) for n in model.graph.node if n.op_type == "Constant"]
+    # From dims and dtype: touching raw_data would copy every payload.
+    sizes = [_tensor_bytes(t) for t in model.graph.initializer]
+    sizes += [_tensor_bytes(a.t) for n in model.graph.node for a in n.attribute if a.HasField("t")]
     return sum(sizes)
+
+
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    try:
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 8
+    return int(np.prod(t.dims, dtype=np.int64)) * itemsize
 
 
 def run_fix(
