@@ -105,9 +105,18 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         for i in visits
     }
     missing: set[str] = set()
+    unexplained = False
     for layer in layers:
         if layer.macs is None and layer.node_id not in dead:
-            missing |= _symbols(by_id[layer.node_id])
+            own = _symbols(by_id[layer.node_id])
+            missing |= own
+            unexplained |= not own
+    if unexplained:
+        # The shape was lost on the way (e.g. a Reshape whose target came from Shape of a
+        # symbolic input): the input symbols still unset are what the user can give.
+        missing |= {
+            d for info in result.inputs.values() for d in info.shape or () if isinstance(d, str)
+        }
     if not missing:
         return
     carriers = sorted(

@@ -18,6 +18,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from convaudit.errors import ShapeError
 from convaudit.model.facts import analyse
 from convaudit.records import Layer, ModelFacts
 
@@ -775,3 +776,24 @@ def test_deform_conv_is_costed_like_its_sampled_conv(tmp_path: Path) -> None:
     assert layer.output_shape == (1, 6, 5, 5)
     assert layer.macs == 6 * 25 * 2 * 9
     assert layer.params == 6 * 2 * 9 + 6
+
+
+def test_shape_lost_through_symbolic_arithmetic_asks_for_the_input_symbols(
+    tmp_path: Path,
+) -> None:
+    # Reshape(x, Concat(Shape(x)[0], [3, 8, 8])): with N unset the conv's input shape is lost
+    # entirely; the scan must name N rather than report an unknown layer and succeed.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["n"]),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "rest"], ["shp"], axis=0),
+        helper.make_node("Reshape", ["x", "shp"], ["r"]),
+        conv("y", "r", "W"),
+    ]
+    inits = [const("i0", 0), const("ax0", [0]), const("rest", [3, 8, 8]), weight("W", (4, 3, 3, 3))]
+    path = build(tmp_path, nodes, {"x": ("N", 192)}, inits)
+    with pytest.raises(ShapeError, match=r"unresolved dims N \(symbols of input x\)"):
+        analyse(path)
+    facts = check_against_ort(path, {"x": (5, 192)}, dims={"N": 5})
+    assert facts.layers[0].output_shape == (5, 4, 6, 6)
