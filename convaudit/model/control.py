@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from convaudit.model.tensors import UNKNOWN, Dim, TensorInfo, info_from_type, merge
+from convaudit.model.tensors import UNKNOWN, Dim, TensorInfo, merge
 from convaudit.records import ScanProblem
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _walk_body(
     w._walk_graph(g, sub_env, sub, declared)
     outs = []
     for o in g.output:
-        outs.append(merge(sub_env.get(o.name, UNKNOWN), info_from_type(o.type)))
+        outs.append(merge(sub_env.get(o.name, UNKNOWN), w.declared(o.type)))
         src = sub.producers.get(o.name)
         if src is not None and src != node_id:
             w.digraph.add_edge(src, node_id, tensor=o.name)

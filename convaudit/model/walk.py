@@ -166,6 +166,14 @@ class Walker:
             self.visits, self.groups, self.digraph, self.problems, inputs, outputs, self.aliases
         )
 
+    def declared(self, tp: onnx.TypeProto) -> TensorInfo:
+        """A type the file declares (value_info, subgraph outputs), with --dim values applied."""
+        info = info_from_type(tp)
+        if info.shape is None or not self.dims:
+            return info
+        dims = tuple(self.dims.get(d, d) if isinstance(d, str) else d for d in info.shape)
+        return dataclasses.replace(info, shape=dims)
+
     def _graph_input(self, vi: onnx.ValueInfoProto) -> TensorInfo:
         info = info_from_type(vi.type)
         if vi.name in self.input_shapes:
@@ -245,7 +253,7 @@ class Walker:
             info = outs[k] if k < len(outs) else UNKNOWN
             vi = declared.get(out_name)
             if vi is not None:
-                info = merge(info, info_from_type(vi.type))
+                info = merge(info, self.declared(vi.type))
             env[out_name] = info
         self.visits.append(
             Visit(

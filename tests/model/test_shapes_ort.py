@@ -797,3 +797,27 @@ def test_shape_lost_through_symbolic_arithmetic_asks_for_the_input_symbols(
         analyse(path)
     facts = check_against_ort(path, {"x": (5, 192)}, dims={"N": 5})
     assert facts.layers[0].output_shape == (5, 4, 6, 6)
+
+
+def test_declared_value_info_gets_the_dim_values(tmp_path: Path) -> None:
+    # Nothing can infer through a custom op; the export's value_info says ("N", 8, 6, 6).
+    # With --dim N=2 the conv after it must resolve, not ask for N again.
+    nodes = [
+        helper.make_node("Mystery", ["x"], ["m"], domain="com.example"),
+        conv("y", "m", "W"),
+    ]
+    path = build(
+        tmp_path,
+        nodes,
+        {"x": ("N", 8, 6, 6)},
+        [weight("W", (4, 8, 3, 3))],
+        extra_opsets=[("com.example", 1)],
+    )
+    model = onnx.load(str(path))
+    model.graph.value_info.append(helper.make_tensor_value_info("m", F, ["N", 8, 6, 6]))
+    onnx.save(model, str(path))
+    facts = analyse(path, dims={"N": 2})
+    (layer,) = facts.layers
+    assert layer.input_shape == (2, 8, 6, 6)
+    assert layer.macs == 2 * 4 * 16 * 8 * 9
+    assert [p.kind for p in facts.problems] == ["unknown-domain"]
