@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -165,6 +166,7 @@ def scan(
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
     progress: Progress | None = None,
+    weights: bool = False,
 ) -> AuditResult:
     """Scan one model, a directory or a glob (or several): one report per model, by path.
 
@@ -172,6 +174,8 @@ def scan(
     gets a report whose ``errors`` say why, so one bad file does not hide the others.
     ``jobs`` > 1 scans in that many processes (same result, same order); ``shard=(i, n)`` keeps
     slice i of n of the sorted models; ``progress(done, total, path)`` is called as models finish.
+    ``weights`` reads each CA101-flagged layer's weights (one at a time) and adds the energy
+    retained and the predicted error at the recommended width to the finding.
     """
     config = config or Config()
     rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
@@ -183,6 +187,15 @@ def scan(
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     models = select_shard(expand_paths(items), shard)
     reports = _scan_all(models, config, jobs, progress, rules)
+    if weights:
+        from convaudit.fix.weights import add_weight_facts
+
+        reports = tuple(
+            r
+            if r.facts is None
+            else dataclasses.replace(r, findings=add_weight_facts(r.facts, r.findings))
+            for r in reports
+        )
     result = AuditResult(reports=reports, tool_version=__version__)
     if baseline is not None:
         from convaudit.baseline import apply_baseline

@@ -160,6 +160,13 @@ def scan(
         str | None,
         typer.Option("--baseline", help="Report only findings not in this baseline file."),
     ] = None,
+    weights: Annotated[
+        bool,
+        typer.Option(
+            "--weights",
+            help="Read flagged layers' weights: energy retained and predicted error (CA101).",
+        ),
+    ] = False,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
@@ -200,6 +207,7 @@ def scan(
             jobs=jobs,
             shard=parse_shard(shard) if shard else None,
             progress=_progress(),
+            weights=weights,
         )
         _emit(render(result, fmt, config=config), output)
         for extra_fmt, extra_path in extra_reports:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from convaudit.fix.result import FixResult, LayerFix
+from convaudit.fix.weights import energy_pct
 from convaudit.humanize import human
 
 FORMATS = ("table", "json")
@@ -90,7 +91,7 @@ def _rewritten_row(x: LayerFix) -> tuple[str, ...]:
         f"{human(x.before_macs)} → {human(x.after_macs)}",
         f"{x.saving_factor:.1f}x" if x.saving_factor else "-",
         f"{human(x.before_params)} → {human(x.after_params)}",
-        _pct(x.energy) + (" (whitened)" if x.whitened else ""),
+        ("-" if x.energy is None else energy_pct(x.energy)) + (" (whitened)" * x.whitened),
         _pct(x.predicted_error),
         _pct(x.measured_error),
     )

@@ -48,6 +48,11 @@ def _energy(
     return factorize.energy_at(w, rec.width)
 
 
+def energy_pct(energy: float) -> str:
+    """8.2%, or 99.99% (not a rounded-up 100.0%) when nearly all the energy is kept."""
+    return f"{100 * energy:.2f}%" if 0.99 < energy < 1.0 else f"{100 * energy:.1f}%"
+
+
 def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Finding, ...]:
     """``findings`` with energy retained and predicted error added to each CA101 finding.
 
@@ -70,7 +75,7 @@ def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Fi
                 f.recommendation, details={**f.recommendation.details, **extra}
             )
             note = (
-                f"; weights keep {100 * energy:.1f}% of their energy at width "
+                f"; weights keep {energy_pct(energy)} of their energy at width "
                 f"{f.recommendation.width} (predicted output error {100 * predicted:.1f}%"
                 + (", not low-rank: expect to fine-tune)" if energy < 0.5 else ")")
             )

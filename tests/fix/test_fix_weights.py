@@ -1,0 +1,92 @@
+"""``scan --weights``: energy retained and predicted error on CA101 findings, in every format."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from fixmodels import conv_model, low_rank_weight, save
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from convaudit.api import scan
+from convaudit.cli import app
+from convaudit.report import REPORTERS, render
+
+TEXTBOOK = Path(__file__).resolve().parents[2] / "sample_models" / "textbook_5x5.onnx"
+
+
+def _ca101(path: Path, weights: bool) -> object:
+    report = scan(path, weights=weights).reports[0]
+    (finding,) = [f for f in report.findings if f.rule == "CA101"]
+    return finding
+
+
+def _energy_oracle(w: np.ndarray, r: int) -> float:
+    """Independent: singular values of W unfolded along Cin, straight from numpy's SVD."""
+    m = np.moveaxis(w.astype(np.float64), 1, 0).reshape(w.shape[1], -1)
+    s2 = np.linalg.svd(m, compute_uv=False) ** 2
+    return float(s2[:r].sum() / s2.sum())
+
+
+def test_textbook_finding_gets_energy_and_predicted_error() -> None:
+    plain = _ca101(TEXTBOOK, weights=False)
+    assert "energy_retained" not in plain.facts  # type: ignore[attr-defined]
+    finding = _ca101(TEXTBOOK, weights=True)
+    w = numpy_helper.to_array(
+        next(t for t in onnx.load(str(TEXTBOOK)).graph.initializer if t.name == "conv5x5.weight")
+    )
+    expected = _energy_oracle(w, 16)
+    facts = finding.facts  # type: ignore[attr-defined]
+    assert facts["energy_retained"] == pytest.approx(expected, abs=1e-6)
+    assert facts["predicted_error"] == pytest.approx((1 - expected) ** 0.5, abs=1e-6)
+    details = finding.recommendation.details  # type: ignore[attr-defined]
+    assert details["energy_retained"] == facts["energy_retained"]
+    assert "not low-rank" in finding.message  # type: ignore[attr-defined]
+    # Same fingerprint with or without weights: baselines keep matching.
+    assert finding.fingerprint == plain.fingerprint  # type: ignore[attr-defined]
+
+
+def test_every_report_format_shows_the_energy() -> None:
+    result = scan(TEXTBOOK, weights=True)
+    for fmt in REPORTERS:
+        text = html.unescape(render(result, fmt))
+        assert "energy at width 16" in text or "energy_retained" in text, fmt
+    doc = json.loads(render(result, "json"))
+    (ca101,) = [f for f in doc["reports"][0]["findings"] if f["rule"] == "CA101"]
+    assert 0 < ca101["recommendation"]["energy_retained"] < 0.15
+
+
+def test_low_rank_weights_in_external_data_are_read(tmp_path: Path) -> None:
+    # The textbook layer with a rank-16 weight, saved with external data.
+    w = low_rank_weight(np.random.default_rng(20), cout=48, cin=480, k=5, rank=16, noise=0.01)
+    model = conv_model(w, (1, 480, 14, 14), pads=[2, 2, 2, 2], name="conv5x5")
+    path = tmp_path / "lr.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="lr.bin")
+    finding = _ca101(path, weights=True)
+    facts = finding.facts  # type: ignore[attr-defined]
+    assert facts["energy_retained"] > 0.999
+    assert facts["energy_retained"] == pytest.approx(_energy_oracle(w, 16), abs=1e-6)
+    assert facts["predicted_error"] < 0.012
+    assert "not low-rank" not in finding.message  # type: ignore[attr-defined]
+    out = CliRunner().invoke(app, ["scan", str(path), "--weights"])
+    assert "weights keep 99.99% of their energy at width 16" in out.output
+
+
+def test_a_following_batchnorm_is_folded_before_measuring(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    w = low_rank_weight(rng, cout=48, cin=480, k=5, rank=16)
+    model = conv_model(w, (1, 480, 14, 14), pads=[2] * 4, name="conv5x5", bn=True, rng=rng)
+    path = save(model, tmp_path / "bn.onnx")
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    scale = inits["bn.scale"] / np.sqrt(inits["bn.var"].astype(np.float64) + 1e-3)
+    folded = w.astype(np.float64) * scale[:, None, None, None]
+    finding = _ca101(path, weights=True)
+    # Rank 16 survives the per-output scaling, but the spectrum (and so E(8)) changes.
+    assert finding.facts["energy_retained"] == pytest.approx(  # type: ignore[attr-defined]
+        _energy_oracle(folded, 16), abs=1e-6
+    )
