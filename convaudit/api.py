@@ -61,9 +61,7 @@ def load_ruleset(config: Config) -> RuleSet:
     return RuleSet.from_config(config)
 
 
-def find(
-    facts: ModelFacts, config: Config, rules: RuleSet | None = None
-) -> tuple[Finding, ...]:
+def find(facts: ModelFacts, config: Config, rules: RuleSet | None = None) -> tuple[Finding, ...]:
     """Findings of the configured rules on one model's facts (suppressed ones left out)."""
     return (rules or load_ruleset(config)).run(facts)[0]
 
