@@ -64,6 +64,10 @@ def infer(
         return _standard("Concat", attrs, ins[2::3], n_out, ins[2].elem_type if len(ins) > 2 else 0)
     if key == ("com.microsoft.nchwc", "ReorderOutput"):
         return _reorder_output(attrs, ins)
+    if key == ("com.microsoft", "FusedMatMul"):
+        return _fused_matmul(attrs, ins, n_out)
+    if key == ("com.microsoft", "MatMulNBits"):
+        return _matmul_nbits(attrs, ins, n_out)
     if key not in _AS_STANDARD:
         return None
     std, idx = _AS_STANDARD[key]
@@ -109,6 +113,27 @@ def _channels_last_conv(
         return [out] + [UNKNOWN] * (n_out - 1)
     nhwc = (out.shape[0], *out.shape[2:], out.shape[1])
     return [TensorInfo(elem_type=x.elem_type, shape=nhwc)] + [UNKNOWN] * (n_out - 1)
+
+
+def _fused_matmul(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:
+    """FusedMatMul: MatMul of optionally transposed operands (alpha scaling costs no shape)."""
+    picked = []
+    for info, flag in zip(ins[:2], ("transA", "transB"), strict=False):
+        shape = info.shape
+        if attrs.get(flag) and shape is not None and len(shape) >= 2:
+            shape = (*shape[:-2], shape[-1], shape[-2])
+        picked.append(TensorInfo(elem_type=info.elem_type, shape=shape))
+    elem = ins[0].elem_type if ins else 0
+    return _standard("MatMul", {}, picked, n_out, elem)
+
+
+def _matmul_nbits(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:
+    """MatMulNBits: A [..., K] times a packed K x N weight gives [..., N]."""
+    a = ins[0] if ins else UNKNOWN
+    n = int(attrs.get("N", 0))
+    if a.shape is None or not a.shape or not n:
+        return [TensorInfo(elem_type=a.elem_type)] + [UNKNOWN] * (n_out - 1)
+    return [TensorInfo(elem_type=a.elem_type, shape=(*a.shape[:-1], n))] + [UNKNOWN] * (n_out - 1)
 
 
 def _reorder_output(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:

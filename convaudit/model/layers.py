@@ -24,13 +24,15 @@ CONV_OPS: dict[tuple[str, str], tuple[str, int, int, int | None, str]] = {
     ("com.microsoft.nchwc", "Conv"): ("conv", 0, 1, 2, "nchwc"),
 }
 
-MATMUL_OPS: dict[tuple[str, str], tuple[int, int]] = {
-    ("", "MatMul"): (0, 1),
-    ("", "MatMulInteger"): (0, 1),
-    ("", "QLinearMatMul"): (0, 3),
-    ("com.microsoft", "FusedMatMul"): (0, 1),
-    ("com.microsoft", "MatMulIntegerToFloat"): (0, 1),
-    ("com.microsoft", "MatMulNBits"): (0, -1),
+# (domain, op) -> (A index, B index, bias index or None)
+MATMUL_OPS: dict[tuple[str, str], tuple[int, int, int | None]] = {
+    ("", "MatMul"): (0, 1, None),
+    ("", "MatMulInteger"): (0, 1, None),
+    ("", "QLinearMatMul"): (0, 3, None),
+    ("com.microsoft", "FusedMatMul"): (0, 1, None),
+    ("com.microsoft", "MatMulIntegerToFloat"): (0, 1, 6),
+    # B is packed k-bit blocks [N, K / block, block bytes]: the logical weight is K x N
+    ("com.microsoft", "MatMulNBits"): (0, 1, 5),
 }
 GEMM_OPS = {("", "Gemm"), ("com.microsoft", "FusedGemm"), ("com.microsoft", "QGemm")}
 
@@ -205,24 +207,24 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     elif k == ("", "Einsum"):
         return _einsum(v, base, info)
     else:
-        ai, bi = MATMUL_OPS[k]
-        a, b, c = _input(v, ai), (_input(v, bi) if bi >= 0 else None), None
+        ai, bi, ci = MATMUL_OPS[k]
+        a, b, c = _input(v, ai), _input(v, bi), _input(v, ci)
     a_s = a.static_shape if a else None
     b_s = b.static_shape if b else None
-    info["dtype"] = a.dtype_name if a else None
-    info["input_shape"] = a_s
-    info["output_shape"] = ys
-    if b is not None:
-        info["weight_shape"] = b_s
-        info["weight_dtype"] = b.dtype_name
-        idx = 1 if k not in MATMUL_OPS else MATMUL_OPS[k][1]
-        info["weight_name"] = v.node.input[idx]
-    info["has_bias"] = c is not None
     if k == ("com.microsoft", "MatMulNBits"):
         kk, nn = int(v.attrs.get("K", 0)), int(v.attrs.get("N", 0))
         b_s = (kk, nn) if kk and nn else None
+    info["dtype"] = a.dtype_name if a else None
+    info["input_shape"] = a_s
+    info["output_shape"] = ys
     # Params: a constant second operand is a weight; an activation x activation product has none.
     is_weight = b is not None and b.constant
+    if b is not None:
+        info["weight_shape"] = b_s
+        info["weight_dtype"] = b.dtype_name
+        if is_weight:
+            info["weight_name"] = v.node.input[1 if k not in MATMUL_OPS else MATMUL_OPS[k][1]]
+    info["has_bias"] = c is not None
     if a_s is None or b_s is None or ys is None:
         return Layer(**base, **info, note="operand shapes unknown")
     if k in GEMM_OPS:
@@ -232,6 +234,8 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         macs = cost.gemm_macs(m, kd, n)
         info.update(in_channels=kd, out_channels=n)
     else:
+        if int(v.attrs.get("transA", 0)) and len(a_s) >= 2:  # FusedMatMul: A is [.., K, M]
+            a_s = (*a_s[:-2], a_s[-1], a_s[-2])
         kd = a_s[-1] if a_s else 1
         macs = cost.matmul_macs(a_s, b_s, ys)
         info.update(in_channels=kd, out_channels=ys[-1] if ys else None)

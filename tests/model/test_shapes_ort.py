@@ -821,3 +821,91 @@ def test_declared_value_info_gets_the_dim_values(tmp_path: Path) -> None:
     assert layer.input_shape == (2, 8, 6, 6)
     assert layer.macs == 2 * 4 * 16 * 8 * 9
     assert [p.kind for p in facts.problems] == ["unknown-domain"]
+
+
+def test_resize_with_scales_computed_from_shapes(tmp_path: Path) -> None:
+    # scales = [1, 1] ++ float(Shape(skip)[2:]) / float(Shape(x)[2:]): upsample x onto skip.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["sx"]),
+        helper.make_node("Shape", ["skip"], ["ss"]),
+        helper.make_node("Slice", ["sx", "two", "four"], ["hx"]),
+        helper.make_node("Slice", ["ss", "two", "four"], ["hs"]),
+        helper.make_node("Cast", ["hx"], ["fx"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["hs"], ["fs"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["fs", "fx"], ["ratio"]),
+        helper.make_node("Concat", ["ones", "ratio"], ["scales"], axis=0),
+        helper.make_node("Resize", ["x", "", "scales"], ["up"], mode="nearest"),
+        helper.make_node("Concat", ["up", "skip"], ["cat"], axis=1),
+        conv("y", "cat", "W", pads=[1, 1, 1, 1]),
+    ]
+    inits = [
+        const("two", [2]),
+        const("four", [4]),
+        const("ones", [1.0, 1.0], np.float32),
+        weight("W", (4, 6, 3, 3)),
+    ]
+    shapes = {"x": (1, 3, 5, 7), "skip": (1, 3, 20, 14)}
+    path = build(tmp_path, nodes, shapes, inits)
+    facts = check_against_ort(path, shapes)
+    assert facts.layers[0].input_shape == (1, 6, 20, 14)
+
+
+def test_fused_matmul_with_transposed_operands(tmp_path: Path) -> None:
+    # A is (2, 20, 3) read as (2, 3, 20); B is (7, 20) read as (20, 7): K = 20
+    node = helper.make_node(
+        "FusedMatMul", ["a", "W"], ["y"], domain="com.microsoft", transA=1, transB=1, alpha=0.5
+    )
+    path = build(
+        tmp_path,
+        [node],
+        {"a": (2, 20, 3)},
+        [weight("W", (7, 20))],
+        extra_opsets=[("com.microsoft", 1)],
+    )
+    facts = check_against_ort(path, {"a": (2, 20, 3)})
+    (layer,) = facts.layers
+    assert layer.output_shape == (2, 3, 7)
+    assert layer.macs == 2 * 3 * 7 * 20
+    assert layer.params == 140
+
+
+def test_matmul_nbits_counts_the_logical_weight(tmp_path: Path) -> None:
+    k, n, block = 64, 8, 32
+    packed = numpy_helper.from_array(
+        RNG.integers(0, 255, size=(n, k // block, block // 2)).astype(np.uint8), "Wq"
+    )
+    scales = numpy_helper.from_array(np.full(n * k // block, 0.1, np.float32), "scales")
+    node = helper.make_node(
+        "MatMulNBits",
+        ["a", "Wq", "scales"],
+        ["y"],
+        domain="com.microsoft",
+        K=k,
+        N=n,
+        bits=4,
+        block_size=block,
+    )
+    path = build(
+        tmp_path, [node], {"a": (3, k)}, [packed, scales], extra_opsets=[("com.microsoft", 1)]
+    )
+    facts = check_against_ort(path, {"a": (3, k)})
+    (layer,) = facts.layers
+    assert layer.output_shape == (3, n)
+    assert layer.macs == 3 * k * n
+    assert layer.params == k * n  # logical 4-bit weights, not the packed bytes
+    assert layer.weight_bytes == n * (k // block) * (block // 2)  # 256 packed bytes
+
+
+def test_activation_matmul_shares_no_weight(tmp_path: Path) -> None:
+    # The same activation feeds two Gemms with biases: it is not a weight, so nothing is
+    # de-duplicated (the shared-weight logic must not subtract what was never counted).
+    nodes = [
+        helper.make_node("Relu", ["a"], ["h"]),
+        helper.make_node("Gemm", ["a", "h", "C"], ["y1"], transB=1),
+        helper.make_node("Gemm", ["a", "h", "C"], ["y2"], transB=1),
+        helper.make_node("Add", ["y1", "y2"], ["y"]),
+    ]
+    path = build(tmp_path, nodes, {"a": (4, 6)}, [weight("C", (4,))])
+    facts = check_against_ort(path, {"a": (4, 6)})
+    assert [x.params for x in facts.layers] == [4, 4]
+    assert facts.totals.params == 8
