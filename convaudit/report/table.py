@@ -100,7 +100,7 @@ def render_report(report: ModelReport) -> str:
             report.findings,
             key=lambda f: (
                 SEVERITY_ORDER.get(f.severity, 9),
-                -(f.recommendation.before_macs if f.recommendation else 0),
+                -(f.recommendation.before_macs if f.recommendation else f.facts.get("macs") or 0),
                 f.node or "",
             ),
         ):
