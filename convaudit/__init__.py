@@ -1,6 +1,6 @@
 """convaudit: static analysis of ONNX models (exact MACs/params, rules, reports, fixes)."""
 
-from convaudit.api import __version__, scan
+from convaudit.api import __version__, fix, scan
 from convaudit.config import Config
 from convaudit.errors import (
     ConfigError,
@@ -27,5 +27,6 @@ __all__ = [
     "ShapeError",
     "Totals",
     "__version__",
+    "fix",
     "scan",
 ]
