@@ -32,8 +32,16 @@ DTYPE_BYTES: dict[str, float] = {
     "float8e4m3fnuz": 1,
     "float8e5m2": 1,
     "float8e5m2fnuz": 1,
+    "float8e8m0": 1,
+    "complex64": 8,
+    "complex128": 16,
     "int4": 0.5,
     "uint4": 0.5,
+    "float4e2m1": 0.5,
+    "int2": 0.25,
+    "uint2": 0.25,
+    "float6e2m3": 0.75,
+    "float6e3m2": 0.75,
 }
 
 
@@ -41,8 +49,8 @@ def tensor_bytes(shape: Sequence[int], dtype: str | None) -> int | None:
     """Bytes of a dense tensor (None when the element type has no fixed size)."""
     if dtype is None or dtype not in DTYPE_BYTES:
         return None
-    size = DTYPE_BYTES[dtype] * prod(shape)
-    return int(size + 0.5)
+    bits = int(DTYPE_BYTES[dtype] * 8) * prod(shape)
+    return -(-bits // 8)  # sub-byte types are packed: whole bytes, rounded up
 
 
 def conv_output_spatial(

@@ -168,9 +168,23 @@ def test_gemm_and_einsum_macs() -> None:
         ((10,), "int8", 10),
         ((3,), "int4", 2),  # packed two per byte, rounded up
         ((4,), "float64", 32),
+        ((1,), "int2", 1),  # 2 bits still take a byte
+        ((5,), "uint2", 2),  # 10 bits
+        ((3,), "float6e2m3", 3),  # 18 bits
+        ((2, 2), "complex64", 32),
         ((4,), "string", None),
         ((4,), None, None),
     ],
 )
 def test_tensor_bytes(shape: tuple[int, ...], dtype: str | None, expected: int | None) -> None:
     assert cost.tensor_bytes(shape, dtype) == expected
+
+
+def test_every_onnx_element_type_has_a_size() -> None:
+    import onnx
+
+    from convaudit.model.tensors import dtype_name
+
+    for name, value in onnx.TensorProto.DataType.items():
+        if value and name != "STRING":
+            assert cost.tensor_bytes((8,), dtype_name(value)) is not None, name
