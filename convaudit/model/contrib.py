@@ -68,10 +68,16 @@ def infer(
         return _fused_matmul(attrs, ins, n_out)
     if key == ("com.microsoft", "MatMulNBits"):
         return _matmul_nbits(attrs, ins, n_out)
+    if key == ("com.microsoft.nchwc", "Upsample"):
+        return _nchwc_upsample(attrs, ins)
+    if key == ("com.microsoft.nchwc", "Conv") and len(ins) > 1:
+        ins = [_blocked_channels(ins[0], ins[1], attrs), *ins[1:]]
     if key not in _AS_STANDARD:
         return None
     std, idx = _AS_STANDARD[key]
     picked = [ins[i] if i < len(ins) else UNKNOWN for i in idx]
+    while len(picked) > 1 and picked[-1] is UNKNOWN:
+        picked.pop()  # an omitted optional input (no bias) is left out, not passed as unknown
     elem = ins[0].elem_type if ins else 0
     if op.startswith("QLinear") or op in ("QuantizeLinear",):
         elem = ins[-1].elem_type if op == "QuantizeLinear" and len(ins) > 2 else elem
@@ -134,6 +140,28 @@ def _matmul_nbits(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> l
     if a.shape is None or not a.shape or not n:
         return [TensorInfo(elem_type=a.elem_type)] + [UNKNOWN] * (n_out - 1)
     return [TensorInfo(elem_type=a.elem_type, shape=(*a.shape[:-1], n))] + [UNKNOWN] * (n_out - 1)
+
+
+def _blocked_channels(x: TensorInfo, w: TensorInfo, attrs: dict[str, Any]) -> TensorInfo:
+    """NCHWc activations carry channels padded to the CPU's block size (8 or 16); the weight
+    is padded the same way, so the channel count is the weight's, whatever X reports."""
+    if x.shape is None or len(x.shape) < 3 or w.shape is None or len(w.shape) < 2:
+        return x
+    group = int(attrs.get("group", 1))
+    cin = w.shape[1] * group if isinstance(w.shape[1], int) else x.shape[1]
+    return TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], cin, *x.shape[2:]))
+
+
+def _nchwc_upsample(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:
+    """NCHWc Upsample: integer ``scales`` per axis (ORT fuses nearest/linear Resize into it)."""
+    x = ins[0] if ins else UNKNOWN
+    scales = [int(s) for s in attrs.get("scales", [])]
+    if x.shape is None or len(scales) != len(x.shape):
+        return [TensorInfo(elem_type=x.elem_type)]
+    shape = tuple(
+        d * s if isinstance(d, int) else None for d, s in zip(x.shape, scales, strict=True)
+    )
+    return [TensorInfo(elem_type=x.elem_type, shape=shape)]
 
 
 def _reorder_output(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:
