@@ -70,6 +70,11 @@ def infer(
         return _matmul_nbits(attrs, ins, n_out)
     if key == ("com.microsoft.nchwc", "Upsample"):
         return _nchwc_upsample(attrs, ins)
+    if key == ("com.microsoft", "DynamicQuantizeLSTM"):
+        # LSTM with quantized (and transposed) W and R: LSTM's outputs follow from X and the
+        # hidden_size attribute alone, so X, W, R suffice.
+        lstm = [TensorInfo(elem_type=ins[0].elem_type, shape=i.shape) for i in ins[:3]]
+        return _standard("LSTM", attrs, lstm, n_out, ins[0].elem_type if ins else 0)
     if key == ("com.microsoft.nchwc", "Conv") and len(ins) > 1:
         ins = [_blocked_channels(ins[0], ins[1], attrs), *ins[1:]]
     if key not in _AS_STANDARD:
