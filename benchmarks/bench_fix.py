@@ -88,13 +88,13 @@ def _human(n: float) -> str:
     return str(n)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%" if 0.99 < x < 1 else f"{100 * x:.1f}%"
+def _pct(x: float, fine: bool = False) -> str:
+    return f"{100 * x:.2f}%" if fine and 0.99 < x < 1 else f"{100 * x:.1f}%"
 
 
-def _span(values: list[float]) -> str:
-    """One value, or the range over the rewritten layers."""
-    lo, hi = _pct(min(values)), _pct(max(values))
+def _span(values: list[float], fine: bool = False) -> str:
+    """One value, or the range over the rewritten layers (``fine``: 99.99%, not 100.0%)."""
+    lo, hi = _pct(min(values), fine), _pct(max(values), fine)
     return lo if lo == hi else f"{lo}–{hi}"
 
 
@@ -103,7 +103,7 @@ def row(case: Case, doc: dict[str, Any]) -> str:
     t = doc["totals"]
     v = doc["validation"]
     widths = sorted({x["width"] for x in done})
-    energy = _span([x["energy_retained"] for x in done])
+    energy = _span([x["energy_retained"] for x in done], fine=True)
     pred = _span([x["predicted_error"] for x in done])
     meas = _span([x["measured_error"] for x in done])
     return (

@@ -123,6 +123,54 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
     return int(np.prod(t.dims, dtype=np.int64)) * itemsize
 
 
+def _paths(path: str | Path, output: str | Path | None, options: FixOptions) -> tuple[Path, Path]:
+    """(input, output); refuses to replace the input unless ``in_place``."""
+    src = Path(path)
+    if not src.is_file():
+        raise ModelLoadError("no such file", path=src)
+    if output is None:
+        if not options.in_place:
+            raise FixError("no output: pass -o OUT.onnx (or --in-place to replace the input)")
+        return src, src
+    dst = Path(output)
+    if _same_file(src, dst) and not options.in_place:
+        raise FixError(
+            "output is the input model: pass a different -o, or --in-place to replace it",
+            path=dst,
+        )
+    return src, dst
+
+
+def _factorise(
+    plans: Sequence[plan.Plan],
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+    seen: dict[str, np.ndarray],
+    covs: dict[str, np.ndarray] | None,
+    graph: onnx.GraphProto,
+    opset: int,
+) -> tuple[list[LayerFix], list[rewrite.ConvRewrite]]:
+    """Factors of every planned conv, and each one's error alone on the input it really sees."""
+    results: list[LayerFix] = []
+    rewrites: list[rewrite.ConvRewrite] = []
+    for p in plans:
+        w, b, new_bias = weights[p.layer.name]
+        x = p.layer.inputs[0]
+        factors = factorize.factorize(w, p.width, None if covs is None else covs[x])
+        conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
+        measured = validate.layer_error(conv, seen[x], w, b, factors.u, factors.v, opset)
+        results.append(_layer_result(p, factors, measured))
+        rewrites.append(
+            rewrite.ConvRewrite(
+                conv_output=p.layer.outputs[0],
+                u=factors.u,
+                v=factors.v,
+                bias=new_bias,
+                bn_output=p.bn_name,
+            )
+        )
+    return results, rewrites
+
+
 def run_fix(
     path: str | Path, output: str | Path | None, options: FixOptions, config: Config
 ) -> FixResult:
@@ -131,20 +179,7 @@ def run_fix(
     from convaudit.model.loader import load_model
 
     started = time.perf_counter()
-    src = Path(path)
-    if not src.is_file():
-        raise ModelLoadError("no such file", path=src)
-    if output is None:
-        if not options.in_place:
-            raise FixError("no output: pass -o OUT.onnx (or --in-place to replace the input)")
-        dst = src
-    else:
-        dst = Path(output)
-        if _same_file(src, dst) and not options.in_place:
-            raise FixError(
-                "output is the input model: pass a different -o, or --in-place to replace it",
-                path=dst,
-            )
+    src, dst = _paths(path, output, options)
     if options.max_error is not None and not options.max_error >= 0:
         raise FixError(f"--max-error must be >= 0, got {options.max_error}")
 
@@ -197,36 +232,19 @@ def run_fix(
             probe, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
         )
         cov_acc: dict[str, dict[str, Any]] = {x: {} for x in x_names}
-        kept: dict[str, np.ndarray] = {}
+        seen: dict[str, np.ndarray] = {}  # first feed only: enough for a per-layer error
         for k, values in enumerate(validate.capture(probe, x_names, feeds)):
             for x, value in values.items():
                 if options.inputs is not None:
                     factorize.covariance_update(cov_acc[x], value)
                 if k == 0:
-                    kept[x] = value
+                    seen[x] = value
         del probe
-        results: list[LayerFix] = []
-        rewrites: list[rewrite.ConvRewrite] = []
-        for p in plans:
-            w, b, new_bias = weights[p.layer.name]
-            x = p.layer.inputs[0]
-            cov = factorize.covariance(cov_acc[x]) if options.inputs is not None else None
-            factors = factorize.factorize(w, p.width, cov)
-            conv = next(
-                n for n in full.graph.node if n.output and n.output[0] == p.layer.outputs[0]
-            )
-            measured = validate.layer_error(conv, kept[x], w, b, factors.u, factors.v, opset)
-            results.append(_layer_result(p, factors, measured))
-            rewrites.append(
-                rewrite.ConvRewrite(
-                    conv_output=p.layer.outputs[0],
-                    u=factors.u,
-                    v=factors.v,
-                    bias=new_bias,
-                    bn_output=p.bn_name,
-                )
-            )
-            del kept[x]
+        covs = None
+        if options.inputs is not None:
+            covs = {x: factorize.covariance(acc) for x, acc in cov_acc.items()}
+        results, rewrites = _factorise(plans, weights, seen, covs, full.graph, opset)
+        del seen, covs
         for p, rw in zip(plans, rewrites, strict=True):
             dtype = np.dtype(p.layer.weight_dtype or "float32")
             rewrite.rewrite_conv(full.graph, rw, dtype)
