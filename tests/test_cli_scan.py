@@ -324,3 +324,18 @@ def test_internal_error_outside_the_model_scan(monkeypatch: pytest.MonkeyPatch) 
     assert code == 2
     line = one_error_line(err, "internal error", "renderer bug")
     assert "report" in line
+
+
+@pytest.mark.parametrize(("shape", "flag"), [([1, 3, None, 8], "x=1x3x<?>x8"), (None, "x=<AxBxC>")])
+def test_undeclared_input_dims_ask_for_the_input_shape(
+    tmp_path: Path, shape: list[int | None] | None, flag: str
+) -> None:
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], name="stem")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    path = save(tmp_path / "anon.onnx", nodes, [x], [conv_weight()])
+    code, _, err = run(str(path))
+    assert code == 2
+    one_error_line(err, str(path), "--input-shape", flag)
+    code, out, _ = run(str(path), "--input-shape", "x=1x3x8x8", "-f", "json")
+    assert code == 0
+    assert json.loads(out)["reports"][0]["totals"]["macs"] == 8 * 36 * 27

@@ -117,6 +117,8 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         missing |= {
             d for info in result.inputs.values() for d in info.shape or () if isinstance(d, str)
         }
+    if unexplained and not missing:
+        _ask_for_anonymous_dims(path, result)
     if not missing:
         return
     carriers = sorted(
@@ -136,6 +138,27 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     raise ShapeError(
         f"conv shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}; "
         f"set them with {dims}" + (f", or {shapes}" if shapes else ""),
+        path=path,
+    )
+
+
+def _ask_for_anonymous_dims(path: str, result: WalkResult) -> None:
+    """Inputs whose dims have no name and no value can only be set whole, by --input-shape."""
+    unnamed = {
+        name: info.shape
+        for name, info in sorted(result.inputs.items())
+        if info.kind == "tensor" and (info.shape is None or None in info.shape)
+    }
+    if not unnamed:
+        return
+    flags = " ".join(
+        f"--input-shape {name}="
+        + ("x".join("<?>" if d is None else str(d) for d in shape) if shape else "<AxBxC>")
+        for name, shape in unnamed.items()
+    )
+    raise ShapeError(
+        f"conv shapes depend on input {', '.join(unnamed)}, whose shape is not fully declared; "
+        f"set it with {flags}",
         path=path,
     )
 
