@@ -453,7 +453,8 @@ def config_show(
 
     def run() -> int:
         from convaudit.api import load_ruleset
-        from convaudit.config import render, resolve
+        from convaudit.config import resolve
+        from convaudit.config_table import render
 
         config = resolve([path] if path else [], config_file)
         load_ruleset(config)  # rule ids in select/severity/params are checked too

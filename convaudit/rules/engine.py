@@ -20,9 +20,10 @@ from convaudit.errors import ConfigError
 from convaudit.records import Finding, Layer, ModelFacts, Recommendation
 from convaudit.rules.context import GraphContext
 from convaudit.rules.facts import Bound, Subject
-from convaudit.rules.loader import check_param, load_rules, nearest
+from convaudit.rules.loader import load_rules
 from convaudit.rules.matcher import matches
 from convaudit.rules.schema import Rule
+from convaudit.rules.validate import check_param, nearest
 
 # Facts every finding records, besides those its rule reads.
 CORE_FACTS = (

@@ -7,8 +7,8 @@ import textwrap
 from convaudit.errors import ConfigError
 from convaudit.rules.engine import RuleSet
 from convaudit.rules.facts import FACTS
-from convaudit.rules.loader import nearest
 from convaudit.rules.schema import Group, Leaf, Param, Rule
+from convaudit.rules.validate import nearest
 
 
 def render_list(rules: RuleSet) -> str:
