@@ -376,3 +376,19 @@ def test_user_rules_load_beside_the_builtins(tmp_path: Path) -> None:
     rules = load_rules([tmp_path])
     assert "MY001" in rules and "CA101" in rules
     assert rules["MY001"].builtin is False and rules["CA101"].builtin is True
+
+
+def test_binary_rule_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00rules")
+    with pytest.raises(RuleFileError, match=r"bin\.yaml: rule file is not UTF-8 text"):
+        load_file(path)
+
+
+def test_builtin_pack_is_found_and_complete() -> None:
+    from convaudit.rules.loader import builtin_dir
+
+    names = sorted(p.name for p in builtin_dir().glob("CA*.yaml"))
+    assert names == ["CA101.yaml", "CA102.yaml", "CA103.yaml", "CA104.yaml", "CA105.yaml"]
+    for rule in load_rules().values():
+        assert rule.builtin and rule.docs["what"] and rule.docs["fix"] and rule.summary
