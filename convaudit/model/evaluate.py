@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +43,11 @@ def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Sequence[np.ndarray], At
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if np.issubdtype(x.dtype, np.integer):
-        return np.asarray(np.trunc(x / y).astype(x.dtype))  # ONNX integer Div truncates toward zero
+        if np.any(y == 0):
+            raise ZeroDivisionError("integer division by zero")
+        # ONNX integer Div truncates toward zero; integer ops keep int64 exact (no float trip)
+        q = np.abs(x) // np.abs(y)
+        return np.asarray(np.where((x < 0) != (y < 0), -q, q).astype(x.dtype))
     return np.asarray(x / y, dtype=x.dtype)
 
 
@@ -109,10 +114,13 @@ def evaluate(
     fast = FAST.get(node.op_type)
     out: list[np.ndarray] | None
     try:
-        if fast is not None and all(k != "" for k in node.input):
-            out = [np.asarray(v) for v in fast(arrays, attrs)]
-        else:
-            out = _reference(node, inputs, opset)
+        # numpy's divide-by-zero / overflow warnings would break the one-line stderr contract
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            if fast is not None and all(k != "" for k in node.input):
+                out = [np.asarray(v) for v in fast(arrays, attrs)]
+            else:
+                out = _reference(node, inputs, opset)
     except Exception:  # folding is an optimisation: unknown stays unknown, never a guess
         return None
     if out is None or any(o.size > MAX_VALUE_ELEMENTS for o in out):
