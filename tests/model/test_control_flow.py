@@ -649,3 +649,48 @@ def test_loop_with_a_pass_through_condition_is_exact(tmp_path: Path) -> None:
     facts = analyse(save(tmp_path, [node], [x_input()], ["ys"], inits))
     assert facts.problems == ()
     assert facts.totals.macs == 2 * MACS_3X3
+
+
+def test_nested_functions_are_walked_per_call_site(tmp_path: Path) -> None:
+    inner = helper.make_function(
+        "custom",
+        "Inner",
+        ["X", "W"],
+        ["Y"],
+        [helper.make_node("Conv", ["X", "W"], ["Y"], name="inner_conv", pads=[1] * 4)],
+        [helper.make_opsetid("", 18)],
+    )
+    outer = helper.make_function(
+        "custom",
+        "Outer",
+        ["X", "W"],
+        ["Y"],
+        [
+            helper.make_node("Inner", ["X", "W"], ["T"], name="call_inner", domain="custom"),
+            helper.make_node("Relu", ["T"], ["Y"]),
+        ],
+        [helper.make_opsetid("", 18), helper.make_opsetid("custom", 1)],
+    )
+    nodes = [
+        helper.make_node("Outer", ["x", "W"], ["a"], name="o1", domain="custom"),
+        helper.make_node("Outer", ["a", "W"], ["y"], name="o2", domain="custom"),
+    ]
+    path = save(
+        tmp_path,
+        nodes,
+        [x_input()],
+        ["y"],
+        [weight("W", (8, 8, 3, 3))],
+        functions=[inner, outer],
+        extra_opsets=[("custom", 1)],
+    )
+    facts = analyse(path)
+    assert facts.problems == ()
+    assert [x.graph for x in facts.layers] == [
+        "function:custom.Inner@call_inner",
+        "function:custom.Inner@call_inner#2",
+    ]
+    assert [x.macs for x in facts.layers] == [8 * 100 * 8 * 9] * 2
+    assert facts.totals.params == 8 * 8 * 9  # one W, passed down through both levels
+    feeds = {"x": RNG.standard_normal((1, 8, 10, 10)).astype(np.float32)}
+    assert ort_output_shape(path, feeds) == facts.layers[1].output_shape
