@@ -150,7 +150,7 @@ def render_table(r: FixResult) -> str:
         lines.append(f"measured on {r.inputs_source}: relative L2 output error {errs}")
     if r.speedup is not None and r.latency_before and r.latency_after:
         lines.append(
-            f"latency (onnxruntime CPU, median): {1000 * r.latency_before:.3f} ms → "
+            f"latency (onnxruntime CPU, 1 thread, median): {1000 * r.latency_before:.3f} ms → "
             f"{1000 * r.latency_after:.3f} ms ({r.speedup:.2f}x)"
         )
     if r.remaining_findings:

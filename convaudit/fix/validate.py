@@ -30,11 +30,15 @@ _ORT_TYPES = {
 
 
 def session(model: str | Path | bytes) -> Any:
-    """A CPU onnxruntime session (quiet)."""
+    """A single-threaded CPU onnxruntime session (quiet)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # One thread: on a busy machine thread contention swamps the difference being measured,
+    # and the before/after ratio of single-threaded runs is the stable figure.
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
     source = model if isinstance(model, bytes) else str(model)
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
