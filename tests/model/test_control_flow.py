@@ -694,3 +694,39 @@ def test_nested_functions_are_walked_per_call_site(tmp_path: Path) -> None:
     assert facts.totals.params == 8 * 8 * 9  # one W, passed down through both levels
     feeds = {"x": RNG.standard_normal((1, 8, 10, 10)).astype(np.float32)}
     assert ort_output_shape(path, feeds) == facts.layers[1].output_shape
+
+
+def test_digraph_links_producers_to_consumers_across_subgraphs(tmp_path: Path) -> None:
+    # reduce (1x1) -> Relu -> If{then: 3x3 conv over the Relu output}: rules ask "what feeds
+    # this conv", through activations and into subgraphs.
+    then_node = helper.make_node("Conv", ["r", "W3b"], ["t"], name="then_conv", pads=[1] * 4)
+    then_g = helper.make_graph(
+        [then_node], "then", [], [helper.make_tensor_value_info("t", F, None)]
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Identity", ["r"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", F, None)],
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["c"], name="reduce"),
+        helper.make_node("Relu", ["c"], ["r"], name="act"),
+        helper.make_node(
+            "If", ["cond"], ["y"], name="gate", then_branch=then_g, else_branch=else_g
+        ),
+    ]
+    inits = [weight("W1", (4, 8, 1, 1)), weight("W3b", (4, 4, 3, 3))]
+    cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])
+    facts = analyse(save(tmp_path, nodes, [x_input(), cond], ["y"], inits))
+    g = facts.graph
+    reduce, conv = by_name(facts)["reduce"], by_name(facts)["then_conv"]
+    (act,) = g.predecessors(conv.node_id)
+    assert g.nodes[act]["op_type"] == "Relu" and g.nodes[act]["name"] == "act"
+    assert list(g.predecessors(act)) == [reduce.node_id]
+    assert g.edges[act, conv.node_id]["tensor"] == "r"
+    assert g.nodes[conv.node_id]["graph"] == "main/gate.then_branch"
+    assert g.nodes[conv.node_id]["attrs"]["pads"] == [1, 1, 1, 1]
+    for layer in facts.layers:
+        assert facts.layers[g.nodes[layer.node_id]["layer"]] == layer
+    assert g.nodes[act]["layer"] is None
