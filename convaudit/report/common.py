@@ -36,6 +36,16 @@ def counts_text(findings: Iterable[Finding]) -> str:
     return f"{plural(c['error'], 'error')} · {plural(c['warning'], 'warning')} · {c['info']} info"
 
 
+def hidden_note(report: ModelReport) -> str | None:
+    """ "2 suppressed by the config, 1 already in the baseline (not shown)", or None."""
+    parts = []
+    if report.suppressed:
+        parts.append(f"{len(report.suppressed)} suppressed by the config")
+    if report.baselined:
+        parts.append(f"{len(report.baselined)} already in the baseline")
+    return ", ".join(parts) + " (not shown)" if parts else None
+
+
 def reports_by_path(result: AuditResult) -> list[ModelReport]:
     """Reports in path order (the one order every format uses)."""
     return sorted(result.reports, key=lambda r: r.path)

@@ -15,6 +15,7 @@ from convaudit.report.common import (
     counts_text,
     dims,
     factor,
+    hidden_note,
     layer_flag,
     layer_label,
     location,
@@ -217,6 +218,9 @@ def _model(report: ModelReport, mi: int) -> str:
         out.append("</div>")
     elif facts is not None:
         out.append('<div class="panel"><span class="clean">No findings.</span></div>')
+    hidden = hidden_note(report)
+    if hidden:
+        out.append(f'<div class="subtle" style="margin:-8px 0 18px">{escape(hidden)}.</div>')
     if facts is not None and facts.layers:
         heads = "".join(
             f'<th{" class=num" if num else ""} scope="col">{escape(h)}</th>' for h, num in COLUMNS

@@ -10,7 +10,9 @@ from convaudit.report.common import arithmetic, location, reports_by_path, sorte
 
 def _suite(r: ModelReport) -> ET.Element:
     findings = sorted_findings(r.findings)
-    tests = len(findings) + len(r.errors) + (0 if findings or r.errors else 1)
+    hidden = [("suppressed by the config", f) for f in sorted_findings(r.suppressed)]
+    hidden += [("in the baseline", f) for f in sorted_findings(r.baselined)]
+    tests = len(findings) + len(r.errors) + len(hidden) + (0 if findings or r.errors else 1)
     suite = ET.Element(
         "testsuite",
         {
@@ -18,7 +20,7 @@ def _suite(r: ModelReport) -> ET.Element:
             "tests": str(tests),
             "failures": str(len(findings)),
             "errors": str(len(r.errors)),
-            "skipped": "0",
+            "skipped": str(len(hidden)),
             "time": "0",
         },
     )
@@ -46,6 +48,13 @@ def _suite(r: ModelReport) -> ET.Element:
             body.append(arith)
         body.append(f"fingerprint: {f.fingerprint}")
         fail.text = "\n".join(body)
+    for why, f in hidden:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": r.path, "name": f"{f.rule} {f.name} [{location(f)}]", "time": "0"},
+        )
+        ET.SubElement(case, "skipped", {"message": f"{why}: {f.message}"})
     if not findings and not r.errors:
         ET.SubElement(suite, "testcase", {"classname": r.path, "name": "no findings", "time": "0"})
     return suite
@@ -61,6 +70,7 @@ def render(result: AuditResult) -> str:
             "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
             "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
             "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
+            "skipped": str(sum(int(s.get("skipped", "0")) for s in suites)),
             "time": "0",
         },
     )

@@ -13,6 +13,7 @@ from convaudit.report.common import (
     channels,
     counts_text,
     dims,
+    hidden_note,
     is_flagged,
     layer_label,
     location,
@@ -106,6 +107,9 @@ def _model_section(r: ModelReport) -> list[str]:
             lines += finding_lines(f)
     elif facts is not None:
         lines += ["", "No findings."]
+    hidden = hidden_note(r)
+    if hidden:
+        lines += ["", f"_{hidden}._"]
     return lines
 
 

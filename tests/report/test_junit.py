@@ -50,3 +50,24 @@ def test_several_models_errors_and_totals(textbook_flagged: AuditResult) -> None
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "2", "1")
     err = suites[0].find("testcase/error")
     assert err is not None and err.get("message") == "a/bad.onnx: not ONNX & <bad>"
+
+
+def test_suppressed_and_baselined_findings_are_skipped_testcases(
+    textbook_flagged: AuditResult,
+) -> None:
+    import dataclasses
+
+    (report,) = textbook_flagged.reports
+    quiet = dataclasses.replace(
+        report,
+        findings=(),
+        suppressed=(textbook_finding(),),
+        baselined=(dataclasses.replace(textbook_finding(), rule="CA103", name="x"),),
+    )
+    root = ET.fromstring(junit.render(AuditResult(reports=(quiet,))))
+    (suite,) = root.findall("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "0", "2")
+    skipped = [c.find("skipped") for c in suite.findall("testcase")]
+    messages = [s.get("message", "") for s in skipped if s is not None]
+    assert [m.split(":")[0] for m in messages] == ["suppressed by the config", "in the baseline"]
+    assert root.get("skipped") == "2"

@@ -69,3 +69,12 @@ def test_failed_model_row_and_error_line() -> None:
     assert "| `m/bad.onnx` | - | - | - | 0 | 0 | 0 | failed to scan |" in text
     assert "1 model scanned, 1 failed" in text
     assert "- 🛑 **error**: m/bad.onnx: truncated file" in text
+
+
+def test_hidden_findings_are_counted(textbook_flagged: AuditResult) -> None:
+    (report,) = textbook_flagged.reports
+    quiet = dataclasses.replace(
+        report, findings=(), suppressed=(textbook_finding(),), baselined=(textbook_finding(),)
+    )
+    text = markdown.render(AuditResult(reports=(quiet,)))
+    assert "_1 suppressed by the config, 1 already in the baseline (not shown)._" in text
