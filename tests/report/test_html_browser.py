@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from reportkit import textbook_finding, with_findings
 
-from convaudit.records import AuditResult
+from convaudit.records import AuditResult, ModelReport
 from convaudit.report import html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -66,7 +66,7 @@ def _chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def rendered(samples: dict[str, AuditResult]) -> str:
-    """All three samples in one report: the textbook CA101 and a flagged inception 3x3."""
+    """All three samples and a broken model: the textbook CA101 and a flagged inception 3x3."""
     merged = AuditResult(
         reports=tuple(r for name in sorted(samples) for r in samples[name].reports),
         tool_version="0.1.0",
@@ -84,6 +84,8 @@ def rendered(samples: dict[str, AuditResult]) -> str:
         message="one layer costs 47.9% of the model's MACs",
         fingerprint="hot",
     )
+    broken = ModelReport(path="sample_models/zz_broken.onnx", facts=None, errors=("truncated",))
+    merged = dataclasses.replace(merged, reports=(*merged.reports, broken))
     return html.render(with_findings(merged, textbook_finding(), inception))
 
 
@@ -98,7 +100,8 @@ def test_loads_without_console_messages_and_draws_every_chart(
     body = re.search(r"<body([^>]*)>", dom)
     assert body is not None
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
-    assert attrs["data-charts-expected"] == "6"  # 3 models x (layer chart + share chart)
+    # 3 scanned models x (layer chart + share chart); the broken one has an error box instead.
+    assert attrs["data-charts-expected"] == "6"
     assert attrs["data-charts-drawn"] == "6"
     # Model 0 is inception_block: 6 layers in graph order, MACs (M): 18.1 9.0 35.2 1.5 3.8 6.0.
     assert attrs["data-sort-asc"] == "3,4,5,1,0,2"
@@ -111,3 +114,4 @@ def test_loads_without_console_messages_and_draws_every_chart(
     # inception: Conv 1x1 / 3x3 / 5x5 slices; bottleneck: Conv 1x1 / 5x5
     assert len(re.findall(r'<path [^>]*class="slice"', dom)) == 3 + 2
     assert 'class="slice-ring"' in dom  # textbook: one op group, a full ring
+    assert '<div class="errorbox"><strong>Scan error:</strong> truncated</div>' in dom
