@@ -12,7 +12,7 @@ import onnx
 from onnx import helper
 
 from convaudit.model.infer import infer_outputs
-from convaudit.model.tensors import UNKNOWN, TensorInfo
+from convaudit.model.tensors import UNKNOWN, ShapeT, TensorInfo
 
 KNOWN_DOMAINS = ("com.microsoft", "com.microsoft.nchwc")
 
@@ -126,13 +126,25 @@ def _channels_last_conv(
     return [TensorInfo(elem_type=x.elem_type, shape=nhwc)] + [UNKNOWN] * (n_out - 1)
 
 
+def fused_matmul_operand(shape: ShapeT, trans: bool, trans_batch: bool) -> ShapeT:
+    """A FusedMatMul operand as plain MatMul sees it: ``transBatch`` moves the first dim behind
+    the batch dims, then ``trans`` swaps the last two (onnxruntime's order)."""
+    dims = list(shape)
+    if trans_batch and len(dims) > 2:
+        dims = [*dims[1:-1], dims[0], dims[-1]]
+    if trans and len(dims) >= 2:
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+    return tuple(dims)
+
+
 def _fused_matmul(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:
     """FusedMatMul: MatMul of optionally transposed operands (alpha scaling costs no shape)."""
     picked = []
-    for info, flag in zip(ins[:2], ("transA", "transB"), strict=False):
+    for info, side in zip(ins[:2], ("A", "B"), strict=False):
         shape = info.shape
-        if attrs.get(flag) and shape is not None and len(shape) >= 2:
-            shape = (*shape[:-2], shape[-1], shape[-2])
+        if shape is not None:
+            trans, batch = bool(attrs.get(f"trans{side}")), bool(attrs.get(f"transBatch{side}"))
+            shape = fused_matmul_operand(shape, trans, batch)
         picked.append(TensorInfo(elem_type=info.elem_type, shape=shape))
     elem = ins[0].elem_type if ins else 0
     return _standard("MatMul", {}, picked, n_out, elem)

@@ -6,6 +6,7 @@ from math import prod
 from typing import Any
 
 from convaudit import cost
+from convaudit.model.contrib import fused_matmul_operand
 from convaudit.model.tensors import TensorInfo
 from convaudit.model.walk import Visit
 from convaudit.records import Layer
@@ -234,8 +235,9 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         macs = cost.gemm_macs(m, kd, n)
         info.update(in_channels=kd, out_channels=n)
     else:
-        if int(v.attrs.get("transA", 0)) and len(a_s) >= 2:  # FusedMatMul: A is [.., K, M]
-            a_s = (*a_s[:-2], a_s[-1], a_s[-2])
+        if k == ("com.microsoft", "FusedMatMul"):  # A may be read transposed: K moves
+            trans, batch = bool(v.attrs.get("transA")), bool(v.attrs.get("transBatchA"))
+            a_s = tuple(d for d in fused_matmul_operand(a_s, trans, batch) if isinstance(d, int))
         kd = a_s[-1] if a_s else 1
         macs = cost.matmul_macs(a_s, b_s, ys)
         info.update(in_channels=kd, out_channels=ys[-1] if ys else None)

@@ -850,6 +850,37 @@ def test_resize_with_scales_computed_from_shapes(tmp_path: Path) -> None:
     assert facts.layers[0].input_shape == (1, 6, 20, 14)
 
 
+@pytest.mark.parametrize(
+    ("attrs", "a_shape", "w_shape", "out", "k"),
+    [
+        ({"transA": 1, "transB": 1}, (2, 20, 3), (7, 20), (2, 3, 7), 20),
+        ({"transBatchA": 1}, (3, 2, 5), (2, 5, 4), (2, 3, 4), 5),  # A read as (2, 3, 5)
+        ({"transA": 1, "transBatchA": 1}, (6, 2, 4), (2, 6, 3), (2, 4, 3), 6),  # (2, 4, 6)
+    ],
+)
+def test_fused_matmul_transposes(
+    tmp_path: Path,
+    attrs: dict[str, int],
+    a_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    out: tuple[int, ...],
+    k: int,
+) -> None:
+    node = helper.make_node("FusedMatMul", ["a", "W"], ["y"], domain="com.microsoft", **attrs)
+    path = build(
+        tmp_path,
+        [node],
+        {"a": a_shape},
+        [weight("W", w_shape)],
+        extra_opsets=[("com.microsoft", 1)],
+    )
+    facts = check_against_ort(path, {"a": a_shape})
+    (layer,) = facts.layers
+    assert layer.output_shape == out
+    assert layer.macs == prod(out) * k
+    assert layer.in_channels == k
+
+
 def test_fused_matmul_with_transposed_operands(tmp_path: Path) -> None:
     # A is (2, 20, 3) read as (2, 3, 20); B is (7, 20) read as (20, 7): K = 20
     node = helper.make_node(
