@@ -28,19 +28,20 @@ from convaudit.report.common import (
 )
 from convaudit.report.html_assets import CSS, JS
 
+# (header, right-aligned, sorted as a number)
 COLUMNS = (
-    ("#", True),
-    ("layer", False),
-    ("op", False),
-    ("kernel", False),
-    ("Cin→Cout", False),
-    ("group", True),
-    ("stride", False),
-    ("input", False),
-    ("output", False),
-    ("MACs", True),
-    ("share", True),
-    ("params", True),
+    ("#", True, True),
+    ("layer", False, False),
+    ("op", False, False),
+    ("kernel", False, False),
+    ("Cin→Cout", False, True),  # by input channels
+    ("group", True, True),
+    ("stride", False, False),
+    ("input", False, False),
+    ("output", False, False),
+    ("MACs", True, True),
+    ("share", True, True),
+    ("params", True, True),
 )
 
 
@@ -223,7 +224,9 @@ def _model(report: ModelReport, mi: int) -> str:
         out.append(f'<div class="subtle" style="margin:-8px 0 18px">{escape(hidden)}.</div>')
     if facts is not None and facts.layers:
         heads = "".join(
-            f'<th{" class=num" if num else ""} scope="col">{escape(h)}</th>' for h, num in COLUMNS
+            f'<th{" class=num" if right else ""} data-type="{"num" if num else "text"}" '
+            f'scope="col">{escape(h)}</th>'
+            for h, right, num in COLUMNS
         )
         out.append(
             f'<div class="panel"><h3>Layers ({len(facts.layers)})</h3>'

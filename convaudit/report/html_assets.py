@@ -223,7 +223,7 @@ JS = r"""
         var asc = th.getAttribute("aria-sort") !== "ascending";
         Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
         th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-        var num = th.classList.contains("num"), body = table.tBodies[0];
+        var num = th.getAttribute("data-type") === "num", body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (x, y) {
           var a = x.cells[col].getAttribute("data-v"), b = y.cells[col].getAttribute("data-v");

@@ -20,8 +20,8 @@ from convaudit.report import html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-# Runs after the report's own script: clicks the MACs header twice (descending) and records
-# the resulting row order, so the dumped DOM shows what a user's clicks would do.
+# Runs after the report's own script: clicks the MACs header twice (descending), then Cin→Cout,
+# and records the row orders, so the dumped DOM shows what a user's clicks would do.
 SORT_PROBE = """<script>
 (function () {
   var table = document.querySelector("#model-0 table.layers");
@@ -30,6 +30,10 @@ SORT_PROBE = """<script>
     function (r) { return r.getAttribute("data-index"); }).join(",");
   th.click(); var desc = Array.prototype.map.call(table.tBodies[0].rows,
     function (r) { return r.getAttribute("data-index"); }).join(",");
+  table.querySelectorAll("th")[4].click();
+  var cin = Array.prototype.map.call(table.tBodies[0].rows,
+    function (r) { return r.getAttribute("data-index"); }).join(",");
+  document.body.setAttribute("data-sort-cin", cin);
   document.body.setAttribute("data-sort-asc", asc);
   document.body.setAttribute("data-sort-desc", desc);
 })();
@@ -106,6 +110,8 @@ def test_loads_without_console_messages_and_draws_every_chart(
     # Model 0 is inception_block: 6 layers in graph order, MACs (M): 18.1 9.0 35.2 1.5 3.8 6.0.
     assert attrs["data-sort-asc"] == "3,4,5,1,0,2"
     assert attrs["data-sort-desc"] == "2,0,1,5,4,3"
+    # Cin→Cout sorts numerically by Cin (16 < 96 < 480), not as text ("480" < "96").
+    assert attrs["data-sort-cin"] == "4,2,0,1,3,5"
     bars = re.findall(r'<rect [^>]*class="(bar[^"]*)"', dom)
     assert len(bars) == 6 + 1 + 2  # one bar per layer across the three models
     # The textbook conv (a CA101 warning) and the inception 3x3 (a CA105 info), tinted apart.
