@@ -940,3 +940,52 @@ def test_activation_matmul_shares_no_weight(tmp_path: Path) -> None:
     facts = check_against_ort(path, {"a": (4, 6)})
     assert [x.params for x in facts.layers] == [4, 4]
     assert facts.totals.params == 8
+
+
+def _random_conv_case(seed: int) -> tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]:
+    """A valid random Conv / ConvTranspose configuration (seeded: the same cases every run)."""
+    rng = np.random.default_rng(seed)
+    n_sp = int(rng.integers(1, 4))
+    group = int(rng.choice([1, 2, 3]))
+    cin, cout = group * int(rng.integers(1, 4)), group * int(rng.integers(1, 4))
+    kernel = [int(rng.integers(1, 4)) for _ in range(n_sp)]
+    strides = [int(rng.integers(1, 4)) for _ in range(n_sp)]
+    dil = [int(rng.integers(1, 3)) for _ in range(n_sp)]
+    spatial = [int(rng.integers(6, 12)) for _ in range(n_sp)]
+    x_shape = (int(rng.integers(1, 3)), cin, *spatial)
+    attrs: dict[str, Any] = {"strides": strides, "group": group}
+    if rng.random() < 0.5:
+        op = "Conv"
+        w_shape = (cout, cin // group, *kernel)
+        mode = str(rng.choice(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
+        if mode.startswith("SAME"):
+            attrs["auto_pad"] = mode  # onnxruntime rejects dilations with SAME_*
+        else:
+            attrs["dilations"] = dil
+            if mode == "VALID":
+                attrs["auto_pad"] = mode
+            else:
+                attrs["pads"] = [int(rng.integers(0, k)) for k in kernel * 2]
+    else:
+        op = "ConvTranspose"
+        w_shape = (cin, cout // group, *kernel)
+        attrs["dilations"] = dil
+        attrs["pads"] = [int(rng.integers(0, k)) for k in kernel * 2]
+        attrs["output_padding"] = [int(rng.integers(0, s)) for s in strides]  # ORT: < stride
+    return op, x_shape, w_shape, attrs
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_convs_match_onnxruntime(tmp_path: Path, seed: int) -> None:
+    op, x_shape, w_shape, attrs = _random_conv_case(seed)
+    node = helper.make_node(op, ["x", "W"], ["y"], name="c", **attrs)
+    path = build(tmp_path, [node], {"x": x_shape}, [weight("W", w_shape)])
+    facts = check_against_ort(path, {"x": x_shape})
+    (layer,) = facts.layers
+    group = attrs["group"]
+    if op == "Conv":
+        assert layer.output_shape is not None
+        assert layer.macs == prod(layer.output_shape) * prod(w_shape[1:])
+    else:
+        assert layer.macs == prod(x_shape) * prod(w_shape[1:])
+        assert layer.out_channels == w_shape[1] * group
