@@ -72,9 +72,11 @@ def info_from_type(tp: onnx.TypeProto) -> TensorInfo:
         if tt.HasField("shape"):
             dims: list[Dim] = []
             for d in tt.shape.dim:
-                if d.HasField("dim_value"):
+                # paddle2onnx writes a dynamic dim as dim_value -1 or as dim_param "?" (several
+                # "?" in one shape are not one size): both mean unknown, not a value or a symbol.
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     dims.append(int(d.dim_value))
-                elif d.HasField("dim_param") and d.dim_param:
+                elif d.HasField("dim_param") and d.dim_param not in ("", "?"):
                     dims.append(str(d.dim_param))
                 else:
                     dims.append(None)

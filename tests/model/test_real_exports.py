@@ -18,6 +18,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
+from convaudit.errors import ShapeError
 from convaudit.model.facts import analyse
 from convaudit.records import ModelFacts
 
@@ -118,3 +119,51 @@ def test_conv_shapes_equal_onnxruntime(name: str) -> None:
         assert layer.output_shape == actual[layer.outputs[0]], layer.name
         checked += 1
     assert checked >= 1
+
+
+def _input_dims(name: str) -> dict[str, list[int | str | None]]:
+    model = onnx.load(str(REAL / name), load_external_data=False)
+    init = {t.name for t in model.graph.initializer}
+    out: dict[str, list[int | str | None]] = {}
+    for vi in model.graph.input:
+        if vi.name in init:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        out[vi.name] = [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
+    return out
+
+
+def _symbol_values(name: str) -> dict[str, int] | None:
+    """The --dim values that give the manifest's shapes, if every free dim has a real name."""
+    values: dict[str, int] = {}
+    for inp, dims in _input_dims(name).items():
+        for d, want in zip(dims, MANIFEST[name]["inputs"][inp], strict=True):
+            if isinstance(d, str) and d and d != "?":
+                if values.setdefault(d, want) != want:
+                    return None
+            elif d != want:
+                return None  # -1 or "?" (paddle2onnx): only --input-shape can set it
+    return values
+
+
+NAMED = [n for n in sorted(MANIFEST) if _symbol_values(n)]
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_dims_alone_give_the_input_shape_scan(name: str) -> None:
+    # --dim must reach every place the symbol is written (inputs, value_info, subgraphs).
+    by_dims = analyse(REAL / name, dims=_symbol_values(name))
+    by_shape, _ = _scan(name)
+    assert by_dims.totals == by_shape.totals
+    assert [x.output_shape for x in by_dims.layers] == [x.output_shape for x in by_shape.layers]
+
+
+@pytest.mark.parametrize("name", ["mobilenet_se.paddle.onnx", "ppocr_cls_cut.paddle.onnx"])
+def test_paddle_dynamic_dims_are_unknown_not_values(name: str) -> None:
+    # paddle2onnx writes x as (-1, 3, "?", "?"): -1 is no size and the two "?" are not one
+    # symbol, so only --input-shape can set them (a --dim ?=N would make H == W silently).
+    assert _input_dims(name)["x"] == [-1, 3, "?", "?"]
+    with pytest.raises(ShapeError, match=r"--input-shape x=<\?>x3x<\?>x<\?>"):
+        analyse(REAL / name)
+    facts = analyse(REAL / name, input_shapes={"x": (2, 3, 48, 192)})
+    assert facts.layers[0].input_shape == (2, 3, 48, 192)
