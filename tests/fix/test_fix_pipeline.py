@@ -336,3 +336,34 @@ def test_default_rewrites_every_ca101_finding_and_rescan_is_clean(tmp_path: Path
     after = scan(out).reports[0]
     assert not [f for f in after.findings if f.rule == "CA101"]
     assert after.facts is not None and after.facts.totals.macs == 5_268_480
+
+
+def test_weights_from_a_constant_node_are_rewritten_and_the_node_dropped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(15)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=8)
+    nodes = [
+        helper.make_node("Constant", [], ["w"], name="wconst", value=numpy_helper.from_array(w)),
+        helper.make_node("Conv", ["input", "w"], ["y"], name="conv", pads=[1] * 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "const",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = save(model, tmp_path / "c.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=8)
+    assert result.written and result.error is not None and result.error < 1e-5
+    new = onnx.load(str(tmp_path / "o.onnx"))
+    assert [n.op_type for n in new.graph.node] == ["Conv", "Conv"]
+
+
+def test_calibration_file_problems_are_errors_naming_the_file(tmp_path: Path) -> None:
+    np.savez(tmp_path / "bad.npz", images=np.zeros((1, 480, 14, 14), np.float32))
+    with pytest.raises(FixError, match=r"bad\.npz: calibration inputs lack input"):
+        quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "bad.npz"))
+    with pytest.raises(FixError, match=r"missing\.npz: calibration file not found"):
+        quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "missing.npz"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
