@@ -92,6 +92,10 @@ def _symbols(v: Visit) -> set[str]:
     return out
 
 
+def _has_lost_dim(v: Visit) -> bool:
+    return any(info.shape is None or None in info.shape for info in v.inputs[:1])
+
+
 def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     """Refuse to report numbers when a conv's shape hangs on a dim the user must set."""
     by_id = {v.node_id: v for v in result.visits}
@@ -104,13 +108,21 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         if b != group.taken
         for i in visits
     }
+    declared = {
+        d for info in result.inputs.values() for d in info.shape or () if isinstance(d, str)
+    }
     missing: set[str] = set()
+    derived: set[str] = set()
     unexplained = False
     for layer in layers:
         if layer.macs is None and layer.node_id not in dead:
-            own = _symbols(by_id[layer.node_id])
-            missing |= own
-            unexplained |= not own
+            visit = by_id[layer.node_id]
+            own = _symbols(visit)
+            missing |= own & declared
+            derived |= own - declared
+            # A dim lost on the way, or named by the exporter's shape arithmetic ("2*s53",
+            # "floor(height/2 - 1/2) + 1"), is set through the input symbols it came from.
+            unexplained |= not own or bool(own - declared) or _has_lost_dim(visit)
     if unexplained:
         # The shape was lost on the way (e.g. a Reshape whose target came from Shape of a
         # symbolic input): the input symbols still unset are what the user can give.
@@ -119,6 +131,7 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         }
     if unexplained and not missing:
         _ask_for_anonymous_dims(path, result)
+    missing = missing or derived  # sizes only the file names (data-dependent): --dim sets them
     if not missing:
         return
     carriers = sorted(

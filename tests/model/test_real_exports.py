@@ -158,6 +158,15 @@ def test_dims_alone_give_the_input_shape_scan(name: str) -> None:
     assert [x.output_shape for x in by_dims.layers] == [x.output_shape for x in by_shape.layers]
 
 
+@pytest.mark.parametrize("name", NAMED)
+def test_without_shapes_the_scan_asks_for_the_input_symbols(name: str) -> None:
+    with pytest.raises(ShapeError) as err:
+        analyse(REAL / name)
+    message = str(err.value)
+    for symbol in _symbol_values(name) or {}:
+        assert f"--dim {symbol}=" in message
+
+
 @pytest.mark.parametrize("name", ["mobilenet_se.paddle.onnx", "ppocr_cls_cut.paddle.onnx"])
 def test_paddle_dynamic_dims_are_unknown_not_values(name: str) -> None:
     # paddle2onnx writes x as (-1, 3, "?", "?"): -1 is no size and the two "?" are not one
