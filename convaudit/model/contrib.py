@@ -68,6 +68,14 @@ def infer(
         return _fused_matmul(attrs, ins, n_out)
     if key == ("com.microsoft", "MatMulNBits"):
         return _matmul_nbits(attrs, ins, n_out)
+    if key == ("com.microsoft", "QGemm"):
+        # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp: quantized out with a y_scale
+        picked = [ins[i] if i < len(ins) else UNKNOWN for i in (0, 3, 6)]
+        if len(ins) < 7 or ins[6] is UNKNOWN:
+            picked = picked[:2]
+        quantized_out = len(ins) > 7 and ins[7] is not UNKNOWN
+        elem = ins[0].elem_type if quantized_out else onnx.TensorProto.FLOAT
+        return _standard("Gemm", attrs, picked, n_out, elem)
     if key == ("com.microsoft.nchwc", "Upsample"):
         return _nchwc_upsample(attrs, ins)
     if key == ("com.microsoft", "DynamicQuantizeLSTM"):

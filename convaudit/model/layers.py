@@ -203,8 +203,9 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     ys = y.static_shape if y else None
     info: dict[str, Any] = {"category": "matmul"}
     if k in GEMM_OPS:
-        a, b = _input(v, 0), _input(v, 1)
-        c = _input(v, 2) if k[1] != "QGemm" else _input(v, 6)
+        quantized = k[1] == "QGemm"  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
+        a, b = _input(v, 0), _input(v, 3 if quantized else 1)
+        c = _input(v, 6 if quantized else 2)
     elif k == ("", "Einsum"):
         return _einsum(v, base, info)
     else:
@@ -224,7 +225,9 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         info["weight_shape"] = b_s
         info["weight_dtype"] = b.dtype_name
         if is_weight:
-            info["weight_name"] = v.node.input[1 if k not in MATMUL_OPS else MATMUL_OPS[k][1]]
+            info["weight_name"] = v.node.input[MATMUL_OPS[k][1] if k in MATMUL_OPS else 1]
+            if k == ("com.microsoft", "QGemm"):
+                info["weight_name"] = v.node.input[3]
     info["has_bias"] = c is not None
     if a_s is None or b_s is None or ys is None:
         return Layer(**base, **info, note="operand shapes unknown")

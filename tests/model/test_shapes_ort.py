@@ -47,8 +47,9 @@ def build(
     opset: int = 19,
     extra_opsets: Sequence[tuple[str, int]] = (),
     name: str = "model.onnx",
+    out_elem: int | None = None,
 ) -> Path:
-    """A model whose outputs are every node output (so onnxruntime reports all shapes)."""
+    """A model whose last node's output is the graph output (typed, shape left open)."""
     outs = [o for n in nodes for o in n.output if o]
     graph = helper.make_graph(
         nodes,
@@ -64,7 +65,7 @@ def build(
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.value_info}
     types.update({vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.output})
-    model.graph.output[0].type.tensor_type.elem_type = types.get(outs[-1]) or elem
+    model.graph.output[0].type.tensor_type.elem_type = out_elem or types.get(outs[-1]) or elem
     path = tmp_path / name
     onnx.save(model, str(path))
     return path
@@ -989,3 +990,37 @@ def test_random_convs_match_onnxruntime(tmp_path: Path, seed: int) -> None:
     else:
         assert layer.macs == prod(x_shape) * prod(w_shape[1:])
         assert layer.out_channels == w_shape[1] * group
+
+
+@pytest.mark.parametrize("quantized_out", [False, True])
+def test_qgemm_reads_its_weight_from_input_3(tmp_path: Path, quantized_out: bool) -> None:
+    m, k, n = 3, 16, 5
+    inits = [
+        const("as", 0.1, np.float32),
+        const("az", 3, np.uint8),
+        weight("B", (n, k), np.uint8),
+        const("bs", 0.05, np.float32),
+        const("bz", 2, np.uint8),
+        const("C", [1] * n, np.int32),
+    ]
+    names = ["a", "as", "az", "B", "bs", "bz", "C"]
+    if quantized_out:
+        inits += [const("ys", 0.2, np.float32), const("yz", 1, np.uint8)]
+        names += ["ys", "yz"]
+    node = helper.make_node("QGemm", names, ["y"], domain="com.microsoft", transB=1)
+    path = build(
+        tmp_path,
+        [node],
+        {"a": (m, k)},
+        inits,
+        elem=TensorProto.UINT8,
+        extra_opsets=[("com.microsoft", 1)],
+        out_elem=TensorProto.UINT8 if quantized_out else F,
+    )
+    facts = check_against_ort(path, {"a": (m, k)})
+    (layer,) = facts.layers
+    assert facts.problems == ()
+    assert layer.output_shape == (m, n)
+    assert layer.macs == m * k * n
+    assert layer.params == k * n + n
+    assert layer.weight_name == "B"
