@@ -82,3 +82,55 @@ def test_action_scan_step_runs_like_on_a_runner(tmp_path: Path) -> None:
     assert summary.read_text().startswith("<!-- convaudit-report -->")
     sarif = json.loads((tmp_path / "convaudit.sarif").read_text())
     assert any(r["ruleId"] == "CA900" for r in sarif["runs"][0]["results"])
+
+
+FAKE_GH = """#!/usr/bin/env bash
+# Stands in for the GitHub CLI: logs each call, answers the comment listing from $FAKE_EXISTING.
+echo "$*" >> "$FAKE_LOG"
+if [[ "$*" == *"--paginate"* ]]; then
+  [ -n "$FAKE_EXISTING" ] && echo "$FAKE_EXISTING"
+fi
+exit 0
+"""
+
+
+def _run_comment_step(tmp_path: Path, existing: str) -> list[str]:
+    (step,) = [s for s in _steps() if s.get("name") == "Comment on the pull request"]
+    assert "pull_request" in step["if"] and "pr-comment" in step["if"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    gh = bin_dir / "gh"
+    gh.write_text(FAKE_GH)
+    gh.chmod(0o755)
+    (tmp_path / "convaudit.md").write_text("<!-- convaudit-report -->\n## convaudit report\n")
+    log = tmp_path / f"gh-{existing or 'none'}.log"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_REPOSITORY": "acme/models",
+        "PR_NUMBER": "42",
+        "FAKE_LOG": str(log),
+        "FAKE_EXISTING": existing,
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines()
+
+
+def test_pr_comment_is_updated_in_place_when_the_marker_is_found(tmp_path: Path) -> None:
+    calls = _run_comment_step(tmp_path, existing="987")
+    assert calls[0].startswith("api repos/acme/models/issues/42/comments --paginate --jq")
+    assert "<!-- convaudit-report -->" in calls[0]
+    assert calls[1] == (
+        f"api -X PATCH repos/acme/models/issues/comments/987 -F body=@{tmp_path}/convaudit.md"
+    )
+
+
+def test_pr_comment_is_created_when_none_exists(tmp_path: Path) -> None:
+    calls = _run_comment_step(tmp_path, existing="")
+    assert calls[1] == (
+        f"api -X POST repos/acme/models/issues/42/comments -F body=@{tmp_path}/convaudit.md"
+    )
