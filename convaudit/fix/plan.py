@@ -175,7 +175,7 @@ def _check(layer: Layer, index: GraphIndex) -> str | None:
         if producer.op_type in DEQUANTIZE_OPS:
             return f"quantized weights (produced by {producer.op_type})"
         if producer.op_type != "Constant":
-            return f"weights are not constant (produced by {producer.op_type} node)"
+            return f"weights are computed by a {producer.op_type} node, not stored constants"
     elif w in index.graph_inputs:
         return "weights are a graph input (can be replaced at run time)"
     elif w not in index.initializers:
