@@ -1024,3 +1024,24 @@ def test_qgemm_reads_its_weight_from_input_3(tmp_path: Path, quantized_out: bool
     assert layer.macs == m * k * n
     assert layer.params == k * n + n
     assert layer.weight_name == "B"
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
+
+
+@pytest.mark.parametrize("name", ["textbook_5x5", "textbook_bottleneck", "inception_block"])
+def test_sample_models_match_onnxruntime(name: str) -> None:
+    path = SAMPLES / f"{name}.onnx"
+    (x,) = onnx.load(str(path)).graph.input
+    shape = tuple(d.dim_value for d in x.type.tensor_type.shape.dim)
+    facts = check_against_ort(path, {x.name: shape})
+    for layer in facts.layers:
+        assert layer.macs == conv_hand_macs(layer)
+    expected = {
+        "textbook_5x5": 112_896_000,
+        "textbook_bottleneck": 1_505_280 + 3_763_200,
+        # 1x1 480->192, 1x1 480->96 -> 3x3 96->208, 1x1 480->16 -> 5x5 16->48, pool -> 1x1 480->64
+        "inception_block": 196
+        * (480 * 192 + 480 * 96 + 96 * 208 * 9 + 480 * 16 + 16 * 48 * 25 + 480 * 64),
+    }[name]
+    assert facts.totals.macs == expected
