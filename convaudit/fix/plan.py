@@ -174,6 +174,12 @@ def _check(layer: Layer, index: GraphIndex) -> str | None:
         producer = index.producer[w]
         if producer.op_type in DEQUANTIZE_OPS:
             return f"quantized weights (produced by {producer.op_type})"
+        if producer.op_type == "Identity" and producer.input:
+            # Exporters de-duplicate equal weights into one tensor fanned out through Identity.
+            fanout = len(index.consumers.get(producer.input[0], []))
+            if fanout > 1:
+                return f"weights shared by {fanout} nodes (through Identity)"
+            return "weights come through an Identity node: not rewritten"
         if producer.op_type != "Constant":
             return f"weights are computed by a {producer.op_type} node, not stored constants"
     elif w in index.graph_inputs:

@@ -207,6 +207,8 @@ def test_depthwise_shared_and_non_constant_weights_are_skipped(tmp_path: Path) -
         helper.make_node("Conv", ["c", "w_in"], ["d"], name="fed", pads=[1] * 4),
         helper.make_node("Neg", ["w_in"], ["neg"], name="neg"),
         helper.make_node("Conv", ["d", "neg"], ["e"], name="computed", pads=[1] * 4),
+        helper.make_node("Identity", ["sh"], ["sh_id"], name="id"),
+        helper.make_node("Conv", ["e", "sh_id"], ["f"], name="deduplicated", pads=[1] * 4),
     ]
     graph = helper.make_graph(
         nodes,
@@ -215,17 +217,18 @@ def test_depthwise_shared_and_non_constant_weights_are_skipped(tmp_path: Path) -
             helper.make_tensor_value_info("input", f32, [1, 32, 8, 8]),
             helper.make_tensor_value_info("w_in", f32, [32, 32, 3, 3]),
         ],
-        [helper.make_tensor_value_info("e", f32, [1, 32, 8, 8])],
+        [helper.make_tensor_value_info("f", f32, [1, 32, 8, 8])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     src = save(model, tmp_path / "s.onnx")
-    names = ("depthwise", "shared1", "fed", "computed")
+    names = ("depthwise", "shared1", "fed", "computed", "deduplicated")
     result = quick(src, tmp_path / "o.onnx", nodes=names, width=8)
     reasons = {x.name: x.reason for x in result.layers}
     assert reasons["depthwise"].startswith("depthwise conv")
-    assert reasons["shared1"] == "weights shared by 2 nodes"
+    assert reasons["shared1"] == "weights shared by 3 nodes"  # shared2 and the Identity
+    assert reasons["deduplicated"] == "weights shared by 3 nodes (through Identity)"
     assert reasons["fed"].startswith("weights are a graph input")
     assert reasons["computed"] == "weights are computed by a Neg node, not stored constants"
 
