@@ -30,6 +30,12 @@ def test_every_format_has_a_golden_extension() -> None:
     assert set(EXT) == set(REPORTERS)
 
 
+def test_cli_format_choices_are_the_registry() -> None:
+    from convaudit.cli import FORMATS  # a literal there keeps `convaudit --help` import-light
+
+    assert FORMATS == tuple(REPORTERS)
+
+
 @pytest.mark.parametrize("fmt", sorted(EXT))
 @pytest.mark.parametrize("name", SAMPLES)
 def test_sample_golden(
