@@ -53,6 +53,7 @@ def _chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            "--disable-dev-shm-usage",  # containers give /dev/shm 64 MB
             f"--user-data-dir={tmp_path / 'profile'}",
             "--enable-logging=stderr",
             "--v=0",
