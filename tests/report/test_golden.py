@@ -33,7 +33,7 @@ def test_every_format_has_a_golden_extension() -> None:
 def test_cli_format_choices_are_the_registry() -> None:
     from convaudit.cli import FORMATS  # a literal there keeps `convaudit --help` import-light
 
-    assert FORMATS == tuple(REPORTERS)
+    assert tuple(REPORTERS) == FORMATS
 
 
 @pytest.mark.parametrize("fmt", sorted(EXT))
