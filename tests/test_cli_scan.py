@@ -339,3 +339,73 @@ def test_undeclared_input_dims_ask_for_the_input_shape(
     code, out, _ = run(str(path), "--input-shape", "x=1x3x8x8", "-f", "json")
     assert code == 0
     assert json.loads(out)["reports"][0]["totals"]["macs"] == 8 * 36 * 27
+
+
+def _looped(**attrs: object) -> list[onnx.NodeProto]:
+    return [helper.make_node("Loop", ["", ""], ["y"], name="bad", **attrs)]
+
+
+INVALID = {
+    # name: (nodes, input shape, weight shape, words in the message)
+    "short_strides": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", strides=[2])],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "strides [2]",
+    ),
+    "half_pads": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", pads=[1, 1])],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "pads [1, 1]",
+    ),
+    "group_zero": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", group=0)],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "group 0",
+    ),
+    "channels_mismatch": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", group=2)],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "expects 6 input channels",
+    ),
+    "kernel_mismatch": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", kernel_shape=[5, 5])],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "kernel_shape [5, 5]",
+    ),
+    "stride_zero": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", strides=[0, 1])],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "at least 1",
+    ),
+    "auto_pad_typo": (
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="bad", auto_pad="SAME")],
+        [1, 3, 8, 8],
+        (8, 3, 3, 3),
+        "'SAME'",
+    ),
+    "transpose_group_zero": (
+        [helper.make_node("ConvTranspose", ["x", "W"], ["y"], name="bad", group=0)],
+        [1, 8, 8, 8],
+        (8, 3, 3, 3),
+        "group 0",
+    ),
+    "loop_without_body": (_looped(), [1, 3, 8, 8], (8, 3, 3, 3), "no body"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_models_are_input_errors_not_crashes(tmp_path: Path, case: str) -> None:
+    nodes, shape, w_shape, words = INVALID[case]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    w = numpy_helper.from_array(np.ones(w_shape, np.float32), "W")
+    path = save(tmp_path / f"{case}.onnx", nodes, [x], [w])
+    code, _, err = run(str(path))
+    assert code == 2
+    line = one_error_line(err, str(path), "'bad'", words, "the model is invalid")
+    assert "internal error" not in line

@@ -27,6 +27,15 @@ def visit(
 ) -> list[TensorInfo]:
     """Walk the node's subgraphs and return the node's output infos."""
     graphs = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    needed = ("then_branch", "else_branch") if node.op_type == "If" else ("body",)
+    missing = [g for g in needed if g not in graphs]
+    if missing:
+        from convaudit.errors import ShapeError
+
+        raise ShapeError(
+            f"node {name!r} ({node.op_type}) has no {' or '.join(missing)} graph: "
+            "the model is invalid"
+        )
     if node.op_type == "If":
         return _if(w, node_id, name, ins, env, scope, graphs)
     if node.op_type == "Loop":

@@ -33,7 +33,10 @@ def analyse(
                 raise
             raise type(exc)(exc.message, path=path) from None
         opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
-    layers = _cost(result)
+    try:
+        layers = _cost(result)
+    except ConvauditError as exc:  # costing does not know the file: name it here
+        raise type(exc)(exc.message, path=path) from None
     _check_resolved(str(path), result, layers)
     _check_positive(str(path), layers)
     totals = _totals(layers, result)

@@ -6,6 +6,7 @@ from math import prod
 from typing import Any
 
 from convaudit import cost
+from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
 from convaudit.model.tensors import TensorInfo
 from convaudit.model.walk import Visit
@@ -121,6 +122,7 @@ def _conv(
     dilations = _ints(v.attrs.get("dilations"), n_sp, 1)
     auto_pad = str(v.attrs.get("auto_pad", "NOTSET")) or "NOTSET"
     pads = _ints(v.attrs.get("pads"), 2 * n_sp, 0)
+    _check_attrs(v, ws, kernel, strides, dilations, pads, auto_pad, group)
     info.update(
         kernel_shape=tuple(kernel),
         strides=strides,
@@ -141,6 +143,12 @@ def _conv(
     if xs is None or len(xs) != n_sp + 2:
         return Layer(**base, **info, pads=pads, note="input shape unknown")
     in_sp = xs[2:]
+    expected = ws[1] * group if category == "conv" else ws[0]
+    if layout != "nchwc" and xs[1] != expected:  # NCHWc pads activations to its block size
+        raise ShapeError(
+            f"node {v.name!r} ({v.node.op_type}): its weight {ws} with group {group} expects "
+            f"{expected} input channels but the input {xs} has {xs[1]}: the model is invalid"
+        )
     if category == "conv":
         if auto_pad != "NOTSET":
             pads = cost.conv_same_pads(in_sp, kernel, strides, dilations, auto_pad)
@@ -172,6 +180,44 @@ def _conv(
         activation_bytes=_bytes(x, y),
         note="channels-last tensors: shapes shown in NCHW order" if layout == "nhwc" else None,
     )
+
+
+_AUTO_PAD = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _check_attrs(
+    v: Visit,
+    ws: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+    pads: tuple[int, ...],
+    auto_pad: str,
+    group: int,
+) -> None:
+    """Attributes no runtime would accept are an invalid model, never a guessed cost."""
+    n_sp = len(ws) - 2
+    problem = None
+    lengths = {"kernel_shape": kernel, "strides": strides, "dilations": dilations}
+    for attr, values in lengths.items():
+        if len(values) != n_sp:
+            problem = f"{attr} {list(values)} does not have one value per spatial axis ({n_sp})"
+    if len(pads) != 2 * n_sp:
+        problem = f"pads {list(pads)} does not have a begin and an end per spatial axis ({n_sp})"
+    elif tuple(kernel) != ws[2:] and len(kernel) == n_sp:
+        problem = f"kernel_shape {list(kernel)} does not match the weight {ws}"
+    elif min(strides, default=1) < 1 or min(dilations, default=1) < 1:
+        problem = "strides and dilations must be at least 1"
+    elif min(pads, default=0) < 0:
+        problem = "pads must not be negative"
+    elif group < 1:
+        problem = f"group {group} must be at least 1"
+    elif auto_pad not in _AUTO_PAD:
+        problem = f"auto_pad {auto_pad!r} is not one of {', '.join(_AUTO_PAD)}"
+    elif v.node.op_type == "ConvTranspose" and ws[0] % group:
+        problem = f"its {ws[0]} input channels do not split into {group} groups"
+    if problem is not None:
+        raise ShapeError(f"node {v.name!r} ({v.node.op_type}): {problem}: the model is invalid")
 
 
 def _transpose_out(
@@ -281,6 +327,8 @@ def _einsum(v: Visit, base: dict[str, Any], info: dict[str, Any]) -> Layer | Non
     else:  # implicit output: broadcast dims, then the letters used once, sorted
         once = sorted(c for c in sizes if "".join(lhs).count(c) == 1 and c.isalpha())
         rhs = _ellipsis_letters(terms, lhs) + "".join(once)
+    if set(rhs) - set(sizes):
+        return Layer(**base, **info, note="einsum equation does not match its operands")
     if not set(sizes) - set(rhs):
         return None  # an outer or element-wise product, not a contraction
     out = v.outputs[0].static_shape if v.outputs else None
