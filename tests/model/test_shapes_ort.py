@@ -1045,3 +1045,12 @@ def test_sample_models_match_onnxruntime(name: str) -> None:
         * (480 * 192 + 480 * 96 + 96 * 208 * 9 + 480 * 16 + 16 * 48 * 25 + 480 * 64),
     }[name]
     assert facts.totals.macs == expected
+
+
+def test_einsum_with_an_output_index_no_operand_has_is_unknown(tmp_path: Path) -> None:
+    # "q" names no operand dim: no runtime accepts it, and no MAC count is made up for it.
+    nodes = [helper.make_node("Einsum", ["a", "W"], ["y"], equation="ij,jk->ikq")]
+    path = build(tmp_path, nodes, {"a": (2, 3)}, [weight("W", (3, 4))], opset=12)
+    (layer,) = analyse(path).layers
+    assert layer.macs is None
+    assert layer.note == "einsum equation does not match its operands"
