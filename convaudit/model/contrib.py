@@ -78,6 +78,8 @@ def infer(
         return _standard("Gemm", attrs, picked, n_out, elem)
     if key == ("com.microsoft.nchwc", "Upsample"):
         return _nchwc_upsample(attrs, ins)
+    if key == ("com.microsoft.nchwc", "ReorderInput") and attrs.get("channels_last"):
+        return [_channels_first(ins[0] if ins else UNKNOWN)]
     if key == ("com.microsoft", "DynamicQuantizeLSTM"):
         # LSTM with quantized (and transposed) W and R: LSTM's outputs follow from X and the
         # hidden_size attribute alone, so X, W, R suffice.
@@ -175,6 +177,13 @@ def _blocked_channels(x: TensorInfo, w: TensorInfo, attrs: dict[str, Any]) -> Te
     group = int(attrs.get("group", 1))
     cin = w.shape[1] * group if isinstance(w.shape[1], int) else x.shape[1]
     return TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], cin, *x.shape[2:]))
+
+
+def _channels_first(x: TensorInfo) -> TensorInfo:
+    """NHWC -> NCHW(c): ORT reorders a channels-last tensor (a Reshape of tokens) for NCHWc."""
+    if x.shape is None or len(x.shape) < 3:
+        return TensorInfo(elem_type=x.elem_type)
+    return TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], x.shape[-1], *x.shape[1:-1]))
 
 
 def _nchwc_upsample(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:

@@ -4,9 +4,11 @@ Each fixture reproduces a pattern seen in a real exported model (README.md says 
 tiny channel counts so every file stays far below 200 KB. The tests only read the committed
 files; this script records how each was made:
 
-  python build.py torch        PyTorch 2.13 (CPU wheel, onnxscript for dynamo=True): the legacy
+  python build.py torch [STEM...]
+                               PyTorch 2.13 (CPU wheel, onnxscript for dynamo=True): the legacy
                                TorchScript exporter and the dynamo exporter, for torch_models.py
-  python build.py ort          onnxruntime: ORT_ENABLE_ALL (NCHWc) and ORT_ENABLE_EXTENDED
+  python build.py ort [STEM...]
+                               onnxruntime: ORT_ENABLE_ALL (NCHWc) and ORT_ENABLE_EXTENDED
                                (FusedConv, LayerNormalization, FusedMatMul) optimised graphs, and
                                onnxruntime.quantization.quantize_dynamic (ConvInteger,
                                DynamicQuantizeLSTM), all from the committed legacy exports
@@ -86,7 +88,7 @@ def save(model: onnx.ModelProto, name: str, *, check: bool = True) -> None:
 
 
 # -- torch ------------------------------------------------------------------------------------
-def build_torch() -> None:
+def build_torch(only: set[str]) -> None:
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -94,6 +96,8 @@ def build_torch() -> None:
 
     entries = {}
     for stem, (cls, example, axes) in TORCH_CASES.items():
+        if only and stem not in only:
+            continue
         x = torch.randn(*example)
         for exporter in ("legacy", "dynamo"):
             name = f"{stem}.{exporter}.onnx"
@@ -133,7 +137,7 @@ def build_torch() -> None:
 ORT_SOURCES = ["shufflenet_unit", "upsample_skip", "stft_conv1d", "token_mixer", "tiny_yolo"]
 
 
-def build_ort() -> None:
+def build_ort(only: set[str]) -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -144,6 +148,8 @@ def build_ort() -> None:
         "ortext": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     }
     for stem in ORT_SOURCES:
+        if only and stem not in only:
+            continue
         src = HERE / f"{stem}.legacy.onnx"
         for tag, level in levels.items():
             name = f"{stem}.{tag}.onnx"
@@ -159,6 +165,9 @@ def build_ort() -> None:
                 else "fused contrib ops (FusedConv, LayerNormalization, FusedMatMul)",
                 "inputs": manifest[src.name]["inputs"],
             }
+    if only and "conv_lstm" not in only:
+        record(entries)
+        return
     src = HERE / "conv_lstm.legacy.onnx"
     name = "conv_lstm.quant.onnx"
     quantize_dynamic(
@@ -366,9 +375,9 @@ def build_cut(wheel_dir: Path) -> None:
 def main(argv: list[str]) -> None:
     step = argv[0] if argv else ""
     if step == "torch":
-        build_torch()
+        build_torch(set(argv[1:]))
     elif step == "ort":
-        build_ort()
+        build_ort(set(argv[1:]))
     elif step == "helper":
         build_helper()
     elif step == "cut" and len(argv) == 2:

@@ -247,15 +247,16 @@ class TokenMixer(nn.Module):
 
     Exported at opset 12 the LayerNorm is decomposed; onnxruntime fuses it back into a
     LayerNormalization node that the model's opset does not have, and Transpose+MatMul into
-    com.microsoft.FusedMatMul.
+    com.microsoft.FusedMatMul; with NCHWc layout, the tokens' NHWC->NCHW Transpose becomes a
+    channels-last ReorderInput.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=(2, 1), padding=1)
-        self.norm = nn.LayerNorm(8)
-        self.fc = nn.Linear(8, 8)
-        self.head = nn.Conv2d(8, 4, 1)
+        self.conv = nn.Conv2d(3, 24, 3, stride=(2, 1), padding=1)
+        self.norm = nn.LayerNorm(24)
+        self.fc = nn.Linear(24, 24)
+        self.head = nn.Conv2d(24, 4, 1)  # 24 channels: more than one NCHWc block, padded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
@@ -264,7 +265,7 @@ class TokenMixer(nn.Module):
         t = self.fc(self.norm(t))
         attn = torch.softmax(t @ t.transpose(1, 2), dim=-1)
         t = attn @ t
-        y = t.transpose(1, 2).reshape(b, c, h, w)
+        y = t.reshape(b, h, w, c).permute(0, 3, 1, 2)  # channels-last tokens back to NCHW
         return self.head(y)
 
 
