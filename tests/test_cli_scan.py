@@ -396,6 +396,27 @@ INVALID = {
         "group 0",
     ),
     "loop_without_body": (_looped(), [1, 3, 8, 8], (8, 3, 3, 3), "no body"),
+    "scan_axes_mismatch": (
+        [
+            helper.make_node(
+                "Scan",
+                ["x"],
+                ["y"],
+                name="bad",
+                num_scan_inputs=1,
+                scan_input_axes=[0, 1],
+                body=helper.make_graph(
+                    [helper.make_node("Identity", ["t"], ["u"])],
+                    "body",
+                    [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+                    [helper.make_tensor_value_info("u", TensorProto.FLOAT, None)],
+                ),
+            )
+        ],
+        [4, 3],
+        (8, 3, 3, 3),
+        "scan_input_axes [0, 1]",
+    ),
 }
 
 

@@ -205,6 +205,13 @@ def _scan(
     n_scan = int(attrs.get("num_scan_inputs", 0))
     n_state = len(ins) - n_scan
     in_axes = list(attrs.get("scan_input_axes", [0] * n_scan))
+    if not 0 < n_scan <= len(ins) or len(in_axes) != n_scan:
+        from convaudit.errors import ShapeError
+
+        raise ShapeError(
+            f"node {name!r} (Scan): num_scan_inputs {n_scan} and scan_input_axes {in_axes} do "
+            f"not fit its {len(ins)} inputs: the model is invalid"
+        )
     seq: Dim = None
     for k, info in enumerate(ins[n_state:]):
         if info.shape is not None and info.shape:
