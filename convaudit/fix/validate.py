@@ -124,6 +124,8 @@ def input_feeds(
         runs = len(parts)
         split[name] = parts
     feeds = [{name: split[name][k] for name in specs} for k in range(runs or 0)]
+    if not feeds or any(a.size == 0 for feed in feeds for a in feed.values()):
+        raise FixError("calibration inputs hold no samples", path=path)
     return feeds, f"{path.name} ({len(feeds)} run{'s' if len(feeds) != 1 else ''})"
 
 

@@ -374,3 +374,23 @@ def test_calibration_file_problems_are_errors_naming_the_file(tmp_path: Path) ->
     with pytest.raises(FixError, match=r"missing\.npz: calibration file not found"):
         quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "missing.npz"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
+
+
+def test_float16_models_stay_float16(tmp_path: Path) -> None:
+    rng = np.random.default_rng(16)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=8).astype(np.float16)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["y"], name="conv", pads=[1] * 4)],
+        "fp16",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT16, [1, 64, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 32, 8, 8])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = save(model, tmp_path / "h.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=8)
+    assert result.error is not None and result.error < 5e-3  # exact rank; fp16 rounding only
+    new = onnx.load(str(tmp_path / "o.onnx"))
+    assert {t.data_type for t in new.graph.initializer} == {TensorProto.FLOAT16}
+    assert new.graph.output[0].type == model.graph.output[0].type
