@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from convaudit.config import Config
-from convaudit.errors import FixError, ModelLoadError
+from convaudit.errors import ConvauditError, FixError, ModelLoadError
 from convaudit.fix import factorize, plan, rewrite, validate
 from convaudit.fix.result import FixResult, LayerFix
 
@@ -123,6 +123,18 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
     return int(np.prod(t.dims, dtype=np.int64)) * itemsize
 
 
+def _with_energy(loaded: Any, facts: Any, x: LayerFix) -> LayerFix:
+    """A candidate skipped at a given width still gets its E(r): every candidate is reported."""
+    layer = next((y for y in facts.layers if y.name == x.name and y.graph == "main"), None)
+    if x.width is None or layer is None or not layer.weight_name:
+        return x
+    try:
+        energy = factorize.energy_at(loaded.read_tensor(layer.weight_name), x.width)
+    except (KeyError, ConvauditError):
+        return x
+    return replace(x, energy=energy, predicted_error=float(np.sqrt(max(0.0, 1.0 - energy))))
+
+
 def _paths(path: str | Path, output: str | Path | None, options: FixOptions) -> tuple[Path, Path]:
     """(input, output); refuses to replace the input unless ``in_place``."""
     src = Path(path)
@@ -194,6 +206,7 @@ def run_fix(
                 nodes=options.nodes, width=options.width, target_saving=options.target_saving
             ),
         )
+        skipped = [_with_energy(loaded, facts, x) for x in skipped]
         base = FixResult(
             input_path=str(src),
             output_path=str(dst),

@@ -136,7 +136,13 @@ def render_table(r: FixResult) -> str:
             )
     for x in r.layers:
         if not x.rewritten:
-            lines.append(f"skipped {x.name}: {x.reason}")
+            figures = ""
+            if x.energy is not None:
+                figures = (
+                    f" (at width {x.width}: energy retained {energy_pct(x.energy)}, "
+                    f"predicted error {_pct(x.predicted_error)})"
+                )
+            lines.append(f"skipped {x.name}: {x.reason}{figures}")
     if r.macs_after is not None:
         lines.append("")
         ratio = r.macs_before / r.macs_after if r.macs_after else float("inf")

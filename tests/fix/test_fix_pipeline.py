@@ -20,6 +20,7 @@ from convaudit.config import Config
 from convaudit.errors import FixError
 from convaudit.fix import plan
 from convaudit.fix.pipeline import FixOptions, run_fix
+from convaudit.fix.render import render_table
 from convaudit.fix.result import FixResult
 from convaudit.model.facts import analyse
 from convaudit.model.loader import load_model
@@ -101,6 +102,9 @@ def test_width_at_break_even_is_skipped(tmp_path: Path) -> None:
     assert not result.written and not out.exists()
     (layer,) = result.layers
     assert "break-even width 342.9" in layer.reason
+    # Even a skipped candidate reports E(r) (random weights: 344 of 480 directions keep ~91%).
+    assert layer.energy is not None and 0.75 < layer.energy < 0.95
+    assert "energy retained" in render_table(result)
 
 
 def test_max_error_refuses_to_write_and_force_overrides(tmp_path: Path) -> None:
