@@ -50,6 +50,7 @@ class Layer:
     counted: bool = True  # False inside the cheaper branch of an If
     mac_share: float | None = None  # share of the model's counted MACs
     note: str | None = None  # why a figure is unknown or how it was counted
+    bias_name: str | None = None  # the bias tensor's name (shared biases are counted once)
 
     @property
     def total_macs(self) -> int | None:

@@ -34,7 +34,7 @@ def analyse(
             raise type(exc)(exc.message, path=path) from None
         opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
     try:
-        layers = _cost(result)
+        layers = _stored_bytes(_cost(result), result)
     except ConvauditError as exc:  # costing does not know the file: name it here
         raise type(exc)(exc.message, path=path) from None
     _check_resolved(str(path), result, layers)
@@ -85,6 +85,32 @@ def _cost(result: WalkResult) -> list[Layer]:
         dataclasses.replace(layer, index=k)
         for k, layer in enumerate(by_visit[i] for i in sorted(by_visit))
     ]
+
+
+def _stored_bytes(layers: list[Layer], result: WalkResult) -> list[Layer]:
+    """Weight bytes as stored: a dequantized weight costs its quantized bytes, not float's."""
+    if not result.stored:
+        return layers
+    scopes = {v.node_id: v.scope for v in result.visits}
+    out = []
+    for layer in layers:
+        f_bytes = cost.tensor_bytes(layer.weight_shape or (), layer.weight_dtype)
+        q_bytes = _weight_bytes(layer, result, scopes.get(layer.node_id, "main"))
+        if layer.weight_bytes is not None and f_bytes is not None and q_bytes is not None:
+            layer = dataclasses.replace(layer, weight_bytes=layer.weight_bytes - f_bytes + q_bytes)
+        out.append(layer)
+    return out
+
+
+def _weight_bytes(layer: Layer, result: WalkResult, scope: str) -> int | None:
+    """Bytes of the layer's weight tensor alone, as stored (quantized behind a DQ or not)."""
+    if not layer.weight_name or not layer.weight_shape:
+        return None
+    q = result.stored.get(result.source(scope, layer.weight_name))
+    q_shape = q.static_shape if q is not None else None
+    if q is not None and q_shape is not None:
+        return cost.tensor_bytes(q_shape, q.dtype_name)
+    return cost.tensor_bytes(layer.weight_shape, layer.weight_dtype)
 
 
 def _symbols(v: Visit) -> set[str]:
@@ -223,14 +249,21 @@ def _unique_weights(layers: list[Layer], result: WalkResult) -> tuple[int, int]:
     for layer in layers:
         params += layer.params or 0
         size += layer.weight_bytes or 0
-        if not layer.weight_name:
-            continue
-        key = result.source(scopes.get(layer.node_id, "main"), layer.weight_name)
-        if key in seen and layer.params and layer.weight_shape:
-            params -= prod(layer.weight_shape)
-            shared = cost.tensor_bytes(layer.weight_shape, layer.weight_dtype)
-            size -= min(shared or 0, layer.weight_bytes or 0)
-        seen.add(key)
+        scope = scopes.get(layer.node_id, "main")
+        w_elems = prod(layer.weight_shape) if layer.weight_name and layer.weight_shape else 0
+        w_bytes = _weight_bytes(layer, result, scope) or 0
+        if layer.weight_name:
+            key = result.source(scope, layer.weight_name)
+            if key in seen and layer.params:
+                params -= w_elems
+                size -= min(w_bytes, layer.weight_bytes or 0)
+            seen.add(key)
+        if layer.bias_name and layer.params is not None:
+            key = result.source(scope, layer.bias_name)
+            if key in seen:  # the rest of the layer's params and bytes are its bias
+                params -= max(0, layer.params - w_elems)
+                size -= max(0, (layer.weight_bytes or 0) - w_bytes)
+            seen.add(key)
     return params, size
 
 

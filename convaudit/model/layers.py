@@ -111,6 +111,7 @@ def _conv(
     info["dtype"] = x.dtype_name if x else None
     info["weight_dtype"] = w.dtype_name if w else None
     info["weight_name"] = v.node.input[wi] if wi < len(v.node.input) else None
+    info["bias_name"] = v.node.input[bi] if b is not None and bi is not None else None
     if layout == "nhwc":
         xs = None if xs is None else (xs[0], xs[-1], *xs[1:-1])
         ys = None if ys is None else (ys[0], ys[-1], *ys[1:-1])
@@ -248,15 +249,15 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     y = v.outputs[0] if v.outputs else None
     ys = y.static_shape if y else None
     info: dict[str, Any] = {"category": "matmul"}
+    if k == ("", "Einsum"):
+        return _einsum(v, base, info)
+    ci: int | None
     if k in GEMM_OPS:
         quantized = k[1] == "QGemm"  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
-        a, b = _input(v, 0), _input(v, 3 if quantized else 1)
-        c = _input(v, 6 if quantized else 2)
-    elif k == ("", "Einsum"):
-        return _einsum(v, base, info)
+        ai, bi, ci = (0, 3, 6) if quantized else (0, 1, 2)
     else:
         ai, bi, ci = MATMUL_OPS[k]
-        a, b, c = _input(v, ai), _input(v, bi), _input(v, ci)
+    a, b, c = _input(v, ai), _input(v, bi), _input(v, ci)
     a_s = a.static_shape if a else None
     b_s = b.static_shape if b else None
     if k == ("com.microsoft", "MatMulNBits"):
@@ -271,10 +272,9 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         info["weight_shape"] = b_s
         info["weight_dtype"] = b.dtype_name
         if is_weight:
-            info["weight_name"] = v.node.input[MATMUL_OPS[k][1] if k in MATMUL_OPS else 1]
-            if k == ("com.microsoft", "QGemm"):
-                info["weight_name"] = v.node.input[3]
+            info["weight_name"] = v.node.input[bi]
     info["has_bias"] = c is not None
+    info["bias_name"] = v.node.input[ci] if c is not None and ci is not None else None
     if a_s is None or b_s is None or ys is None:
         return Layer(**base, **info, note="operand shapes unknown")
     if k in GEMM_OPS:
@@ -299,7 +299,7 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         macs=macs,
         params=params,
         bias_adds=prod(ys) if c is not None else 0,
-        weight_bytes=_bytes(b, c) if is_weight else 0,
+        weight_bytes=_bytes(b, c) if is_weight else _bytes(c),
         activation_bytes=_bytes(a, y),
     )
 

@@ -66,6 +66,8 @@ class WalkResult:
     # (scope, tensor) -> the (scope, tensor) it is another name for: Identity outputs of weights
     # and function formals bound to actual inputs. A scope is "main" or one function call site.
     aliases: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # origin (scope, tensor) -> the stored (quantized) tensor a DequantizeLinear reads
+    stored: dict[tuple[str, str], TensorInfo] = field(default_factory=dict)
 
     def source(self, scope: str, tensor: str) -> tuple[str, str]:
         """The original (scope, name) of a tensor seen in ``scope`` (itself if not an alias)."""
@@ -132,6 +134,7 @@ class Walker:
         self.problems: list[ScanProblem] = []
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self.labels: dict[str, int] = {}  # function call-site labels -> times used
+        self.stored: dict[tuple[str, str], TensorInfo] = {}  # quantized weights behind a DQ
         self.digraph = nx.DiGraph()
         self.functions = {(f.domain, f.name, f.overload): f for f in model.functions}
         self.opsets = {
@@ -163,7 +166,14 @@ class Walker:
         self._walk_graph(g, env, scope, declared)
         outputs = {o.name: env.get(o.name, UNKNOWN) for o in g.output}
         return WalkResult(
-            self.visits, self.groups, self.digraph, self.problems, inputs, outputs, self.aliases
+            self.visits,
+            self.groups,
+            self.digraph,
+            self.problems,
+            inputs,
+            outputs,
+            self.aliases,
+            self.stored,
         )
 
     def declared(self, tp: onnx.TypeProto) -> TensorInfo:
@@ -239,11 +249,14 @@ class Walker:
             if n:
                 scope.producers[n] = node_id
         outs = self._resolve(node, node_id, name, attrs, ins, env, scope)
-        is_identity = node.op_type == "Identity" and node.domain in ("", "ai.onnx")
-        if is_identity and ins and ins[0].constant:
-            # exporters fan one de-duplicated weight out through Identity nodes
+        std = node.domain in ("", "ai.onnx", "com.microsoft")
+        if std and node.op_type in ("Identity", "DequantizeLinear") and ins and ins[0].constant:
+            # Exporters fan one de-duplicated weight out through Identity nodes; a QDQ model
+            # stores its weights quantized and dequantizes them on the way to the conv.
             origin = resolve_alias(self.aliases, scope.root, node.input[0])
             self.aliases[(scope.root, node.output[0])] = origin
+            if node.op_type == "DequantizeLinear":
+                self.stored.setdefault(origin, ins[0])
         real = [i for n, i in zip(node.input, ins, strict=True) if n]
         if real and all(i.constant for i in real) and node.op_type not in NOT_FOLDABLE:
             outs = [dataclasses.replace(o, constant=True) for o in outs]

@@ -463,6 +463,9 @@ def test_weight_from_dequantize_linear(tmp_path: Path) -> None:
     (layer,) = facts.layers
     assert layer.weight_shape == (16, 8, 3, 3)
     assert (layer.params, layer.macs) == (1152, MACS_3X3)
+    assert layer.weight_dtype == "float32"  # what the conv reads
+    assert layer.weight_bytes == 1152  # what the file stores: int8
+    assert facts.totals.weight_bytes == 1152
     feeds = {"x": RNG.standard_normal((1, 8, 10, 10)).astype(np.float32)}
     assert ort_output_shape(path, feeds) == layer.output_shape
 
@@ -730,3 +733,36 @@ def test_digraph_links_producers_to_consumers_across_subgraphs(tmp_path: Path) -
     for layer in facts.layers:
         assert facts.layers[g.nodes[layer.node_id]["layer"]] == layer
     assert g.nodes[act]["layer"] is None
+
+
+def test_qdq_weight_dequantized_twice_counts_once(tmp_path: Path) -> None:
+    q = numpy_helper.from_array(RNG.integers(-8, 8, (16, 8, 3, 3)).astype(np.int8), "Wq")
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "ws")
+    bias = numpy_helper.from_array(np.zeros(16, np.float32), "b")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["Wq", "ws"], ["W_a"]),
+        helper.make_node("DequantizeLinear", ["Wq", "ws"], ["W_b"]),
+        helper.make_node("Conv", ["x", "W_a", "b"], ["a"], name="first", pads=[1] * 4),
+        helper.make_node("Conv", ["x", "W_b", "b"], ["c"], name="second", pads=[1] * 4),
+        helper.make_node("Add", ["a", "c"], ["y"]),
+    ]
+    facts = analyse(save(tmp_path, nodes, [x_input()], ["y"], [q, scale, bias]))
+    assert [x.weight_bytes for x in facts.layers] == [1152 + 64, 1152 + 64]
+    assert facts.totals.params == 1152 + 16  # weight and bias shared by both convs
+    assert facts.totals.weight_bytes == 1152 + 64
+
+
+def test_shared_bias_counts_once_but_own_weights_do_not(tmp_path: Path) -> None:
+    # Legacy exports de-duplicate bit-identical tensors: two convs, own weights, one zero bias.
+    bias = numpy_helper.from_array(np.zeros(16, np.float32), "zeros16")
+    nodes = [
+        helper.make_node("Identity", ["zeros16"], ["b2"]),
+        helper.make_node("Conv", ["x", "Wa", "zeros16"], ["a"], name="first", pads=[1] * 4),
+        helper.make_node("Conv", ["x", "Wb", "b2"], ["c"], name="second", pads=[1] * 4),
+        helper.make_node("Add", ["a", "c"], ["y"]),
+    ]
+    inits = [weight("Wa", (16, 8, 3, 3)), weight("Wb", (16, 8, 3, 3)), bias]
+    facts = analyse(save(tmp_path, nodes, [x_input()], ["y"], inits))
+    assert [x.params for x in facts.layers] == [1152 + 16] * 2
+    assert facts.totals.params == 2 * 1152 + 16
+    assert facts.totals.weight_bytes == (2 * 1152 + 16) * 4

@@ -929,8 +929,8 @@ def test_matmul_nbits_counts_the_logical_weight(tmp_path: Path) -> None:
 
 
 def test_activation_matmul_shares_no_weight(tmp_path: Path) -> None:
-    # The same activation feeds two Gemms with biases: it is not a weight, so nothing is
-    # de-duplicated (the shared-weight logic must not subtract what was never counted).
+    # The same activation feeds two Gemms sharing one bias: the activation is not a weight (the
+    # shared-weight logic must not subtract what was never counted); the bias counts once.
     nodes = [
         helper.make_node("Relu", ["a"], ["h"]),
         helper.make_node("Gemm", ["a", "h", "C"], ["y1"], transB=1),
@@ -940,7 +940,9 @@ def test_activation_matmul_shares_no_weight(tmp_path: Path) -> None:
     path = build(tmp_path, nodes, {"a": (4, 6)}, [weight("C", (4,))])
     facts = check_against_ort(path, {"a": (4, 6)})
     assert [x.params for x in facts.layers] == [4, 4]
-    assert facts.totals.params == 8
+    assert [x.weight_bytes for x in facts.layers] == [16, 16]  # the float bias
+    assert facts.totals.params == 4
+    assert facts.totals.weight_bytes == 16
 
 
 def _random_conv_case(seed: int) -> tuple[str, tuple[int, ...], tuple[int, ...], dict[str, Any]]:
