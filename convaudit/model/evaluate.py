@@ -79,6 +79,65 @@ def _cast(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
     return [x[0].astype(helper.tensor_dtype_to_np_dtype(int(a["to"])))]
 
 
+def _reshape(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+    target = [int(d) for d in (x[1] if len(x) > 1 else a["shape"])]
+    if not int(a.get("allowzero", 0)):  # 0 copies the input's dim at that position
+        target = [x[0].shape[i] if d == 0 else d for i, d in enumerate(target)]
+    return [np.reshape(x[0], target)]
+
+
+def _slice(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+    """ONNX Slice clamps like Python slicing, for positive and negative steps alike."""
+    if len(x) > 1:
+        starts, ends = x[1].tolist(), x[2].tolist()
+        axes = x[3].tolist() if len(x) > 3 else list(range(len(starts)))
+        steps = x[4].tolist() if len(x) > 4 else [1] * len(starts)
+    else:  # opset < 10: attributes
+        starts, ends = list(a["starts"]), list(a["ends"])
+        axes, steps = list(a.get("axes", range(len(starts)))), [1] * len(starts)
+    if 0 in steps:
+        raise ValueError("Slice step 0")
+    index = [slice(None)] * x[0].ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return [x[0][tuple(index)]]
+
+
+def _range(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+    start, limit, delta = (v.reshape(-1)[0] for v in x)
+    return [np.arange(start, limit, delta).astype(x[0].dtype)]
+
+
+def _expand(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+    shape = np.broadcast_shapes(x[0].shape, tuple(int(d) for d in x[1].reshape(-1)))
+    return [np.broadcast_to(x[0], shape).copy()]
+
+
+def _mod(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+    if np.issubdtype(x[1].dtype, np.integer) and np.any(x[1] == 0):
+        raise ZeroDivisionError("integer modulo by zero")
+    # fmod=0 (integers only): the result takes the divisor's sign, as numpy's mod
+    return [(np.fmod if int(a.get("fmod", 0)) else np.mod)(x[0], x[1])]
+
+
+def _variadic(fn: Callable[[Any, Any], Any]) -> Callable[[Sequence[np.ndarray], Attrs], list[Any]]:
+    def run(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
+        out = x[0]
+        for v in x[1:]:
+            out = fn(out, v)
+        return [out]
+
+    return run
+
+
+def _constant_of_shape(node: onnx.NodeProto) -> Callable[[Sequence[np.ndarray], Attrs], list[Any]]:
+    value = np.zeros(1, np.float32)
+    for attr in node.attribute:
+        if attr.name == "value":
+            value = onnx.numpy_helper.to_array(attr.t).reshape(-1)
+    return lambda x, a: [np.full(tuple(int(d) for d in x[0].reshape(-1)), value[0], value.dtype)]
+
+
 FAST: dict[str, Callable[[Sequence[np.ndarray], Attrs], list[Any]]] = {
     "Identity": lambda x, a: [x[0]],
     "Add": _binary(np.add),
@@ -94,6 +153,25 @@ FAST: dict[str, Callable[[Sequence[np.ndarray], Attrs], list[Any]]] = {
     "Neg": lambda x, a: [np.negative(x[0])],
     "Floor": lambda x, a: [np.floor(x[0])],
     "Ceil": lambda x, a: [np.ceil(x[0])],
+    # the rest of what exporters' shape arithmetic uses (a ReferenceEvaluator per node would
+    # cost milliseconds each, and importing it a tenth of a second per scan)
+    "Reshape": _reshape,
+    "Slice": _slice,
+    "Range": _range,
+    "Expand": _expand,
+    "Transpose": lambda x, a: [np.transpose(x[0], a.get("perm"))],
+    "Mod": _mod,
+    "Not": lambda x, a: [np.logical_not(x[0])],
+    "And": _binary(np.logical_and),
+    "Or": _binary(np.logical_or),
+    "Less": _binary(np.less),
+    "LessOrEqual": _binary(np.less_equal),
+    "Greater": _binary(np.greater),
+    "GreaterOrEqual": _binary(np.greater_equal),
+    "Where": lambda x, a: [np.where(x[0], x[1], x[2])],
+    "Min": _variadic(np.minimum),
+    "Max": _variadic(np.maximum),
+    "Abs": lambda x, a: [np.abs(x[0])],
 }
 
 
@@ -112,6 +190,8 @@ def evaluate(
     if _output_elements(node.op_type, arrays, attrs) > MAX_VALUE_ELEMENTS:
         return None  # a weight-sized result: its shape comes from inference, never its bytes
     fast = FAST.get(node.op_type)
+    if node.op_type == "ConstantOfShape":  # its fill value is a tensor attribute
+        fast = _constant_of_shape(node)
     out: list[np.ndarray] | None
     try:
         # numpy's divide-by-zero / overflow warnings would break the one-line stderr contract
