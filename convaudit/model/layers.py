@@ -266,13 +266,17 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     info["dtype"] = a.dtype_name if a else None
     info["input_shape"] = a_s
     info["output_shape"] = ys
-    # Params: a constant second operand is a weight; an activation x activation product has none.
+    # Params: a constant operand is a weight (usually B; W @ x puts it first); an activation x
+    # activation product has none.
     is_weight = b is not None and b.constant
-    if b is not None:
-        info["weight_shape"] = b_s
-        info["weight_dtype"] = b.dtype_name
+    w, w_s, wi = b, b_s, bi
+    if not is_weight and a is not None and a.constant and a_s is not None:
+        is_weight, w, w_s, wi = True, a, a_s, ai
+    if w is not None:
+        info["weight_shape"] = w_s
+        info["weight_dtype"] = w.dtype_name
         if is_weight:
-            info["weight_name"] = v.node.input[bi]
+            info["weight_name"] = v.node.input[wi]
     info["has_bias"] = c is not None
     info["bias_name"] = v.node.input[ci] if c is not None and ci is not None else None
     if a_s is None or b_s is None or ys is None:
@@ -292,14 +296,14 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
         info.update(in_channels=kd, out_channels=ys[-1] if ys else None)
     c_s = c.static_shape if c else None
     bias_elems = prod(c_s) if c_s is not None else 0
-    params = (prod(b_s) if is_weight else 0) + bias_elems
+    params = (prod(w_s) if is_weight and w_s is not None else 0) + bias_elems
     return Layer(
         **base,
         **info,
         macs=macs,
         params=params,
         bias_adds=prod(ys) if c is not None else 0,
-        weight_bytes=_bytes(b, c) if is_weight else _bytes(c),
+        weight_bytes=_bytes(w, c) if is_weight else _bytes(c),
         activation_bytes=_bytes(a, y),
     )
 

@@ -1056,3 +1056,16 @@ def test_einsum_with_an_output_index_no_operand_has_is_unknown(tmp_path: Path) -
     (layer,) = analyse(path).layers
     assert layer.macs is None
     assert layer.note == "einsum equation does not match its operands"
+
+
+def test_matmul_with_the_weight_on_the_left(tmp_path: Path) -> None:
+    # W @ x (a projection written weight-first): the constant operand is still the weight.
+    nodes = [helper.make_node("MatMul", ["W", "x"], ["y"], name="proj")]
+    path = build(tmp_path, nodes, {"x": (2, 8, 5)}, [weight("W", (6, 8))])
+    facts = check_against_ort(path, {"x": (2, 8, 5)})
+    (layer,) = facts.layers
+    assert layer.output_shape == (2, 6, 5)
+    assert layer.macs == 2 * 6 * 5 * 8
+    assert layer.params == 48
+    assert layer.weight_name == "W"
+    assert layer.weight_bytes == 48 * 4
