@@ -130,17 +130,98 @@ def test_json_has_every_key_issue_2_promises() -> None:
     assert all(layer["graph"] == "main" for layer in report["layers"])
 
 
+def _control_flow_model(path: Path) -> Path:
+    """If (graph-input condition) with a 3x3 and a 1x1 branch, inside a 3-trip Loop, after a
+    model-local function call, with a weight shared through Identity: every labelled path."""
+    f = TensorProto.FLOAT
+
+    def branch(name: str, w: str, pads: list[int]) -> onnx.GraphProto:
+        node = helper.make_node("Conv", ["x", w], [f"{name}_y"], name=f"{name}_conv", pads=pads)
+        out = helper.make_tensor_value_info(f"{name}_y", f, None)
+        return helper.make_graph([node], name, [], [out])
+
+    gate = helper.make_node(
+        "If",
+        ["flag"],
+        ["g"],
+        name="gate",
+        then_branch=branch("then", "W3", [1] * 4),
+        else_branch=branch("else", "W1", [0] * 4),
+    )
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), gate],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("g", f, None),
+        ],
+    )
+    block = helper.make_function(
+        "custom",
+        "Block",
+        ["X", "W"],
+        ["Y"],
+        [helper.make_node("Conv", ["X", "W"], ["Y"], name="block_conv", pads=[1] * 4)],
+        [helper.make_opsetid("", 17)],
+    )
+    nodes = [
+        helper.make_node("Identity", ["W3"], ["W3_copy"]),
+        helper.make_node("Block", ["x", "W3_copy"], ["b"], name="call", domain="custom"),
+        helper.make_node("Loop", ["M", ""], ["gs"], name="repeat", body=body),
+    ]
+    inits = [
+        numpy_helper.from_array(np.ones((3, 3, 3, 3), np.float32), "W3"),
+        numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "W1"),
+        numpy_helper.from_array(np.array(3, np.int64), "M"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", f, [1, 3, 8, 8]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("b", f, None), helper.make_tensor_value_info("gs", f, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)],
+        functions=[block],
+    )
+    onnx.save(model, str(path))
+    return path
+
+
 def test_json_is_byte_identical_across_processes(tmp_path: Path) -> None:
     # Separate processes with different hash seeds: set iteration order must not leak out.
     models = tmp_path / "models"
     models.mkdir()
     for p in (TEXTBOOK, BOTTLENECK, ROOT / "sample_models" / "inception_block.onnx"):
         (models / p.name).write_bytes(p.read_bytes())
+    _control_flow_model(models / "control_flow.onnx")
     first = run_process(str(models), "-f", "json", env={"PYTHONHASHSEED": "1"})
     second = run_process(str(models), "-f", "json", env={"PYTHONHASHSEED": "2"})
     assert first.returncode == second.returncode
     assert first.stdout == second.stdout
-    assert len(json.loads(first.stdout)["reports"]) == 3
+    reports = json.loads(first.stdout)["reports"]
+    assert len(reports) == 4
+    (flow,) = [r for r in reports if r["model"]["path"].endswith("control_flow.onnx")]
+    graphs = {
+        row["name"]: (row["graph"], row["executions"], row["counted"]) for row in flow["layers"]
+    }
+    assert graphs == {
+        "block_conv": ("function:custom.Block@call", 1, True),
+        "then_conv": ("main/repeat.body/gate.then_branch", 3, True),
+        "else_conv": ("main/repeat.body/gate.else_branch", 3, False),
+    }
+    # 3x3 3->3 on 8x8 (pad 1): 3*64*27 = 5,184; the Loop runs the costlier branch 3 times
+    assert flow["totals"]["macs"] == 5_184 + 3 * 5_184
+    assert flow["totals"]["params"] == 81  # W3 via Identity, the function and the branch: once
 
 
 def test_output_file_is_written_whole_and_the_model_untouched(tmp_path: Path) -> None:
