@@ -228,9 +228,9 @@ def run_fix(
                 fix_seconds=time.perf_counter() - started,
             )
         src_external = _uses_external_data(loaded.proto)
-        full = onnx.load(str(src), load_external_data=True)
-        opset = next((o.version for o in full.opset_import if o.domain in ("", "ai.onnx")), 11)
-        weights = {p.layer.name: _effective_weights(loaded, p, full.graph) for p in plans}
+        structure = loaded.proto  # payload-free: enough to find nodes and attributes
+        opset = next((o.version for o in structure.opset_import if o.domain in ("", "ai.onnx")), 11)
+        weights = {p.layer.name: _effective_weights(loaded, p, structure.graph) for p in plans}
 
     # The temp files live beside the output so the final os.replace is a same-disk rename.
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -238,8 +238,15 @@ def run_fix(
     try:
         # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
         # One session of the original with those exposed; freed before the comparison runs.
+        # The full model is loaded twice (probe, then surgery) so that no more than one copy of
+        # the weights is alive at a time: the probe session and the proto never coexist.
         x_names = [p.layer.inputs[0] for p in plans]
-        probe = validate.capture_session(full, x_names, workdir)
+        full = onnx.load(str(src), load_external_data=True)
+        external = src_external or _weight_bytes(full) > options.external_threshold
+        probe_path = workdir / "probe.onnx"
+        validate.write_probe(full, x_names, probe_path)
+        del full
+        probe = validate.session(probe_path)
         input_shapes, dims = config.shapes_for(str(src))
         feeds, source = validate.input_feeds(
             probe, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
@@ -253,17 +260,19 @@ def run_fix(
                 if k == 0:
                     seen[x] = value
         del probe
+        for leftover in workdir.iterdir():
+            leftover.unlink()
         covs = None
         if options.inputs is not None:
             covs = {x: factorize.covariance(acc) for x, acc in cov_acc.items()}
-        results, rewrites = _factorise(plans, weights, seen, covs, full.graph, opset)
+        results, rewrites = _factorise(plans, weights, seen, covs, structure.graph, opset)
         del seen, covs
+        full = onnx.load(str(src), load_external_data=True)
         for p, rw in zip(plans, rewrites, strict=True):
             dtype = np.dtype(p.layer.weight_dtype or "float32")
             rewrite.rewrite_conv(full.graph, rw, dtype)
         del weights, rewrites
 
-        external = src_external or _weight_bytes(full) > options.external_threshold
         tmp = workdir / dst.name
         _write(full, tmp, external)
         del full

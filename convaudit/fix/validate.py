@@ -173,37 +173,22 @@ def latency(
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def session_for(model: onnx.ModelProto, workdir: Path) -> Any:
-    """A session on an in-memory model; one over 2 GB goes through external data in ``workdir``."""
-    try:
-        return session(model.SerializeToString())
-    except ValueError:  # protobuf refuses to serialise more than 2 GB
-        from onnx.external_data_helper import load_external_data_for_model
+def write_probe(model: onnx.ModelProto, tensors: Sequence[str], path: Path) -> None:
+    """Save ``model`` with intermediate ``tensors`` exposed as extra outputs (mutates it).
 
-        path = workdir / "capture.onnx"
-        onnx.save_model(model, str(path), save_as_external_data=True, location=path.name + ".data")
-        try:
-            return session(path)
-        finally:  # saving moved the payloads out of the proto: put them back
-            load_external_data_for_model(model, str(workdir))
-
-
-def capture_session(model: onnx.ModelProto, tensors: Sequence[str], workdir: Path) -> Any:
-    """A session on ``model`` with intermediate ``tensors`` exposed as extra outputs."""
-    graph = model.graph
-    present = {o.name for o in graph.output}
+    Always with external data: tensors are written one by one instead of serialising the whole
+    model into one more in-memory copy of its weights.
+    """
+    present = {o.name for o in model.graph.output}
     extra = [t for t in dict.fromkeys(tensors) if t not in present]
-    graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra)
-    try:
-        return session_for(model, workdir)
-    finally:
-        del graph.output[len(graph.output) - len(extra) :]
+    model.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in extra)
+    onnx.save_model(model, str(path), save_as_external_data=True, location=path.name + ".data")
 
 
 def capture(
     sess: Any, tensors: Sequence[str], feeds: Sequence[Feed]
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yield, per feed, the values of ``tensors`` from a ``capture_session``."""
+    """Yield, per feed, the values of ``tensors`` from a session on a ``write_probe`` model."""
     names = [o.name for o in sess.get_outputs()]
     for feed in feeds:
         values = dict(zip(names, _run(sess, feed), strict=True))
