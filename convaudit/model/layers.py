@@ -5,6 +5,8 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
+from onnx import TensorProto
+
 from convaudit import cost
 from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
@@ -170,6 +172,13 @@ def _conv(
             note=f"output shape {ys} differs from the formula's {out_shape}",
         )
     bias_adds = prod(out_shape) if has_bias else 0
+    if y is None or y.static_shape is None:  # inference was silent: the formula's shape
+        elem = y.elem_type if y is not None and y.elem_type else 0
+        if not elem:  # ConvInteger accumulates to int32; every other conv keeps X's type
+            elem = (
+                TensorProto.INT32 if v.node.op_type == "ConvInteger" else (x.elem_type if x else 0)
+            )
+        y = TensorInfo(elem_type=elem, shape=tuple(out_shape))
     return Layer(
         **base,
         **info,

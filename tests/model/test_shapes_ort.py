@@ -674,8 +674,10 @@ def test_conv_transpose_shape_without_inference(tmp_path: Path, case: str) -> No
     visit.outputs = [UNKNOWN]
     layer = cost_visit(visit)
     assert layer is not None
-    assert layer.output_shape == ort_shapes(path, ["y"], {"x": x_shape})["y"]
+    actual = ort_shapes(path, ["y"], {"x": x_shape})["y"]
+    assert layer.output_shape == actual
     assert layer.bias_adds == 0
+    assert layer.activation_bytes == (prod(x_shape) + prod(actual)) * 4  # float32 in and out
 
 
 @pytest.mark.parametrize(
