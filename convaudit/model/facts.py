@@ -71,9 +71,16 @@ def _cost(result: WalkResult) -> list[Layer]:
             sum(by_visit[i].total_macs or 0 for i in r if i in by_visit and by_visit[i].counted)
             for r in group.branches
         ]
-        keep = (
-            group.taken if group.taken is not None else max(range(len(sums)), key=sums.__getitem__)
-        )
+        # A branch with a conv that cannot be shaped while another branch can, cannot run on
+        # these inputs (silero VAD's 8 kHz branch fed a 16 kHz window): it is not the cost.
+        broken = [
+            any(by_visit[i].macs is None for i in r if i in by_visit and by_visit[i].counted)
+            for r in group.branches
+        ]
+        runnable = [b for b, bad in enumerate(broken) if not bad] or list(range(len(sums)))
+        keep = group.taken if group.taken is not None else max(runnable, key=sums.__getitem__)
+        if group.taken is None and len(runnable) < len(sums):
+            _note_unshapeable(result, group.node_id, [b for b in range(len(sums)) if broken[b]])
         for b, r in enumerate(group.branches):
             if b == keep:
                 continue
@@ -85,6 +92,20 @@ def _cost(result: WalkResult) -> list[Layer]:
         dataclasses.replace(layer, index=k)
         for k, layer in enumerate(by_visit[i] for i in sorted(by_visit))
     ]
+
+
+def _note_unshapeable(result: WalkResult, node_id: str, branches: list[int]) -> None:
+    node = result.graph.nodes[node_id]
+    which = " and ".join(("then_branch", "else_branch")[b] if b < 2 else str(b) for b in branches)
+    result.problems.append(
+        ScanProblem(
+            kind="unshapeable-branch",
+            message=f"node {node['name']!r}: {which} has convs whose shapes do not resolve on "
+            "these inputs (it cannot run on them), so the other branch is counted",
+            node=node["name"],
+            graph=node["graph"],
+        )
+    )
 
 
 def _stored_bytes(layers: list[Layer], result: WalkResult) -> list[Layer]:

@@ -27,7 +27,9 @@ MANIFEST: dict[str, dict[str, Any]] = json.loads((REAL / "manifest.json").read_t
 ERROR_KINDS = {"unknown-op", "unknown-domain"}
 
 
-def _feeds(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
+def _feeds(
+    model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict[str, Any]
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     init = {t.name for t in model.graph.initializer}
     feeds = {}
@@ -35,7 +37,10 @@ def _feeds(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, np
         if vi.name in init:
             continue
         dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        feeds[vi.name] = rng.standard_normal(shapes[vi.name]).astype(dtype)
+        if vi.name in values:  # an input that selects a branch (a sample rate)
+            feeds[vi.name] = np.asarray(values[vi.name], dtype=dtype)
+        else:
+            feeds[vi.name] = rng.standard_normal(shapes[vi.name]).astype(dtype)
     return feeds
 
 
@@ -80,7 +85,7 @@ def _inline_taken_ifs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> o
 
 def _ort_conv_shapes(path: Path, shapes: dict[str, list[int]], facts: ModelFacts) -> dict:
     model = onnx.load(str(path))
-    feeds = _feeds(model, shapes)
+    feeds = _feeds(model, shapes, MANIFEST[path.name].get("values", {}))
     model = _inline_taken_ifs(model, feeds)
     names = [layer.outputs[0] for layer in facts.layers]
     produced = {o for n in model.graph.node for o in n.output}
@@ -99,7 +104,13 @@ def test_every_layer_is_known(name: str) -> None:
     facts, _ = _scan(name)
     assert [p.message for p in facts.problems if p.kind in ERROR_KINDS] == []
     assert facts.layers, "a real export has convs"
-    unknown = [(layer.name, layer.note) for layer in facts.layers if layer.macs is None]
+    # Only a branch that cannot run on these inputs may hold a conv without a shape.
+    unrunnable = {p.graph for p in facts.problems if p.kind == "unshapeable-branch"}
+    unknown = [
+        (layer.name, layer.note)
+        for layer in facts.layers
+        if layer.macs is None and not (not layer.counted and unrunnable)
+    ]
     assert unknown == []
     assert facts.totals.unknown_layers == 0
     assert facts.totals.macs > 0
@@ -176,3 +187,22 @@ def test_paddle_dynamic_dims_are_unknown_not_values(name: str) -> None:
         analyse(REAL / name)
     facts = analyse(REAL / name, input_shapes={"x": (2, 3, 48, 192)})
     assert facts.layers[0].input_shape == (2, 3, 48, 192)
+
+
+def test_a_branch_that_cannot_run_on_the_inputs_is_not_the_cost() -> None:
+    # silero VAD's pattern: the If on the sample rate holds a 16 kHz and an 8 kHz stack, and a
+    # 128-sample window only fits the 16 kHz one (onnxruntime rejects it at 8 kHz).
+    name = "vad_sample_rate.spox.onnx"
+    model = onnx.load(str(REAL / name))
+    x = np.zeros((1, 128), np.float32)
+    _run(model, {"x": x, "sr": np.array(16000)}, [])
+    with pytest.raises(Exception, match=r"(?i)squeeze"):
+        _run(model, {"x": x, "sr": np.array(8000)}, [])
+    facts, _ = _scan(name)
+    # 16 kHz: STFT conv 1->18, k16 s8 over 128 samples: 15 frames, 18*15*16 = 4,320 MACs;
+    # encoder 18->4, k15: 1 frame, 4*18*15 = 1,080 MACs; decoder 4->2, k1: 8 MACs.
+    assert facts.totals.macs == 4_320 + 1_080 + 8
+    assert facts.totals.unknown_layers == 0
+    (problem,) = [p for p in facts.problems if p.kind == "unshapeable-branch"]
+    assert problem.node == "If_0" and "else_branch" in problem.message
+    assert [x.counted for x in facts.layers if "else" in x.graph] == [False] * 3

@@ -304,11 +304,80 @@ def paddle_style() -> onnx.ModelProto:
     return model
 
 
+def sample_rate_branches() -> onnx.ModelProto:
+    """What silero VAD's spox export does: an If on the sample-rate input picks a 16 kHz or an
+    8 kHz STFT-conv stack; each branch only runs on its own window length (the encoder must
+    bring the frames down to one, which a Squeeze then drops, before the decoder conv)."""
+    rng = np.random.default_rng(2)
+    f = TensorProto.FLOAT
+
+    def branch(name: str, n_fft: int, hop: int, frames: int) -> onnx.GraphProto:
+        bins = n_fft + 2
+        nodes = [
+            helper.make_node("Unsqueeze", ["x", "one"], [f"{name}.x3"]),
+            helper.make_node(
+                "Conv", [f"{name}.x3", f"{name}.basis"], [f"{name}.spec"],
+                name=f"{name}/stft/Conv", strides=[hop], kernel_shape=[n_fft],
+            ),
+            helper.make_node("Relu", [f"{name}.spec"], [f"{name}.mag"]),
+            helper.make_node(
+                "Conv", [f"{name}.mag", f"{name}.enc"], [f"{name}.enc_out"],
+                name=f"{name}/encoder/Conv", kernel_shape=[frames],
+            ),
+            helper.make_node("Squeeze", [f"{name}.enc_out", "two"], [f"{name}.state"]),
+            helper.make_node("Unsqueeze", [f"{name}.state", "two"], [f"{name}.state3"]),
+            helper.make_node(
+                "Conv", [f"{name}.state3", f"{name}.dec"], [f"{name}.y"],
+                name=f"{name}/decoder/Conv", kernel_shape=[1],
+            ),
+        ]  # fmt: skip
+        inits = [
+            _w(rng, f"{name}.basis", bins, 1, n_fft),
+            _w(rng, f"{name}.enc", 4, bins, frames),
+            _w(rng, f"{name}.dec", 2, 4, 1),
+        ]
+        out = helper.make_tensor_value_info(f"{name}.y", f, [1, 2, 1])
+        return helper.make_graph(nodes, name, [], [out], initializer=inits)
+
+    nodes = [
+        helper.make_node("Equal", ["sr", "sr16k"], ["is16k"]),
+        helper.make_node(
+            "If", ["is16k"], ["y"], name="If_0",
+            # 128 samples at 16 kHz: 15 frames; 64 samples at 8 kHz: 15 frames
+            then_branch=branch("then", 16, 8, 15), else_branch=branch("else", 8, 4, 15),
+        ),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "vad",
+        [
+            helper.make_tensor_value_info("x", f, [1, "n"]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("y", f, [1, 2, 1])],
+        initializer=[
+            _i64("one", [1]),
+            _i64("two", [2]),
+            numpy_helper.from_array(np.array(16000, np.int64), "sr16k"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.producer_name = "spox"
+    return model
+
+
 def build_helper() -> None:
     save(tf2onnx_style(), "keras_nhwc.tf2onnx.onnx")
     save(paddle_style(), "mobilenet_se.paddle.onnx")
+    save(sample_rate_branches(), "vad_sample_rate.spox.onnx")
     record(
         {
+            "vad_sample_rate.spox.onnx": {
+                "exporter": "onnx.helper, emulating spox's silero VAD export",
+                "pattern": sample_rate_branches.__doc__.split(":")[0].strip(),  # type: ignore[union-attr]
+                "inputs": {"x": [1, 128], "sr": []},
+                "values": {"sr": 16000},
+            },
             "keras_nhwc.tf2onnx.onnx": {
                 "exporter": "onnx.helper, emulating tf2onnx 1.16 on a Keras model",
                 "pattern": tf2onnx_style.__doc__.split(":")[0].strip(),  # type: ignore[union-attr]
