@@ -188,6 +188,7 @@ def run_fix(
 ) -> FixResult:
     """Rewrite the planned convs of ``path`` into ``output``; see ``convaudit.api.fix``."""
     from convaudit.api import analyse_model, find
+    from convaudit.model.facts import analyse
     from convaudit.model.loader import load_model
 
     started = time.perf_counter()
@@ -288,7 +289,8 @@ def run_fix(
             else (None, None)
         )
         del original, rewritten
-        after = analyse_model(str(tmp), config)
+        # The input's shapes and dims: config globs match the input's path, not the temp file's.
+        after = analyse(tmp, input_shapes=input_shapes, dims=dims)
         names = {r.name for r in results}
         remaining = tuple(
             sorted(

@@ -398,3 +398,28 @@ def test_float16_models_stay_float16(tmp_path: Path) -> None:
     new = onnx.load(str(tmp_path / "o.onnx"))
     assert {t.data_type for t in new.graph.initializer} == {TensorProto.FLOAT16}
     assert new.graph.output[0].type == model.graph.output[0].type
+
+
+def test_dynamic_batch_needs_a_dim_and_then_works(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=8)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["y"], name="conv", pads=[1] * 4)],
+        "dyn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, 8, 8])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = save(model, tmp_path / "d.onnx")
+    runner = CliRunner()
+    base = ["fix", str(src), "-o", str(tmp_path / "o.onnx"), "--node", "conv", "--width", "8"]
+    missing = runner.invoke(app, base)
+    assert missing.exit_code == 2 and "--dim N=" in missing.output
+    ok = runner.invoke(app, [*base, "--dim", "N=2", "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    # Batch 2: twice the per-image cost, 8·(64·64 + 32·9·64) = 180,224 per image.
+    assert doc["totals"]["after"]["macs"] == 2 * 180_224
+    assert doc["validation"]["error"] < 1e-5
