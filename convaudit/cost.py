@@ -136,6 +136,28 @@ def conv_transpose_output_spatial(
     )
 
 
+def conv_transpose_same_pads(
+    in_spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    output_padding: Sequence[int],
+    auto_pad: str,
+) -> tuple[int, ...]:
+    """Explicit pads a ConvTranspose's SAME_UPPER / SAME_LOWER resolve to (output = in * stride);
+    as for Conv, SAME_UPPER puts the odd pixel at the end (what onnxruntime computes)."""
+    n = len(in_spatial)
+    begins, ends = [0] * n, [0] * n
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        for i in range(n):
+            eff = (kernel[i] - 1) * dilations[i] + 1
+            out = in_spatial[i] * strides[i]
+            total = max(0, strides[i] * (in_spatial[i] - 1) + output_padding[i] + eff - out)
+            small, large = total // 2, total - total // 2
+            begins[i], ends[i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    return tuple(begins + ends)
+
+
 def conv_transpose_macs(
     batch: int,
     in_channels: int,

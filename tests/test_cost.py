@@ -188,3 +188,13 @@ def test_every_onnx_element_type_has_a_size() -> None:
     for name, value in onnx.TensorProto.DataType.items():
         if value and name != "STRING":
             assert cost.tensor_bytes((8,), dtype_name(value)) is not None, name
+
+
+@pytest.mark.parametrize(
+    ("mode", "pads"),
+    [("SAME_UPPER", (0, 1)), ("SAME_LOWER", (1, 0)), ("VALID", (0, 0)), ("NOTSET", (0, 0))],
+)
+def test_conv_transpose_same_pads(mode: str, pads: tuple[int, ...]) -> None:
+    # in 7, k3, s2: output 14; total padding 2*6 + 0 + 3 - 14 = 1, the odd pixel at the end for
+    # SAME_UPPER (as onnxruntime computes it)
+    assert cost.conv_transpose_same_pads((7,), (3,), (2,), (1,), (0,), mode) == pads

@@ -1080,3 +1080,51 @@ def test_matmul_with_the_weight_on_the_left(tmp_path: Path) -> None:
     assert layer.params == 48
     assert layer.weight_name == "W"
     assert layer.weight_bytes == 48 * 4
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "strides"),
+    [((1, 2, 7), (2, 3, 3), [2]), ((1, 2, 5, 6), (2, 1, 4, 3), [3, 2])],
+)
+def test_conv_transpose_auto_pad_reports_the_pads_onnxruntime_uses(
+    tmp_path: Path,
+    mode: str,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    strides: list[int],
+) -> None:
+    """The reported pads, given explicitly instead of auto_pad, must compute the same tensor."""
+    w = weight("W", w_shape)
+    auto = helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=strides, auto_pad=mode)
+    (layer,) = analyse(build(tmp_path, [auto], {"x": x_shape}, [w], name="auto.onnx")).layers
+    assert layer.pads is not None and layer.auto_pad == mode
+    explicit = helper.make_node(
+        "ConvTranspose", ["x", "W"], ["y"], strides=strides, pads=list(layer.pads)
+    )
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    results = []
+    for name, node in (("auto.onnx", auto), ("explicit.onnx", explicit)):
+        path = build(tmp_path, [node], {"x": x_shape}, [w], name=name)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        results.append(sess.run(None, {"x": x})[0])
+    assert results[0].shape == results[1].shape == layer.output_shape
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_conv_auto_pad_reports_the_pads_onnxruntime_uses(tmp_path: Path, mode: str) -> None:
+    x_shape, w_shape, strides = (1, 3, 15, 16), (4, 3, 4, 3), [2, 3]
+    w = weight("W", w_shape)
+    auto = conv("y", "x", "W", strides=strides, auto_pad=mode)
+    (layer,) = analyse(build(tmp_path, [auto], {"x": x_shape}, [w], name="auto.onnx")).layers
+    assert layer.pads is not None
+    explicit = conv("y", "x", "W", strides=strides, pads=list(layer.pads))
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    results = []
+    for name, node in (("auto.onnx", auto), ("explicit.onnx", explicit)):
+        path = build(tmp_path, [node], {"x": x_shape}, [w], name=name)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        results.append(sess.run(None, {"x": x})[0])
+    assert results[0].shape == results[1].shape == layer.output_shape
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
