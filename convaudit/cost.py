@@ -143,15 +143,17 @@ def conv_transpose_same_pads(
     dilations: Sequence[int],
     output_padding: Sequence[int],
     auto_pad: str,
+    out_spatial: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
-    """Explicit pads a ConvTranspose's SAME_UPPER / SAME_LOWER resolve to (output = in * stride);
-    as for Conv, SAME_UPPER puts the odd pixel at the end (what onnxruntime computes)."""
+    """Explicit pads a ConvTranspose's SAME_UPPER / SAME_LOWER (output = in * stride), or its
+    ``output_shape`` (out_spatial), resolve to. SAME_UPPER puts the odd pixel at the end, the
+    others at the beginning (what onnxruntime computes)."""
     n = len(in_spatial)
     begins, ends = [0] * n, [0] * n
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER") or out_spatial is not None:
         for i in range(n):
             eff = (kernel[i] - 1) * dilations[i] + 1
-            out = in_spatial[i] * strides[i]
+            out = in_spatial[i] * strides[i] if out_spatial is None else out_spatial[i]
             total = max(0, strides[i] * (in_spatial[i] - 1) + output_padding[i] + eff - out)
             small, large = total // 2, total - total // 2
             begins[i], ends[i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)

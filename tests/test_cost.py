@@ -198,3 +198,10 @@ def test_conv_transpose_same_pads(mode: str, pads: tuple[int, ...]) -> None:
     # in 7, k3, s2: output 14; total padding 2*6 + 0 + 3 - 14 = 1, the odd pixel at the end for
     # SAME_UPPER (as onnxruntime computes it)
     assert cost.conv_transpose_same_pads((7,), (3,), (2,), (1,), (0,), mode) == pads
+
+
+def test_conv_transpose_pads_from_output_shape() -> None:
+    # in 7, k3, s2 asked for 13 outputs: total padding 12 + 3 - 13 = 2, one each side; for 14 the
+    # single pixel goes first (onnxruntime's choice when output_shape, not SAME_UPPER, decides)
+    assert cost.conv_transpose_same_pads((7,), (3,), (2,), (1,), (0,), "NOTSET", (13,)) == (1, 1)
+    assert cost.conv_transpose_same_pads((7,), (3,), (2,), (1,), (0,), "NOTSET", (14,)) == (1, 0)

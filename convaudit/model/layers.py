@@ -160,10 +160,12 @@ def _conv(
         macs = cost.conv_macs(xs[0], cout, out_sp, cin, group, kernel)
     else:
         out_shape = ys if ys is not None else _transpose_out(v, xs, cout, kernel, strides, pads)
-        if auto_pad != "NOTSET":
+        given = v.attrs.get("output_shape")
+        if auto_pad != "NOTSET" or given:
             out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
+            wanted = tuple(int(d) for d in given)[-n_sp:] if given else None
             pads = cost.conv_transpose_same_pads(
-                in_sp, kernel, strides, dilations, out_pad, auto_pad
+                in_sp, kernel, strides, dilations, out_pad, auto_pad, wanted
             )
         macs = cost.conv_transpose_macs(xs[0], cin, in_sp, cout, group, kernel)
     if ys is not None and category == "conv" and ys != out_shape:

@@ -1082,23 +1082,37 @@ def test_matmul_with_the_weight_on_the_left(tmp_path: Path) -> None:
     assert layer.weight_bytes == 48 * 4
 
 
-@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"auto_pad": "SAME_UPPER"},
+        {"auto_pad": "SAME_LOWER"},
+        {"output_shape": "in*stride-1"},  # odd total padding: where does the extra pixel go
+        {"output_shape": "in*stride-2"},
+    ],
+    ids=["same_upper", "same_lower", "output_shape_odd", "output_shape_even"],
+)
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "strides"),
     [((1, 2, 7), (2, 3, 3), [2]), ((1, 2, 5, 6), (2, 1, 4, 3), [3, 2])],
 )
 def test_conv_transpose_auto_pad_reports_the_pads_onnxruntime_uses(
     tmp_path: Path,
-    mode: str,
+    how: dict[str, str],
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
     strides: list[int],
 ) -> None:
-    """The reported pads, given explicitly instead of auto_pad, must compute the same tensor."""
+    """The reported pads, given explicitly instead of auto_pad or output_shape, must compute
+    the same tensor in onnxruntime."""
     w = weight("W", w_shape)
-    auto = helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=strides, auto_pad=mode)
+    attrs: dict[str, Any] = dict(how)
+    if "output_shape" in attrs:
+        less = int(attrs["output_shape"][-1])
+        attrs["output_shape"] = [d * s - less for d, s in zip(x_shape[2:], strides, strict=True)]
+    auto = helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=strides, **attrs)
     (layer,) = analyse(build(tmp_path, [auto], {"x": x_shape}, [w], name="auto.onnx")).layers
-    assert layer.pads is not None and layer.auto_pad == mode
+    assert layer.pads is not None
     explicit = helper.make_node(
         "ConvTranspose", ["x", "W"], ["y"], strides=strides, pads=list(layer.pads)
     )
