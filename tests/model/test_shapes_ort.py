@@ -1142,3 +1142,25 @@ def test_conv_auto_pad_reports_the_pads_onnxruntime_uses(tmp_path: Path, mode: s
         results.append(sess.run(None, {"x": x})[0])
     assert results[0].shape == results[1].shape == layer.output_shape
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
+
+
+def test_resize_opset11_with_empty_scales_and_sizes(tmp_path: Path) -> None:
+    # The opset-11 exporter idiom: roi and scales given as empty tensors, sizes computed.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "zero", "two"], ["nc"]),
+        helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["x", "roi", "scales", "sizes"], ["r"], mode="nearest"),
+        conv("y", "r", "W"),
+    ]
+    inits = [
+        const("zero", [0]),
+        const("two", [2]),
+        const("hw", [9, 11]),
+        const("roi", [], np.float32),
+        const("scales", [], np.float32),
+        weight("W", (2, 3, 3, 3)),
+    ]
+    path = build(tmp_path, nodes, {"x": (1, 3, 4, 5)}, inits, opset=11)
+    facts = check_against_ort(path, {"x": (1, 3, 4, 5)})
+    assert facts.layers[0].input_shape == (1, 3, 9, 11)
