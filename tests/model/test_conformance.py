@@ -154,3 +154,15 @@ def test_vgg19_matches_published_gmacs(light_facts: dict[str, ModelFacts]) -> No
     assert round(vgg.totals.macs / 1e9, 2) == 19.63
     # The three classifier layers: 25088*4096 + 4096*4096 + 4096*1000
     assert vgg.totals.macs - vgg.totals.conv_macs == 102_760_448 + 16_777_216 + 4_096_000
+
+
+@pytest.mark.parametrize(
+    ("name", "published", "digits"),
+    [("densenet121", 2.83, 2), ("squeezenet", 0.35, 2)],  # squeezenet here is SqueezeNet 1.1
+)
+def test_more_light_models_match_torchvision_table(
+    light_facts: dict[str, ModelFacts], name: str, published: float, digits: int
+) -> None:
+    # torchvision's "Table of all available classification weights", GFLOPS column (GMACs:
+    # conv + linear, no bias), at 224x224.
+    assert round(light_facts[name].totals.macs / 1e9, digits) == published
