@@ -11,6 +11,7 @@ from convaudit.fix.weights import energy_pct
 from convaudit.humanize import human
 
 FORMATS = ("table", "json")
+SCHEMA_VERSION = 1
 
 
 def _pct(x: float | None) -> str:
@@ -51,8 +52,12 @@ def layer_dict(x: LayerFix) -> dict[str, Any]:
 
 
 def document(r: FixResult) -> dict[str, Any]:
-    """The whole fix report as JSON-ready data."""
+    """The whole fix report as JSON-ready data (keys are added, never renamed or dropped)."""
+    from convaudit import __version__
+
     return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "convaudit", "version": __version__},
         "input": r.input_path,
         "output": r.output_path,
         "written": r.written,

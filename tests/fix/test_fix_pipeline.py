@@ -129,6 +129,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     ok = runner.invoke(app, [*args, "-o", str(tmp_path / "b.onnx"), "--format", "json"])
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.output)
+    assert doc["schema_version"] == 1 and doc["tool"]["name"] == "convaudit"
     assert doc["written"] and doc["totals"]["after"]["macs"] == 5_268_480
     assert doc["layers"][0]["width"] == 16 and 0 < doc["layers"][0]["energy_retained"] < 0.15
 
