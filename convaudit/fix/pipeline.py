@@ -135,6 +135,28 @@ def _with_energy(loaded: Any, facts: Any, x: LayerFix) -> LayerFix:
     return replace(x, energy=energy, predicted_error=float(np.sqrt(max(0.0, 1.0 - energy))))
 
 
+def _check(src: Path, tmp: Path) -> tuple[str, ...]:
+    """Run onnx.checker (full) on the rewritten model; refuse unless the input fails the same way.
+
+    An input that already fails the checker (an exporter's output without a declared shape, say)
+    cannot give an output that passes: then the rewrite must only add no new problem.
+    """
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)
+        return ()
+    except onnx.checker.ValidationError as exc:
+        problem = str(exc).strip()
+    try:
+        onnx.checker.check_model(str(src), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        if str(exc).strip() == problem:
+            return (
+                f"the input model already fails onnx.checker ({problem}); the rewrite adds "
+                "no new problem",
+            )
+    raise FixError(f"the rewritten model fails onnx.checker ({problem})")
+
+
 def _paths(path: str | Path, output: str | Path | None, options: FixOptions) -> tuple[Path, Path]:
     """(input, output); refuses to replace the input unless ``in_place``."""
     src = Path(path)
@@ -277,10 +299,7 @@ def run_fix(
         tmp = workdir / dst.name
         _write(full, tmp, external)
         del full
-        try:
-            onnx.checker.check_model(str(tmp), full_check=True)
-        except onnx.checker.ValidationError as exc:
-            raise FixError(f"the rewritten model fails onnx.checker ({exc})") from None
+        notes = _check(src, tmp)
         original, rewritten = validate.session(src), validate.session(tmp)
         errors = validate.output_errors(original, rewritten, feeds)
         lat = (
@@ -313,6 +332,7 @@ def run_fix(
             external_data=external,
             exceeded=exceeded,
             remaining_findings=remaining,
+            notes=notes,
         )
         if exceeded and not options.force:
             return replace(

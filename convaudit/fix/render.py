@@ -79,6 +79,7 @@ def document(r: FixResult) -> dict[str, Any]:
         },
         "external_data": r.external_data,
         "remaining_ca101": list(r.remaining_findings),
+        "notes": list(r.notes),
         "fix_seconds": _round(r.fix_seconds, 3),
     }
 
@@ -164,6 +165,7 @@ def render_table(r: FixResult) -> str:
             f"latency (onnxruntime CPU, 1 thread, median): {1000 * r.latency_before:.3f} ms → "
             f"{1000 * r.latency_after:.3f} ms ({r.speedup:.2f}x)"
         )
+    lines.extend(f"note: {n}" for n in r.notes)
     if r.remaining_findings:
         lines.append(f"still flagged by CA101: {', '.join(r.remaining_findings)}")
     lines.append(r.message)

@@ -60,6 +60,7 @@ class FixResult:
     exceeded: bool = False  # measured error above max_error
     message: str = ""  # why nothing was written, or what was written
     remaining_findings: tuple[str, ...] = ()  # CA101 nodes still flagged after the rewrite
+    notes: tuple[str, ...] = ()  # caveats about the run (an input that fails onnx.checker, ...)
 
     @property
     def rewritten(self) -> tuple[LayerFix, ...]:

@@ -424,3 +424,24 @@ def test_dynamic_batch_needs_a_dim_and_then_works(tmp_path: Path) -> None:
     # Batch 2: twice the per-image cost, 8·(64·64 + 32·9·64) = 180,224 per image.
     assert doc["totals"]["after"]["macs"] == 2 * 180_224
     assert doc["validation"]["error"] < 1e-5
+
+
+def test_an_input_failing_the_checker_is_rewritten_without_new_problems(tmp_path: Path) -> None:
+    # An exporter's graph output with no shape: onnx.checker rejects the input itself.
+    w = low_rank_weight(np.random.default_rng(18), cout=32, cin=64, k=3, rank=8)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["y"], name="conv", pads=[1] * 4)],
+        "noshape",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    src = save(model, tmp_path / "n.onnx")
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(str(src), full_check=True)
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=8)
+    assert result.written
+    (note,) = result.notes
+    assert note.startswith("the input model already fails onnx.checker")
