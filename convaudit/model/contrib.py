@@ -23,6 +23,9 @@ _AS_STANDARD: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
     ("com.microsoft", "QLinearConv"): ("Conv", (0, 3)),
     ("com.microsoft", "QLinearAdd"): ("Add", (0, 3)),
     ("com.microsoft", "QLinearMul"): ("Mul", (0, 3)),
+    # quantize_dynamic's MatMuls once onnxruntime fuses them (A, B, scales, zero points, bias)
+    ("com.microsoft", "DynamicQuantizeMatMul"): ("MatMul", (0, 1)),
+    ("com.microsoft", "MatMulIntegerToFloat"): ("MatMul", (0, 1)),
     ("com.microsoft", "QLinearAveragePool"): ("AveragePool", (0,)),
     ("com.microsoft", "QLinearGlobalAveragePool"): ("GlobalAveragePool", (0,)),
     ("com.microsoft", "QLinearSigmoid"): ("Identity", (0,)),
@@ -98,6 +101,8 @@ def infer(
         elem = ins[-1].elem_type if op == "QuantizeLinear" and len(ins) > 2 else elem
     if op == "DequantizeLinear":
         elem = ins[1].elem_type if len(ins) > 1 else 0
+    if op == "MatMulIntegerToFloat":  # integer operands, float result (the scales' type)
+        elem = ins[2].elem_type if len(ins) > 2 else 0
     return _standard(std, attrs, picked, n_out, elem)
 
 

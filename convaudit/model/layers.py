@@ -35,6 +35,7 @@ MATMUL_OPS: dict[tuple[str, str], tuple[int, int, int | None]] = {
     ("", "QLinearMatMul"): (0, 3, None),
     ("com.microsoft", "FusedMatMul"): (0, 1, None),
     ("com.microsoft", "MatMulIntegerToFloat"): (0, 1, 6),
+    ("com.microsoft", "DynamicQuantizeMatMul"): (0, 1, 4),
     # B is packed k-bit blocks [N, K / block, block bytes]: the logical weight is K x N
     ("com.microsoft", "MatMulNBits"): (0, 1, 5),
 }

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from convaudit.errors import ShapeError
 from convaudit.model.facts import analyse
@@ -206,3 +206,32 @@ def test_a_branch_that_cannot_run_on_the_inputs_is_not_the_cost() -> None:
     (problem,) = [p for p in facts.problems if p.kind == "unshapeable-branch"]
     assert problem.node == "If_0" and "else_branch" in problem.message
     assert [x.counted for x in facts.layers if "else" in x.graph] == [False] * 3
+
+
+def test_matmul_integer_to_float_gets_onnxruntime_shape(tmp_path: Path) -> None:
+    # onnxruntime fuses DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul into this op.
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array(rng.integers(0, 255, (8, 3)).astype(np.uint8), "B"),
+        numpy_helper.from_array(np.array([0.1], np.float32), "a_scale"),
+        numpy_helper.from_array(np.full(3, 0.2, np.float32), "b_scale"),
+    ]
+    node = helper.make_node(
+        "MatMulIntegerToFloat", ["A", "B", "a_scale", "b_scale"], ["Y"], domain="com.microsoft"
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("A", onnx.TensorProto.UINT8, [2, "t", 8])],
+        [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    path = tmp_path / "mmitf.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    a = rng.integers(0, 255, (2, 5, 8)).astype(np.uint8)
+    (y,) = _run(onnx.load(str(path)), {"A": a}, []).values()
+    facts = analyse(path, input_shapes={"A": (2, 5, 8)})
+    (layer,) = facts.layers
+    assert layer.output_shape == y.shape == (2, 5, 3)
+    assert layer.macs == 2 * 5 * 3 * 8

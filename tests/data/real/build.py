@@ -179,6 +179,17 @@ def build_ort(only: set[str]) -> None:
         "pattern": "ConvInteger, DynamicQuantizeLSTM, MatMulInteger (ddddocr's common_old.onnx)",
         "inputs": manifest[src.name]["inputs"],
     }
+    fused = "conv_lstm.quant.ortext.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels["ortext"]
+    options.optimized_model_filepath = str(HERE / fused)
+    ort.InferenceSession(str(HERE / name), options, providers=["CPUExecutionProvider"])
+    save(onnx.load(str(HERE / fused)), fused, check=False)
+    entries[fused] = {
+        "exporter": f"onnxruntime {ort.__version__} ORT_ENABLE_EXTENDED of {name}",
+        "pattern": "DynamicQuantizeMatMul: quantize_dynamic's MatMul as onnxruntime fuses it",
+        "inputs": manifest[src.name]["inputs"],
+    }
     record(entries)
 
 
