@@ -293,7 +293,7 @@ def run_fix(
         full = onnx.load(str(src), load_external_data=True)
         for p, rw in zip(plans, rewrites, strict=True):
             dtype = np.dtype(p.layer.weight_dtype or "float32")
-            rewrite.rewrite_conv(full.graph, rw, dtype)
+            rewrite.rewrite_conv(full.graph, rw, dtype, declare_inputs=full.ir_version < 4)
         del weights, rewrites
 
         tmp = workdir / dst.name

@@ -93,9 +93,13 @@ def width_for_saving(layer: Layer, target: float) -> int | None:
 class GraphIndex:
     """Who produces and consumes each tensor of the main graph."""
 
-    def __init__(self, graph: onnx.GraphProto) -> None:
+    def __init__(self, graph: onnx.GraphProto, ir_version: int = 8) -> None:
         self.initializers = {t.name for t in graph.initializer}
+        # Before IR 4 every initializer had to be listed as a graph input too: such an input is
+        # still a constant. From IR 4 on, an initializer that is also an input can be overridden.
         self.graph_inputs = {v.name for v in graph.input}
+        if ir_version < 4:
+            self.graph_inputs -= self.initializers
         self.graph_outputs = {v.name for v in graph.output}
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -216,7 +220,7 @@ def select(
         raise FixError(
             f"--target-saving must be above 1 (a MAC ratio), got {options.target_saving}"
         )
-    index = GraphIndex(proto.graph)
+    index = GraphIndex(proto.graph, proto.ir_version)
     by_name = {layer.name: layer for layer in facts.layers}
     recommended = {
         (f.graph or "main", f.node): f.recommendation.width

@@ -89,6 +89,10 @@ def _drop_tensor(graph: onnx.GraphProto, name: str) -> None:
     for i in reversed(range(len(graph.initializer))):
         if graph.initializer[i].name == name:
             del graph.initializer[i]
+            # An IR < 4 model also lists the initializer as a graph input.
+            for k in reversed(range(len(graph.input))):
+                if graph.input[k].name == name:
+                    del graph.input[k]
     for i in reversed(range(len(graph.node))):
         node = graph.node[i]
         if node.op_type == "Constant" and list(node.output) == [name]:
@@ -114,8 +118,17 @@ def _find(graph: onnx.GraphProto, output: str) -> int:
     raise FixError(f"no node in the main graph produces {output!r}")
 
 
-def rewrite_conv(graph: onnx.GraphProto, rw: ConvRewrite, dtype: np.dtype[np.generic]) -> None:
-    """Replace one Conv (and its folded BatchNormalization) by the 1x1 + KxK pair, in place."""
+def rewrite_conv(
+    graph: onnx.GraphProto,
+    rw: ConvRewrite,
+    dtype: np.dtype[np.generic],
+    *,
+    declare_inputs: bool = False,
+) -> None:
+    """Replace one Conv (and its folded BatchNormalization) by the 1x1 + KxK pair, in place.
+
+    ``declare_inputs``: list the new initializers as graph inputs too (IR < 4 requires it).
+    """
     names = _Names(graph)
     i = _find(graph, rw.conv_output)
     conv = graph.node[i]
@@ -163,5 +176,9 @@ def rewrite_conv(graph: onnx.GraphProto, rw: ConvRewrite, dtype: np.dtype[np.gen
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(new_inits)
+    if declare_inputs:
+        graph.input.extend(
+            helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in new_inits
+        )
     for name in [w, *(bn_inputs if rw.bias is not None else []), old_bias]:
         _drop_tensor(graph, name)

@@ -63,7 +63,7 @@ def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Fi
         return tuple(findings)
     out: list[Finding] = []
     with load_model(Path(facts.path)) as loaded:
-        index = plan.GraphIndex(loaded.proto.graph)
+        index = plan.GraphIndex(loaded.proto.graph, loaded.proto.ir_version)
         for f in findings:
             energy = _energy(loaded, facts, f, index) if f.rule == plan.BOTTLENECK_RULE else None
             if energy is None or f.recommendation is None:

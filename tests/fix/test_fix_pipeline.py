@@ -445,3 +445,29 @@ def test_an_input_failing_the_checker_is_rewritten_without_new_problems(tmp_path
     assert result.written
     (note,) = result.notes
     assert note.startswith("the input model already fails onnx.checker")
+
+
+def test_ir3_model_with_weights_listed_as_inputs_is_rewritten(tmp_path: Path) -> None:
+    rng = np.random.default_rng(19)
+    w = low_rank_weight(rng, cout=32, cin=64, k=3, rank=8)
+    b = rng.standard_normal(32).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["y"], name="conv", pads=[1] * 4)],
+        "ir3",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64, 8, 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape)),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [32]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 3
+    src = save(model, tmp_path / "ir3.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=8)
+    assert result.written and result.error is not None and result.error < 1e-5
+    new = onnx.load(str(tmp_path / "o.onnx"))
+    assert new.ir_version == 3
+    inputs = {i.name for i in new.graph.input}
+    assert "w" not in inputs and {t.name for t in new.graph.initializer} <= inputs

@@ -6,6 +6,7 @@ must fail the same check, so the check can tell a right placement from a wrong o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,3 +132,45 @@ def test_batchnorm_is_folded_into_the_kxk_conv() -> None:
     assert not {"bn.scale", "bn.mean", "y"} & {t.name for t in new.graph.initializer}
     x = rng.standard_normal((1, CIN, 10, 10)).astype(np.float32)
     assert rel_error(run(model, x), run(new, x)) < 1e-5
+
+
+CONFORMANCE = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "test_Conv1d_dilated",
+        "test_Conv2d_strided",
+        "test_Conv2d_padding",
+        "test_Conv2d_no_bias",
+        "test_Conv2d_dilated",
+        "test_Conv3d_dilated_strided",
+        "test_Conv3d_stride_padding",
+    ],
+)
+def test_full_rank_rewrite_of_conformance_models_matches_their_reference_output(case: str) -> None:
+    """The onnx package's own reference output is the oracle; these are IR 3 models, whose
+    initializers are also graph inputs, so the new weights must be declared as inputs too."""
+    folder = CONFORMANCE / case
+    model = onnx.load(str(folder / "model.onnx"))
+    assert model.ir_version < 4
+    conv = conv_nodes(model)[0]
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    w = inits[conv.input[1]].astype(np.float64)
+    f = factorize(w, w.shape[1])
+    rewrite_conv(
+        model.graph,
+        ConvRewrite(conv_output=conv.output[0], u=f.u, v=f.v),
+        np.dtype(np.float32),
+        declare_inputs=True,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    assert conv.input[1] not in {i.name for i in model.graph.input}
+    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0" / "input_0.pb")))
+    expected = numpy_helper.to_array(
+        onnx.load_tensor(str(folder / "test_data_set_0" / "output_0.pb"))
+    )
+    got = run(model, x)
+    assert got.shape == expected.shape
+    assert rel_error(expected, got) < 1e-5
