@@ -235,3 +235,14 @@ def test_matmul_integer_to_float_gets_onnxruntime_shape(tmp_path: Path) -> None:
     (layer,) = facts.layers
     assert layer.output_shape == y.shape == (2, 5, 3)
     assert layer.macs == 2 * 5 * 3 * 8
+
+
+def test_scripted_loop_counts_its_body_once_per_trip() -> None:
+    # for _ in range(x.size(3) // 4): the trip count comes from Shape->Gather->Div->Cast.
+    facts, _ = _scan("loop.legacy.onnx")
+    pre, step = facts.layers
+    assert pre.macs == 4 * 8 * 12 * 3 * 3 * 3  # 3->4, 3x3, same padding on 8x12
+    assert step.macs == 4 * 8 * 12 * 4 * 3 * 3  # 4->4 inside the Loop body
+    assert step.multiplier == 12 // 4
+    assert facts.totals.macs == pre.macs + 3 * step.macs
+    assert not [p for p in facts.problems if p.kind == "dynamic-trip-count"]

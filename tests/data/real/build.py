@@ -47,6 +47,7 @@ TORCH_CASES: dict[str, tuple[str, tuple[int, ...], dict[int, str]]] = {
     "token_mixer": ("TokenMixer", (1, 3, 8, 16), {0: "batch", 3: "w"}),
     "conv_lstm": ("ConvLstm", (1, 1, 8, 20), {3: "w"}),
     "tiny_yolo": ("TinyYolo", (1, 3, 32, 32), {0: "batch", 2: "h", 3: "w"}),
+    "loop": ("ScriptLoop", (1, 3, 8, 8), {0: "batch", 2: "h", 3: "w"}),
 }
 # The shapes the tests scan with: deliberately not the export's example shapes.
 SCAN_SHAPES: dict[str, tuple[int, ...]] = {
@@ -62,10 +63,13 @@ SCAN_SHAPES: dict[str, tuple[int, ...]] = {
     "token_mixer": (2, 3, 8, 24),
     "conv_lstm": (1, 1, 8, 28),
     "tiny_yolo": (1, 3, 64, 48),
+    "loop": (1, 3, 8, 12),
 }
 # Legacy-only: torch.jit.script gives the legacy exporter its If.
 LEGACY_SUBSTITUTE = {"cond": "ScriptIf"}
 LEGACY_OPSET = {"token_mixer": 12, "conv_lstm": 12}
+# Data-dependent Python loops only script (the dynamo exporter would unroll or refuse them).
+LEGACY_ONLY = {"loop"}
 
 
 def load_manifest() -> dict[str, Any]:
@@ -99,13 +103,13 @@ def build_torch(only: set[str]) -> None:
         if only and stem not in only:
             continue
         x = torch.randn(*example)
-        for exporter in ("legacy", "dynamo"):
+        for exporter in ("legacy",) if stem in LEGACY_ONLY else ("legacy", "dynamo"):
             name = f"{stem}.{exporter}.onnx"
             path = HERE / name
             cls_name = LEGACY_SUBSTITUTE.get(stem, cls) if exporter == "legacy" else cls
             model = tm.init(getattr(tm, cls_name)())
             if exporter == "legacy":
-                if stem == "cond":
+                if stem in ("cond", "loop"):
                     model = torch.jit.script(model)
                 kwargs: dict[str, Any] = {}
                 if stem == "functions":

@@ -173,6 +173,21 @@ class ScriptIf(nn.Module):
         return z
 
 
+class ScriptLoop(nn.Module):
+    """Scripted loop (legacy exporter): a Loop whose trip count is computed from x's width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre = nn.Conv2d(3, 4, 3, padding=1)
+        self.step = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pre(x)
+        for _ in range(x.size(3) // 4):
+            y = torch.relu(self.step(y))
+        return y
+
+
 class Transposed(nn.Module):
     """ConvTranspose flavours: grouped, dilated, output_padding, 1D and 3D."""
 
