@@ -38,7 +38,7 @@ def _energy(
         w = np.asarray(loaded.read_tensor(layer.weight_name), dtype=np.float64)
     except (KeyError, ConvauditError):  # not a stored tensor (computed, quantized, ...)
         return None
-    if w.ndim < 3 or layer.group != 1:
+    if w.ndim < 3 or layer.group != 1 or layer.weight_dtype not in plan.FLOAT_DTYPES:
         return None
     bn_out = plan.foldable_bn(layer, index) if layer.graph == "main" else None
     if bn_out is not None:  # the conv the fix would factorise is the BN-folded one
