@@ -77,18 +77,14 @@ def _sqrt_and_inv(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (vecs * root) @ vecs.T, (vecs / root) @ vecs.T
 
 
-def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None) -> Factors:
-    """Best rank-``width`` factors of ``w`` (whitened by the input covariance ``cov`` if given).
-
-    ``u`` and ``v`` are float64: the caller casts them to the model's dtype.
-    """
-    w = np.asarray(w)
-    cout, cin, kernel = w.shape[0], w.shape[1], tuple(int(k) for k in w.shape[2:])
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
+def _factor_one(
+    w: np.ndarray, width: int, cov: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(U [width, Cin], V unfolded [width, Cout·K], kept energy, total energy) of one weight."""
+    cin = w.shape[1]
     m = unfold(w)
     if cov is None:
-        a, root, inv_root = m, None, None
+        a, inv_root = m, None
     else:
         if cov.shape != (cin, cin):
             raise ValueError(f"covariance shape {cov.shape} does not match Cin={cin}")
@@ -98,21 +94,40 @@ def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None) -> Facto
     # SVD of the wide Cin × (Cout·K²) matrix, and float64 keeps the leading ones accurate.
     eig, vecs = np.linalg.eigh(a @ a.T)
     order = np.argsort(eig)[::-1]
-    s = np.sqrt(np.clip(eig[order], 0.0, None))
+    sq = np.clip(eig[order], 0.0, None)
     r = min(width, cin)
     pr = vecs[:, order[:r]]  # [Cin, r]
-    energy = float(energy_curve(s)[r])
-    if inv_root is None:
-        u2 = pr.T
-        v2 = pr.T @ m
-    else:
-        u2 = pr.T @ inv_root
-        v2 = pr.T @ a
+    u2 = pr.T if inv_root is None else pr.T @ inv_root
+    v2 = pr.T @ a
     if r < width:  # asked for more than the rank: pad with zero channels so the width holds
         u2 = np.vstack([u2, np.zeros((width - r, cin))])
         v2 = np.vstack([v2, np.zeros((width - r, v2.shape[1]))])
-    u = u2.reshape(width, cin, *([1] * len(kernel)))
-    v = fold(v2, cout, kernel)
+    return u2, v2, float(sq[:r].sum()), float(sq.sum())
+
+
+def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None, groups: int = 1) -> Factors:
+    """Best rank-``width`` factors of ``w`` (whitened by the input covariance ``cov`` if given).
+
+    A grouped conv (``groups`` > 1, W[Cout, Cin/groups, *K]) is factorised group by group, each
+    at width / groups: the 1x1 and the KxK are then grouped convs too. ``u`` and ``v`` are
+    float64: the caller casts them to the model's dtype.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    cout, cin_g, kernel = w.shape[0], w.shape[1], tuple(int(k) for k in w.shape[2:])
+    if width < 1 or width % groups or cout % groups:
+        raise ValueError(f"width {width} must be a positive multiple of the {groups} groups")
+    rg, cout_g = width // groups, cout // groups
+    us, vs, kept, total = [], [], 0.0, 0.0
+    for g in range(groups):
+        block = slice(g * cin_g, (g + 1) * cin_g)
+        cov_g = None if cov is None else np.asarray(cov)[block, block]
+        u2, v2, k, t = _factor_one(w[g * cout_g : (g + 1) * cout_g], rg, cov_g)
+        us.append(u2)
+        vs.append(fold(v2, cout_g, kernel))  # [Cout/g, r/g, *K]
+        kept, total = kept + k, total + t
+    u = np.concatenate(us).reshape(width, cin_g, *([1] * len(kernel)))
+    v = np.concatenate(vs)
+    energy = kept / total if total > 0 else 1.0
     return Factors(u=u, v=v, width=width, energy=energy, whitened=cov is not None)
 
 

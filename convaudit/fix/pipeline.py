@@ -126,7 +126,7 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
 def _with_energy(loaded: Any, facts: Any, x: LayerFix) -> LayerFix:
     """A candidate skipped at a given width still gets its E(r): every candidate is reported."""
     layer = next((y for y in facts.layers if y.name == x.name and y.graph == "main"), None)
-    if x.width is None or layer is None or not layer.weight_name:
+    if x.width is None or layer is None or not layer.weight_name or plan.groups(layer) > 1:
         return x
     try:
         energy = factorize.energy_at(loaded.read_tensor(layer.weight_name), x.width)
@@ -189,7 +189,8 @@ def _factorise(
     for p in plans:
         w, b, new_bias = weights[p.layer.name]
         x = p.layer.inputs[0]
-        factors = factorize.factorize(w, p.width, None if covs is None else covs[x])
+        groups = plan.groups(p.layer)
+        factors = factorize.factorize(w, p.width, None if covs is None else covs[x], groups)
         conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
         measured = validate.layer_error(conv, seen[x], w, b, factors.u, factors.v, opset)
         results.append(_layer_result(p, factors, measured))
@@ -200,6 +201,7 @@ def _factorise(
                 v=factors.v,
                 bias=new_bias,
                 bn_output=p.bn_name,
+                groups=groups,
             )
         )
     return results, rewrites

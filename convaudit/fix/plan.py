@@ -52,7 +52,7 @@ class Plan:
 
 
 def per_width_macs(layer: Layer) -> int:
-    """MACs that each unit of bottleneck width costs: the 1x1 at input resolution plus the KxK."""
+    """MACs per unit of width at group 1: the 1x1 at input resolution plus the KxK."""
     assert layer.input_shape is not None and layer.output_shape is not None
     assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
     n = layer.input_shape[0]
@@ -61,33 +61,45 @@ def per_width_macs(layer: Layer) -> int:
     return one + kxk
 
 
+def groups(layer: Layer) -> int:
+    """The conv's group count (a grouped conv is factorised group by group)."""
+    return layer.group or 1
+
+
+def width_step(layer: Layer) -> int:
+    """Widths are multiples of 8 and of the group count (each group gets width / group)."""
+    return math.lcm(STEP, groups(layer))
+
+
 def bottleneck_macs(layer: Layer, width: int) -> int:
-    """r·Cin·Hin·Win + Cout·r·K²·Ho·Wo (times the batch)."""
-    return width * per_width_macs(layer)
+    """r·Cin·Hin·Win + Cout·r·K²·Ho·Wo (times the batch), over the group count."""
+    return width // groups(layer) * per_width_macs(layer)
 
 
 def bottleneck_params(layer: Layer, width: int) -> int:
-    """r·Cin + Cout·r·K² (+ the bias, which stays on the KxK conv)."""
+    """(r·Cin + Cout·r·K²) / group (+ the bias, which stays on the KxK conv)."""
     assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
     bias = layer.out_channels if layer.has_bias else 0
-    return width * layer.in_channels + layer.out_channels * width * prod(layer.kernel_shape) + bias
+    per = layer.in_channels + layer.out_channels * prod(layer.kernel_shape)
+    return width // groups(layer) * per + bias
 
 
 def break_even(layer: Layer) -> float:
     """The width at which the bottleneck costs as many MACs as the original conv."""
-    return (layer.macs or 0) / per_width_macs(layer)
+    return groups(layer) * (layer.macs or 0) / per_width_macs(layer)
 
 
-def round_width(width: float) -> int:
-    """Nearest multiple of 8 (halves round up), at least 8: as the rule engine rounds."""
-    return max(STEP, STEP * math.floor(width / STEP + 0.5))
+def round_width(width: float, step: int = STEP) -> int:
+    """Nearest multiple of ``step`` (halves round up), at least ``step``: as the rules round."""
+    return max(step, step * math.floor(width / step + 0.5))
 
 
 def width_for_saving(layer: Layer, target: float) -> int | None:
-    """The widest multiple of 8 that saves at least ``target``x MACs, None if even 8 does not."""
-    r = math.floor((layer.macs or 0) / (target * per_width_macs(layer)))
-    r = STEP * (r // STEP)
-    return r if r >= STEP else None
+    """The widest allowed width that saves at least ``target``x MACs, None if none does."""
+    step = width_step(layer)
+    r = math.floor(groups(layer) * (layer.macs or 0) / (target * per_width_macs(layer)))
+    r = step * (r // step)
+    return r if r >= step else None
 
 
 class GraphIndex:
@@ -169,10 +181,8 @@ def _check(layer: Layer, index: GraphIndex) -> str | None:
         return f"{op} is not rewritten (only ONNX Conv)"
     if layer.weight_dtype not in FLOAT_DTYPES:
         return f"quantized or non-float weights ({layer.weight_dtype})"
-    if layer.group != 1:
-        if layer.group is not None and layer.group == layer.in_channels:
-            return "depthwise conv: no input channels to reduce"
-        return f"grouped conv (group={layer.group}): per-group factorisation is not implemented"
+    if layer.group is not None and layer.group > 1 and layer.group == layer.in_channels:
+        return "depthwise conv: no input channels to reduce"
     w = layer.weight_name or ""
     if w in index.producer:
         producer = index.producer[w]
@@ -248,18 +258,19 @@ def select(
             continue
         limit = break_even(layer)
         notes: list[str] = []
+        step = width_step(layer)
         if options.width is not None:
-            width, source = round_width(options.width), "--width"
+            width, source = round_width(options.width, step), "--width"
             if width != options.width:
-                notes.append(f"width {options.width} rounded to {width} (a multiple of 8)")
+                notes.append(f"width {options.width} rounded to {width} (a multiple of {step})")
         elif options.target_saving is not None:
             found = width_for_saving(layer, options.target_saving)
             if found is None:
                 skipped.append(
                     _skip(
                         layer,
-                        f"no width saves {options.target_saving:g}x: width 8 saves only "
-                        f"{(layer.macs or 0) / bottleneck_macs(layer, STEP):.1f}x",
+                        f"no width saves {options.target_saving:g}x: width {step} saves only "
+                        f"{(layer.macs or 0) / bottleneck_macs(layer, step):.1f}x",
                         break_even=limit,
                     )
                 )
@@ -268,7 +279,7 @@ def select(
         elif recommended.get((layer.graph, layer.name)):
             given = recommended[(layer.graph, layer.name)]
             assert given is not None
-            width, source = round_width(given), BOTTLENECK_RULE
+            width, source = round_width(given, step), BOTTLENECK_RULE
         else:
             raise FixError(
                 f"--node {layer.name!r} has no {BOTTLENECK_RULE} recommendation: "

@@ -26,6 +26,7 @@ class ConvRewrite:
     v: np.ndarray  # [Cout, r, *K]
     bias: np.ndarray | None = None  # a new bias (after folding BN); None keeps the node's own
     bn_output: str | None = None  # output of the BatchNormalization folded into this conv
+    groups: int = 1  # a grouped conv's pair is grouped the same way
 
 
 def fold_batchnorm(
@@ -147,6 +148,8 @@ def rewrite_conv(
         name=names.node(f"{base}/bottleneck_1x1"),
         kernel_shape=[1] * (rw.u.ndim - 2),
     )
+    if rw.groups > 1:
+        reduce.attribute.append(helper.make_attribute("group", rw.groups))
     kxk = onnx.NodeProto()
     kxk.CopyFrom(conv)
     kxk.input[0] = mid

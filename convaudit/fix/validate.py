@@ -221,7 +221,10 @@ def layer_error(
         bias = ["b"]
     ref = helper.make_node("Conv", ["x", "w", *bias], ["ref"])
     ref.attribute.extend(attrs)
-    red = helper.make_node("Conv", ["x", "u"], ["mid"], kernel_shape=[1] * (u.ndim - 2))
+    groups = x.shape[1] // u.shape[1]  # a grouped conv's 1x1 is grouped the same way
+    red = helper.make_node(
+        "Conv", ["x", "u"], ["mid"], kernel_shape=[1] * (u.ndim - 2), group=groups
+    )
     kxk = helper.make_node("Conv", ["mid", "v", *bias], ["new"])
     kxk.attribute.extend(attrs)
     elem = helper.np_dtype_to_tensor_dtype(dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -471,3 +472,28 @@ def test_ir3_model_with_weights_listed_as_inputs_is_rewritten(tmp_path: Path) ->
     assert new.ir_version == 3
     inputs = {i.name for i in new.graph.input}
     assert "w" not in inputs and {t.name for t in new.graph.initializer} <= inputs
+
+
+def test_grouped_conv_is_factorised_per_group(tmp_path: Path) -> None:
+    rng = np.random.default_rng(22)
+    # Two groups of 32 -> 32, each rank 8: width 16 (8 per group) is exact.
+    w = np.concatenate([low_rank_weight(rng, cout=32, cin=32, k=3, rank=8) for _ in range(2)])
+    src = save(conv_model(w, (1, 64, 8, 8), group=2, pads=[1] * 4), tmp_path / "g.onnx")
+    result = quick(src, tmp_path / "o.onnx", nodes=("conv",), width=16)
+    (layer,) = result.rewritten
+    # Per group: 1x1 8·32·64 and 3x3 32·8·9·64; two groups: 2·(16,384 + 147,456).
+    assert layer.after_macs == result.macs_after == 327_680
+    assert layer.after_params == 2 * (8 * 32 + 32 * 8 * 9)
+    assert layer.energy is not None and layer.energy > 0.999999
+    assert result.error is not None and result.error < 1e-5
+    facts = scan(tmp_path / "o.onnx").reports[0].facts
+    assert facts is not None and {x.group for x in facts.layers} == {2}
+
+
+def test_widths_of_grouped_convs_are_multiples_of_the_group_count() -> None:
+    facts = analyse(TEXTBOOK)
+    (layer,) = facts.layers
+    grouped = replace(layer, group=3)
+    assert plan.width_step(layer) == 8 and plan.width_step(grouped) == 24
+    assert plan.round_width(13, plan.width_step(grouped)) == 24
+    assert plan.bottleneck_macs(grouped, 24) == 8 * 329_280

@@ -174,3 +174,22 @@ def test_full_rank_rewrite_of_conformance_models_matches_their_reference_output(
     got = run(model, x)
     assert got.shape == expected.shape
     assert rel_error(expected, got) < 1e-5
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_full_rank_grouped_rewrite_reproduces_the_conv(groups: int) -> None:
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((COUT, CIN // groups, K, K)).astype(np.float32)
+    bias = rng.standard_normal(COUT).astype(np.float32)
+    model = conv_model(w, SHAPE, bias=bias, group=groups, strides=[2, 1], pads=[1, 0, 2, 1])
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    f = factorize(w, CIN, groups=groups)  # each group at its full rank Cin / groups
+    assert f.u.shape == (CIN, CIN // groups, 1, 1) and f.v.shape == (COUT, CIN // groups, K, K)
+    rw = ConvRewrite(conv_output="y", u=f.u, v=f.v, groups=groups)
+    rewrite_conv(new.graph, rw, np.dtype(np.float32))
+    onnx.checker.check_model(new, full_check=True)
+    reduce, kxk = conv_nodes(new)
+    assert attr(reduce, "group") == groups and attr(kxk, "group") == groups
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    assert rel_error(run(model, x), run(new, x)) < 1e-5
