@@ -142,16 +142,6 @@ def _loop(
     m = ins[0].value if ins and node.input[0] else None
     trip_value = int(m.reshape(-1)[0]) if m is not None and m.size == 1 else None
     trips = _trips(w, trip_value, name, scope, "Loop")
-    if trips is not None and len(node.input) > 1 and node.input[1] and _may_exit_early(body):
-        w.problems.append(
-            ScanProblem(
-                kind="loop-upper-bound",
-                message=f"node {name!r}: Loop may stop before its trip count {trips} (its "
-                f"condition is computed); its body is counted {trips} times, an upper bound",
-                node=name,
-                graph=scope.graph,
-            )
-        )
     carried = ins[2:]
     bound: dict[str, TensorInfo] = {}
     b_in = [i.name for i in body.input]
@@ -164,6 +154,20 @@ def _loop(
         bound[formal] = TensorInfo(elem_type=info.elem_type, shape=info.shape, kind=info.kind)
     mult = scope.multiplier * (trips if trips is not None else 1)
     outs = _walk_body(w, body, env, scope, f"{name}.body", bound, mult, node_id)
+    # PyTorch's scripted for-loops pass an outer constant True through an Identity as the
+    # body's condition: that loop always runs its full trip count.
+    conditional = len(node.input) > 1 and bool(node.input[1])
+    always = bool(outs) and _always_true(outs[0])
+    if trips is not None and conditional and not always and _may_exit_early(body):
+        w.problems.append(
+            ScanProblem(
+                kind="loop-upper-bound",
+                message=f"node {name!r}: Loop may stop before its trip count {trips} (its "
+                f"condition is computed); its body is counted {trips} times, an upper bound",
+                node=name,
+                graph=scope.graph,
+            )
+        )
     n_carried = len(carried)
     results = []
     for k, info in enumerate(carried):
@@ -174,6 +178,10 @@ def _loop(
         shape = None if out.shape is None else (lead, *out.shape)
         results.append(TensorInfo(elem_type=out.elem_type, shape=shape))
     return results
+
+
+def _always_true(cond: TensorInfo) -> bool:
+    return cond.value is not None and cond.value.size == 1 and bool(cond.value.reshape(-1)[0])
 
 
 def _may_exit_early(body: onnx.GraphProto) -> bool:
