@@ -173,6 +173,8 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
             # A dim lost on the way, or named by the exporter's shape arithmetic ("2*s53",
             # "floor(height/2 - 1/2) + 1"), is set through the input symbols it came from.
             unexplained |= not own or bool(own - declared) or _has_lost_dim(visit)
+            if layer.counted:
+                _raise_on_conflict(path, result, layer)
     if unexplained:
         # The shape was lost on the way (e.g. a Reshape whose target came from Shape of a
         # symbolic input): the input symbols still unset are what the user can give.
@@ -203,6 +205,17 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
         f"set them with {dims}" + (f", or {shapes}" if shapes else ""),
         path=path,
     )
+
+
+def _raise_on_conflict(path: str, result: WalkResult, layer: Layer) -> None:
+    """A node on the way to an unresolved conv rejected fully known shapes: the model cannot
+    run on these inputs (e.g. a YOLO neck concatenating maps of odd sizes), so say where.
+    (A costed node that rejects its own inputs stays an unknown layer with its note.)"""
+    graph = layer.graph
+    for p in result.problems:
+        inside = p.graph is not None and (graph == p.graph or graph.startswith(p.graph + "/"))
+        if p.kind == "shape-conflict" and inside and p.node != layer.name:
+            raise ShapeError(f"{p.message}; check --input-shape and --dim", path=path)
 
 
 def _ask_for_anonymous_dims(path: str, result: WalkResult) -> None:

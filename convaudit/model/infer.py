@@ -36,8 +36,13 @@ def infer_outputs(
     node: onnx.NodeProto,
     inputs: Sequence[TensorInfo],
     opsets: dict[str, int],
+    conflicts: list[str] | None = None,
 ) -> list[TensorInfo] | None:
-    """Output infos by ONNX's schema inference; None when the op has no schema here."""
+    """Output infos by ONNX's schema inference; None when the op has no schema here.
+
+    When inference rejects inputs whose shapes are all known, the node cannot run on them:
+    ONNX's reason is appended to ``conflicts``.
+    """
     domain = "" if node.domain == "ai.onnx" else node.domain
     schema = get_schema(node.op_type, domain, opsets.get(domain, opsets.get("ai.onnx", 1)))
     if schema is None:
@@ -59,8 +64,12 @@ def infer_outputs(
         out = onnx.shape_inference.infer_node_outputs(
             schema, node, types, input_data=data, opset_imports=opset_protos
         )
-    except Exception:
+    except Exception as exc:
         # Inference rejects partial information (an input with unknown type, a symbol clash):
         # the outputs stay unknown rather than guessed.
+        present = [info for name, info in zip(node.input, inputs, strict=True) if name]
+        if conflicts is not None and all(i.static_shape is not None for i in present):
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            conflicts.append(reason.removeprefix("[ShapeInferenceError] ")[:200])
         return [UNKNOWN for _ in node.output]
     return [info_from_type(out[name]) if name in out else UNKNOWN for name in node.output]

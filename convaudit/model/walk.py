@@ -311,7 +311,23 @@ class Walker:
 
             return [info_from_value(v) for v in values]
         if domain in ONNX_DOMAINS:
-            outs = infer_outputs(node, ins, scope.opsets)
+            conflicts: list[str] = []
+            outs = infer_outputs(node, ins, scope.opsets, conflicts)
+            if conflicts:
+                shapes = ", ".join(
+                    "x".join(map(str, i.static_shape or ()))
+                    for n, i in zip(node.input, ins, strict=True)
+                    if n
+                )
+                self.problems.append(
+                    ScanProblem(
+                        kind="shape-conflict",
+                        message=f"node {name!r} ({op}) cannot run on inputs of shape {shapes}: "
+                        f"{conflicts[0]}",
+                        node=name,
+                        graph=scope.graph,
+                    )
+                )
             if outs is not None:
                 return outs
         handled = contrib.infer(op, domain, attrs, ins, len(node.output))

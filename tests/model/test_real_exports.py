@@ -247,3 +247,19 @@ def test_scripted_loop_counts_its_body_once_per_trip() -> None:
     assert facts.totals.macs == pre.macs + 3 * step.macs
     # the body's condition is the outer constant True passed through an Identity: no early exit
     assert not [p for p in facts.problems if p.kind in ("dynamic-trip-count", "loop-upper-bound")]
+
+
+@pytest.mark.parametrize(
+    ("name", "concat"),
+    [("tiny_yolo.legacy.onnx", "/Concat_1"), ("tiny_yolo.dynamo.onnx", "node_cat_1")],
+)
+def test_shapes_the_model_cannot_run_on_name_the_node(name: str, concat: str) -> None:
+    # 17x17: the x2 upsample of the stride-4 map (5 -> 10) no longer matches the stride-2 map
+    # (9), so the neck's Concat fails in onnxruntime, and the scan says so instead of
+    # reporting the convs before it and leaving the rest unknown.
+    model = onnx.load(str(REAL / name))
+    x = np.zeros((1, 3, 17, 17), np.float32)
+    with pytest.raises(Exception, match="Concat"):
+        _run(model, {"x": x}, [])
+    with pytest.raises(ShapeError, match=rf"node '{concat}' \(Concat\) cannot run on inputs"):
+        analyse(REAL / name, input_shapes={"x": (1, 3, 17, 17)})
