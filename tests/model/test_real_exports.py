@@ -263,3 +263,21 @@ def test_shapes_the_model_cannot_run_on_name_the_node(name: str, concat: str) ->
         _run(model, {"x": x}, [])
     with pytest.raises(ShapeError, match=rf"node '{concat}' \(Concat\) cannot run on inputs"):
         analyse(REAL / name, input_shapes={"x": (1, 3, 17, 17)})
+
+
+def test_a_baked_reshape_target_refuses_other_input_sizes(tmp_path: Path) -> None:
+    # tf2onnx bakes Keras' Reshape((11, 11, 4)) into a constant target. With the input's H and
+    # W left free (Keras Input((None, None, 3))), 30x30 gives 15x15x4 before it: onnxruntime
+    # refuses the Reshape, while ONNX's own inference would take the target on trust and cost
+    # the head conv at 11x11.
+    model = onnx.load(str(REAL / "keras_nhwc.tf2onnx.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_param, dims[2].dim_param = "unk__44", "unk__45"
+    path = tmp_path / "keras_free_hw.onnx"
+    onnx.save(model, str(path))
+    x = np.zeros((2, 30, 30, 3), np.float32)
+    with pytest.raises(Exception, match=r"(?i)reshape"):
+        _run(model, {"input_1": x}, [])
+    assert _run(model, {"input_1": x[:, :21, :21]}, [])  # the size it was built for runs
+    with pytest.raises(ShapeError, match=r"\(Reshape\) cannot run on inputs .* differ in size"):
+        analyse(path, input_shapes={"input_1": (2, 30, 30, 3)})
