@@ -195,14 +195,18 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     shapes = " ".join(
         f"--input-shape {name}="
         + "x".join(
-            f"<{d}>" if isinstance(d, str) else str(d) for d in result.inputs[name].shape or ()
+            "<?>" if d is None else f"<{d}>" if isinstance(d, str) else str(d)
+            for d in result.inputs[name].shape or ()
         )
         for name in carriers
     )
     hint = f" (symbols of input {', '.join(carriers)})" if carriers else ""
+    # An input that also has a dim with no name (paddle2onnx's "?") is only set whole.
+    unnamed = any(None in (result.inputs[name].shape or ()) for name in carriers)
+    how = shapes if unnamed else f"{dims}" + (f", or {shapes}" if shapes else "")
     raise ShapeError(
         f"conv shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}; "
-        f"set them with {dims}" + (f", or {shapes}" if shapes else ""),
+        f"set them with {how}",
         path=path,
     )
 

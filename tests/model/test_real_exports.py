@@ -281,3 +281,20 @@ def test_a_baked_reshape_target_refuses_other_input_sizes(tmp_path: Path) -> Non
     assert _run(model, {"input_1": x[:, :21, :21]}, [])  # the size it was built for runs
     with pytest.raises(ShapeError, match=r"\(Reshape\) cannot run on inputs .* differ in size"):
         analyse(path, input_shapes={"input_1": (2, 30, 30, 3)})
+
+
+def test_named_and_unnamed_dims_together_ask_for_the_whole_shape(tmp_path: Path) -> None:
+    # PP-OCRv4 rec's input: (p2o.DynamicDimension.0, 3, "?", p2o.DynamicDimension.1). --dim
+    # alone cannot set the "?" height, so the one retry that works is a whole --input-shape.
+    model = onnx.load(str(REAL / "mobilenet_se.paddle.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].dim_param, dims[3].dim_param = "p2o.DynamicDimension.0", "p2o.DynamicDimension.1"
+    path = tmp_path / "rec_like.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ShapeError) as err:
+        analyse(path)
+    message = str(err.value)
+    assert message.endswith(
+        "set them with --input-shape x=<p2o.DynamicDimension.0>x3x<?>x<p2o.DynamicDimension.1>"
+    )
+    assert "None" not in message
