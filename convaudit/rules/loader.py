@@ -21,7 +21,12 @@ from convaudit.rules.validate import LineDict, validate_document
 RULE_SUFFIXES = (".yaml", ".yml")
 
 
-class LineLoader(yaml.SafeLoader):
+# libyaml's parser when the wheel has it (about 10x faster: rule loading is on every scan's
+# critical path); same safe constructors either way.
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LineLoader(_SafeBase):  # type: ignore[valid-type,misc]
     """SafeLoader that records line numbers and refuses duplicate keys."""
 
 
