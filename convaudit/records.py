@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,10 +101,19 @@ class ModelFacts:
     layers: tuple[Layer, ...]
     totals: Totals
     problems: tuple[ScanProblem, ...] = ()
-    # networkx.DiGraph of node ids (producer -> consumer); node attrs: op_type, domain, name,
-    # graph, attrs (plain python attribute values), layer (index into ``layers`` or None),
+    # The producer -> consumer graph of node ids as the walk recorded it (a
+    # convaudit.model.graph.NodeGraph, or any networkx.DiGraph); node attrs: op_type, domain,
+    # name, graph, attrs (plain python attribute values), layer (index into ``layers`` or None),
     # inputs / outputs (tensor names in node order), input_shapes (static shape or None each).
-    graph: Any = field(default=None, compare=False, repr=False)
+    node_graph: Any = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def graph(self) -> Any:
+        """The same graph as a ``networkx.DiGraph``, built on first use and then shared."""
+        g = self.node_graph
+        if g is None or not hasattr(g, "to_networkx"):
+            return g
+        return g.to_networkx()
 
     def layer_by_node(self, node_id: str) -> Layer | None:
         """The costed layer for a DiGraph node id, if the node is costed."""

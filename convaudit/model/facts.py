@@ -54,7 +54,7 @@ def analyse(
         layers=tuple(layers),
         totals=totals,
         problems=tuple(result.problems),
-        graph=result.graph,
+        node_graph=result.graph,
     )
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import onnx
 from onnx import helper
 
 from convaudit.model import contrib
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
+from convaudit.model.graph import NodeGraph
 from convaudit.model.infer import ONNX_DOMAINS, infer_outputs
 from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, merge, tensor_info
 from convaudit.records import ScanProblem
@@ -60,7 +60,7 @@ class BranchGroup:
 class WalkResult:
     visits: list[Visit]
     groups: list[BranchGroup]
-    graph: Any  # networkx.DiGraph
+    graph: NodeGraph  # producer -> consumer; ModelFacts.graph gives it as a networkx.DiGraph
     problems: list[ScanProblem]
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
@@ -136,7 +136,7 @@ class Walker:
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self.labels: dict[str, int] = {}  # function call-site labels -> times used
         self.stored: dict[tuple[str, str], TensorInfo] = {}  # quantized weights behind a DQ
-        self.digraph = nx.DiGraph()
+        self.digraph = NodeGraph()
         self.functions = {(f.domain, f.name, f.overload): f for f in model.functions}
         self.opsets = {
             ("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import

@@ -60,7 +60,8 @@ class GraphContext:
 
     def __init__(self, facts: ModelFacts) -> None:
         self.facts = facts
-        self.g: Any = facts.graph
+        # The walk's NodeGraph (networkx's API subset, without its 0.1 s import) or a DiGraph.
+        self.g: Any = facts.node_graph
         self._producer: dict[tuple[str, str], str] = {}
         self._constant: set[str] | None = None
         if self.g is not None:
@@ -102,14 +103,9 @@ class GraphContext:
 
     def _constant_nodes(self) -> set[str]:
         """Nodes whose outputs depend on no model input (shapes count as constants)."""
-        import networkx as nx
-
         graph_inputs = set(self.facts.inputs)
         out: set[str] = set()
-        try:
-            order = list(nx.topological_sort(self.g)) if self.g is not None else []
-        except nx.NetworkXUnfeasible:  # pragma: no cover - the walk builds a DAG
-            return out
+        order = _topological_order(self.g) if self.g is not None else []
         for n in order:
             data = self.g.nodes[n]
             op = data.get("op_type")
@@ -265,3 +261,23 @@ class GraphContext:
 
 def _is_pointwise(layer: Layer) -> bool:
     return layer.kernel_shape is not None and all(k == 1 for k in layer.kernel_shape)
+
+
+def _topological_order(g: Any) -> list[str]:
+    """Producers before consumers, for a NodeGraph or a networkx DiGraph (Kahn's algorithm)."""
+    if hasattr(g, "topological_order"):
+        order: list[str] = g.topological_order()
+        return order
+    indegree = {n: 0 for n in g.nodes}
+    for _, dst in g.edges():
+        indegree[dst] += 1
+    ready = [n for n, d in indegree.items() if d == 0]
+    out: list[str] = []
+    while ready:
+        n = ready.pop()
+        out.append(n)
+        for m in g.successors(n):
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                ready.append(m)
+    return out

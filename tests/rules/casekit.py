@@ -124,5 +124,5 @@ def build(nodes: list[dict[str, Any]], path: str = "case.onnx") -> ModelFacts:
         outputs={},
         layers=tuple(shared),
         totals=totals,
-        graph=g,
+        node_graph=g,
     )
