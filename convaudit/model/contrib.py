@@ -81,6 +81,11 @@ def infer(
         return _standard("Gemm", attrs, picked, n_out, elem)
     if key == ("com.microsoft.nchwc", "Upsample"):
         return _nchwc_upsample(attrs, ins)
+    # onnxruntime's NHWC forms in quantized graphs (ORT_ENABLE_ALL): the pool on NHWC tensors
+    pool = _NHWC_POOLS.get(key)
+    if pool is not None and (op == "NhwcMaxPool" or attrs.get("channels_last")):
+        x = ins[0] if ins else UNKNOWN
+        return [_channels_last_pool(pool, attrs, x)] + [UNKNOWN] * (n_out - 1)
     if key == ("com.microsoft.nchwc", "ReorderInput") and attrs.get("channels_last"):
         return [_channels_first(ins[0] if ins else UNKNOWN)]
     if key == ("com.microsoft", "DynamicQuantizeLSTM"):
@@ -139,6 +144,23 @@ def _channels_last_conv(
         return [out] + [UNKNOWN] * (n_out - 1)
     nhwc = (out.shape[0], *out.shape[2:], out.shape[1])
     return [TensorInfo(elem_type=x.elem_type, shape=nhwc)] + [UNKNOWN] * (n_out - 1)
+
+
+_NHWC_POOLS = {
+    ("com.microsoft", "NhwcMaxPool"): "MaxPool",
+    ("com.microsoft", "QLinearAveragePool"): "AveragePool",
+    ("com.microsoft", "QLinearGlobalAveragePool"): "GlobalAveragePool",
+}
+
+
+def _channels_last_pool(op: str, attrs: dict[str, Any], x: TensorInfo) -> TensorInfo:
+    if x.shape is None or len(x.shape) < 3:
+        return TensorInfo(elem_type=x.elem_type)
+    nchw = TensorInfo(elem_type=1, shape=(x.shape[0], x.shape[-1], *x.shape[1:-1]))
+    out = _standard(op, attrs, [nchw], 1, x.elem_type)[0]
+    if out.shape is None:
+        return out
+    return TensorInfo(elem_type=x.elem_type, shape=(out.shape[0], *out.shape[2:], out.shape[1]))
 
 
 def fused_matmul_operand(shape: ShapeT, trans: bool, trans_batch: bool) -> ShapeT:

@@ -90,7 +90,16 @@ def _ort_conv_shapes(path: Path, shapes: dict[str, list[int]], facts: ModelFacts
     names = [layer.outputs[0] for layer in facts.layers]
     produced = {o for n in model.graph.node for o in n.output}
     values = _run(model, feeds, [n for n in names if n in produced])
-    return {k: tuple(np.asarray(v).shape) for k, v in values.items()}
+    out = {k: tuple(np.asarray(v).shape) for k, v in values.items()}
+    # Layers report channels-last convs (onnxruntime's NHWC QLinearConv) in NCHW order.
+    for node in model.graph.node:
+        nhwc = node.op_type == "NhwcConv" or any(
+            a.name == "channels_last" and a.i for a in node.attribute
+        )
+        if nhwc and node.domain == "com.microsoft" and node.output[0] in out:
+            s = out[node.output[0]]
+            out[node.output[0]] = (s[0], s[-1], *s[1:-1])
+    return out
 
 
 def _scan(name: str) -> tuple[ModelFacts, dict[str, list[int]]]:

@@ -183,6 +183,7 @@ def build_ort(only: set[str]) -> None:
         "pattern": "ConvInteger, DynamicQuantizeLSTM, MatMulInteger (ddddocr's common_old.onnx)",
         "inputs": manifest[src.name]["inputs"],
     }
+    entries.update(_quantized_static(ort, levels["ortall"]))
     fused = "conv_lstm.quant.ortext.onnx"
     options = ort.SessionOptions()
     options.graph_optimization_level = levels["ortext"]
@@ -195,6 +196,49 @@ def build_ort(only: set[str]) -> None:
         "inputs": manifest[src.name]["inputs"],
     }
     record(entries)
+
+
+def _quantized_static(ort: Any, level: Any) -> dict[str, dict[str, Any]]:
+    """quantize_static (QDQ, seeded calibration) of tiny_yolo, then onnxruntime's NHWC
+    quantized kernels: QLinearConv channels_last, NhwcMaxPool, QLinearConcat/Sigmoid/Softmax."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Calibration(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.batches = iter(
+                {"x": np.random.default_rng(k).standard_normal((1, 3, 32, 32), np.float32)}
+                for k in range(4)
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    src = HERE / "tiny_yolo.legacy.onnx"
+    qdq = HERE / "tiny_yolo.qdq.onnx"
+    quantize_static(
+        str(src), str(qdq), Calibration(), quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    name = "tiny_yolo.qdq.ortall.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.optimized_model_filepath = str(HERE / name)
+    ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    qdq.unlink()
+    save(onnx.load(str(HERE / name)), name, check=False)
+    return {
+        name: {
+            "exporter": f"onnxruntime {ort.__version__} quantize_static (QDQ) of {src.name}, "
+            "then ORT_ENABLE_ALL",
+            "pattern": "NHWC quantized kernels: QLinearConv channels_last, NhwcMaxPool",
+            "inputs": {"x": list(SCAN_SHAPES["tiny_yolo"])},
+        }
+    }
 
 
 # -- onnx.helper emulations -------------------------------------------------------------------
