@@ -6,9 +6,12 @@ and the findings exit code like any rule hit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+from typing import Any
 
+from convaudit.config import Config
 from convaudit.errors import ConfigError
 from convaudit.humanize import human, parse_quantity
 from convaudit.records import Finding, ModelFacts
@@ -125,3 +128,21 @@ def check_increase(base: ModelFacts, head: ModelFacts, max_increase: float) -> t
             )
         )
     return tuple(out)
+
+
+def with_budget_flags(
+    config: Config,
+    *,
+    max_macs: str | None = None,
+    max_params: str | None = None,
+    max_increase: str | None = None,
+) -> Config:
+    """``config`` with the budget flags that were given (text as typed) replacing its values."""
+    changes: dict[str, Any] = {}
+    if max_macs is not None:
+        changes["max_macs"] = parse_budget("--max-macs", max_macs)
+    if max_params is not None:
+        changes["max_params"] = parse_budget("--max-params", max_params)
+    if max_increase is not None:
+        changes["max_increase"] = parse_increase(max_increase)
+    return dataclasses.replace(config, **changes) if changes else config

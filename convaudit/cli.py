@@ -6,11 +6,15 @@ import sys
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from convaudit.errors import ConvauditError
+
+if TYPE_CHECKING:
+    from convaudit.config import Config
+    from convaudit.records import AuditResult
 
 
 class Exit(IntEnum):
@@ -94,33 +98,78 @@ def _progress() -> Callable[[int, int, str], None] | None:
     return show
 
 
-def _budgets(max_macs: str | None, max_params: str | None) -> tuple[int | None, int | None]:
-    """--max-macs / --max-params text -> integers (None when not given)."""
-    from convaudit.budgets import parse_budget
+# Options shared by several commands, declared once.
+InputShapeOption = Annotated[
+    list[str] | None,
+    typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
+]
+DimOption = Annotated[
+    list[str] | None,
+    typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
+]
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
+]
+RulesDirOption = Annotated[
+    list[str] | None,
+    typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
+]
+MaxMacsOption = Annotated[
+    str | None, typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (CA900 when over).")
+]
+MaxParamsOption = Annotated[
+    str | None, typer.Option("--max-params", help="Param budget, e.g. 25.6M (CA900 when over).")
+]
+PathsArgument = Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")]
 
-    return (
-        None if max_macs is None else parse_budget("--max-macs", max_macs),
-        None if max_params is None else parse_budget("--max-params", max_params),
+
+def _run(fn: Callable[[], int]) -> None:
+    """Run a command body under the error guard and exit with its code."""
+    raise typer.Exit(int(_guard(fn)))
+
+
+def _config(
+    paths: list[str],
+    config_file: str | None,
+    input_shape: list[str] | None,
+    dim: list[str] | None,
+    rules_dir: list[str] | None = None,
+    **flags: Any,
+) -> Config:
+    """The effective config: config file, then these flags on top."""
+    from convaudit.config import resolve
+    from convaudit.shapes_arg import parse_dims, parse_input_shapes
+
+    return resolve(
+        paths,
+        config_file,
+        rule_dirs=rules_dir or (),
+        input_shapes=parse_input_shapes(input_shape or []),
+        dims=parse_dims(dim or []),
+        **flags,
     )
+
+
+def _report_errors(result: AuditResult) -> bool:
+    """Print each model's errors on stderr; True if there were any."""
+    failed = [e for r in result.reports for e in r.errors]
+    for line in failed:
+        typer.echo(f"convaudit: error: {line}", err=True)
+    return bool(failed)
 
 
 @app.command()
 def scan(
-    paths: Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")],
+    paths: PathsArgument,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")
     ] = "table",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here.")
     ] = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
-    ] = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
-    ] = None,
+    input_shape: InputShapeOption = None,
+    dim: DimOption = None,
     report: Annotated[
         list[str] | None,
         typer.Option("--report", help="Also write FMT=PATH, e.g. sarif=out.sarif (repeatable)."),
@@ -129,20 +178,10 @@ def scan(
     shard: Annotated[
         str | None, typer.Option("--shard", help="Scan slice I of N of the sorted models: I/N.")
     ] = None,
-    max_macs: Annotated[
-        str | None, typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (CA900 when over).")
-    ] = None,
-    max_params: Annotated[
-        str | None, typer.Option("--max-params", help="Param budget, e.g. 25.6M (CA900).")
-    ] = None,
-    config_file: Annotated[
-        str | None,
-        typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
-    ] = None,
-    rules_dir: Annotated[
-        list[str] | None,
-        typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
-    ] = None,
+    max_macs: MaxMacsOption = None,
+    max_params: MaxParamsOption = None,
+    config_file: ConfigOption = None,
+    rules_dir: RulesDirOption = None,
     select: Annotated[
         list[str] | None,
         typer.Option("--select", help="Only these rule codes or prefixes, e.g. CA1,CA205."),
@@ -171,36 +210,26 @@ def scan(
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
     def run() -> int:
+        from convaudit.api import fails, parse_shard
         from convaudit.api import scan as api_scan
-        from convaudit.config import resolve
-        from convaudit.report import REPORTERS
-        from convaudit.shapes_arg import parse_dims, parse_input_shapes
+        from convaudit.budgets import with_budget_flags
+        from convaudit.report import REPORTERS, render
 
         if fmt not in REPORTERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(REPORTERS)}")
-        config = resolve(
+        extra_reports = _parse_reports(report or [])
+        config = _config(
             paths,
             config_file,
+            input_shape,
+            dim,
+            rules_dir,
             select=select,
             ignore=ignore,
             fail_on=fail_on,
             baseline=baseline,
-            rule_dirs=rules_dir or (),
-            input_shapes=parse_input_shapes(input_shape or []),
-            dims=parse_dims(dim or []),
         )
-        import dataclasses
-
-        from convaudit.api import fails, parse_shard
-        from convaudit.report import render
-
-        extra_reports = _parse_reports(report or [])
-        macs_budget, params_budget = _budgets(max_macs, max_params)
-        config = dataclasses.replace(
-            config,
-            max_macs=macs_budget if macs_budget is not None else config.max_macs,
-            max_params=params_budget if params_budget is not None else config.max_params,
-        )
+        config = with_budget_flags(config, max_macs=max_macs, max_params=max_params)
         result = api_scan(
             paths,
             config,
@@ -212,15 +241,11 @@ def scan(
         _emit(render(result, fmt, config=config), output)
         for extra_fmt, extra_path in extra_reports:
             _emit(render(result, extra_fmt, config=config), extra_path)
-        failed = [e for r in result.reports for e in r.errors]
-        for line in failed:
-            typer.echo(f"convaudit: error: {line}", err=True)
-        if failed:
+        if _report_errors(result):
             return Exit.ERROR
         return Exit.FINDINGS if fails(result, config.fail_on) else Exit.CLEAN
 
-    code: Any = _guard(run)
-    raise typer.Exit(int(code))
+    _run(run)
 
 
 @app.command()
@@ -255,41 +280,21 @@ def fix(
         bool, typer.Option("--in-place", help="Allow -o to be the input (or omit -o).")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
-    ] = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
-    ] = None,
-    config_file: Annotated[
-        str | None,
-        typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
-    ] = None,
-    rules_dir: Annotated[
-        list[str] | None,
-        typer.Option("--rules-dir", help="Extra folder of YAML rule files (repeatable)."),
-    ] = None,
+    input_shape: InputShapeOption = None,
+    dim: DimOption = None,
+    config_file: ConfigOption = None,
+    rules_dir: RulesDirOption = None,
 ) -> None:
     """Insert 1x1 bottlenecks with factorised weights; measure error and speed with onnxruntime."""
 
     def run() -> int:
         from convaudit.api import fix as api_fix
-        from convaudit.config import resolve
         from convaudit.fix.render import RENDERERS
-        from convaudit.shapes_arg import parse_dims, parse_input_shapes
 
         if fmt not in RENDERERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(RENDERERS)}")
         # The same config as scan: CA101's params and suppressions decide what gets rewritten.
-        config = resolve(
-            [str(model)],
-            config_file,
-            rule_dirs=rules_dir or (),
-            input_shapes=parse_input_shapes(input_shape or []),
-            dims=parse_dims(dim or []),
-        )
+        config = _config([str(model)], config_file, input_shape, dim, rules_dir)
         result = api_fix(
             model,
             output,
@@ -305,8 +310,7 @@ def fix(
         sys.stdout.write(RENDERERS[fmt](result))
         return Exit.FINDINGS if result.exceeded else Exit.CLEAN
 
-    code: Any = _guard(run)
-    raise typer.Exit(int(code))
+    _run(run)
 
 
 @app.command()
@@ -323,23 +327,11 @@ def diff(
         str | None,
         typer.Option("--max-increase", help="Allowed MAC/param growth, e.g. 2% (CA900 when over)."),
     ] = None,
-    max_macs: Annotated[
-        str | None, typer.Option("--max-macs", help="MAC budget for HEAD, e.g. 4.1G.")
-    ] = None,
-    max_params: Annotated[
-        str | None, typer.Option("--max-params", help="Param budget for HEAD, e.g. 25.6M.")
-    ] = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
-    ] = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
-    ] = None,
-    config_file: Annotated[
-        str | None, typer.Option("--config", help="Config file (default: found upward).")
-    ] = None,
+    max_macs: MaxMacsOption = None,
+    max_params: MaxParamsOption = None,
+    input_shape: InputShapeOption = None,
+    dim: DimOption = None,
+    config_file: ConfigOption = None,
     fail_on: Annotated[
         str | None,
         typer.Option("--fail-on", help="Exit 1 for new findings at or above: error|warning|info."),
@@ -351,33 +343,17 @@ def diff(
     """
 
     def run() -> int:
-        import dataclasses
-
-        from convaudit.budgets import parse_increase
-        from convaudit.config import resolve
+        from convaudit.budgets import with_budget_flags
         from convaudit.diff import diff as api_diff
         from convaudit.report.diff_report import DIFF_REPORTERS
-        from convaudit.shapes_arg import parse_dims, parse_input_shapes
 
         if fmt not in DIFF_REPORTERS:
             raise ConvauditError(
                 f"unknown --format {fmt!r}; choose one of {', '.join(DIFF_FORMATS)}"
             )
-        config = resolve(
-            [str(head)],
-            config_file,
-            fail_on=fail_on,
-            input_shapes=parse_input_shapes(input_shape or []),
-            dims=parse_dims(dim or []),
-        )
-        macs_budget, params_budget = _budgets(max_macs, max_params)
-        config = dataclasses.replace(
-            config,
-            max_increase=(
-                config.max_increase if max_increase is None else parse_increase(max_increase)
-            ),
-            max_macs=config.max_macs if macs_budget is None else macs_budget,
-            max_params=config.max_params if params_budget is None else params_budget,
+        config = _config([str(head)], config_file, input_shape, dim, fail_on=fail_on)
+        config = with_budget_flags(
+            config, max_macs=max_macs, max_params=max_params, max_increase=max_increase
         )
         result = api_diff(str(base), str(head), config)
         _emit(DIFF_REPORTERS[fmt](result), output)
@@ -385,8 +361,7 @@ def diff(
         hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= limit]
         return Exit.FINDINGS if hits else Exit.CLEAN
 
-    code: Any = _guard(run)
-    raise typer.Exit(int(code))
+    _run(run)
 
 
 rules_app = typer.Typer(help="List the rules and explain one.", no_args_is_help=True)
@@ -396,15 +371,6 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(config_app, name="config")
 app.add_typer(baseline_app, name="baseline")
 
-ConfigOption = Annotated[
-    str | None,
-    typer.Option("--config", help="Config file (default: nearest pyproject/convaudit.toml)."),
-]
-RulesDirOption = Annotated[
-    list[str] | None,
-    typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
-]
-
 
 @rules_app.command("list")
 def rules_list(config_file: ConfigOption = None, rules_dir: RulesDirOption = None) -> None:
@@ -412,14 +378,13 @@ def rules_list(config_file: ConfigOption = None, rules_dir: RulesDirOption = Non
 
     def run() -> int:
         from convaudit.api import load_ruleset
-        from convaudit.config import resolve
         from convaudit.rules.explain import render_list
 
-        config = resolve((), config_file, rule_dirs=rules_dir or ())
+        config = _config([], config_file, None, None, rules_dir)
         sys.stdout.write(render_list(load_ruleset(config)))
         return Exit.CLEAN
 
-    raise typer.Exit(int(_guard(run)))
+    _run(run)
 
 
 @rules_app.command("explain")
@@ -432,14 +397,13 @@ def rules_explain(
 
     def run() -> int:
         from convaudit.api import load_ruleset
-        from convaudit.config import resolve
         from convaudit.rules.explain import render_explain
 
-        config = resolve((), config_file, rule_dirs=rules_dir or ())
+        config = _config([], config_file, None, None, rules_dir)
         sys.stdout.write(render_explain(load_ruleset(config), rule))
         return Exit.CLEAN
 
-    raise typer.Exit(int(_guard(run)))
+    _run(run)
 
 
 @config_app.command("show")
@@ -453,62 +417,44 @@ def config_show(
 
     def run() -> int:
         from convaudit.api import load_ruleset
-        from convaudit.config import resolve
         from convaudit.config_table import render
 
-        config = resolve([path] if path else [], config_file)
+        config = _config([path] if path else [], config_file, None, None)
         load_ruleset(config)  # rule ids in select/severity/params are checked too
         sys.stdout.write(render(config))
         return Exit.CLEAN
 
-    raise typer.Exit(int(_guard(run)))
+    _run(run)
 
 
 @baseline_app.command("create")
 def baseline_create(
-    paths: Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")],
+    paths: PathsArgument,
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write.")] = Path(
         "convaudit-baseline.json"
     ),
     config_file: ConfigOption = None,
     rules_dir: RulesDirOption = None,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="Fix an input's shape: NAME=1x3x224x224 (repeatable)."),
-    ] = None,
-    dim: Annotated[
-        list[str] | None,
-        typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
-    ] = None,
+    input_shape: InputShapeOption = None,
+    dim: DimOption = None,
 ) -> None:
     """Write every current finding to a baseline; `scan --baseline` then reports only new ones."""
 
     def run() -> int:
-        from convaudit.api import scan as api_scan
-        from convaudit.baseline import render_baseline
-        from convaudit.config import resolve
-        from convaudit.shapes_arg import parse_dims, parse_input_shapes
-
-        config = resolve(
-            paths,
-            config_file,
-            rule_dirs=rules_dir or (),
-            input_shapes=parse_input_shapes(input_shape or []),
-            dims=parse_dims(dim or []),
-        )
         import dataclasses
 
+        from convaudit.api import scan as api_scan
+        from convaudit.baseline import render_baseline
+
+        config = _config(paths, config_file, input_shape, dim, rules_dir)
         result = api_scan(paths, dataclasses.replace(config, baseline=None))
-        failed = [e for r in result.reports for e in r.errors]
-        for line in failed:
-            typer.echo(f"convaudit: error: {line}", err=True)
-        if failed:
+        if _report_errors(result):
             return Exit.ERROR
         _emit(render_baseline(result), output)
         typer.echo(f"convaudit: {len(result.findings)} findings written to {output}", err=True)
         return Exit.CLEAN
 
-    raise typer.Exit(int(_guard(run)))
+    _run(run)
 
 
 @app.callback(invoke_without_command=True)
