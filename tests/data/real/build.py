@@ -68,6 +68,8 @@ SCAN_SHAPES: dict[str, tuple[int, ...]] = {
 # Legacy-only: torch.jit.script gives the legacy exporter its If.
 LEGACY_SUBSTITUTE = {"cond": "ScriptIf"}
 LEGACY_OPSET = {"token_mixer": 12, "conv_lstm": 12}
+# Old-opset exports (torch 1.x defaults): Upsample with computed scales, attribute Slice/Pad.
+LEGACY_OLD_OPSET = {"tiny_yolo": 9, "stft_conv1d": 9, "transposed": 9}
 # Data-dependent Python loops only script (the dynamo exporter would unroll or refuse them).
 LEGACY_ONLY = {"loop"}
 
@@ -103,21 +105,25 @@ def build_torch(only: set[str]) -> None:
         if only and stem not in only:
             continue
         x = torch.randn(*example)
-        for exporter in ("legacy",) if stem in LEGACY_ONLY else ("legacy", "dynamo"):
+        exporters = ["legacy"] if stem in LEGACY_ONLY else ["legacy", "dynamo"]
+        if stem in LEGACY_OLD_OPSET:
+            exporters.append(f"legacy-op{LEGACY_OLD_OPSET[stem]}")
+        for exporter in exporters:
             name = f"{stem}.{exporter}.onnx"
             path = HERE / name
             cls_name = LEGACY_SUBSTITUTE.get(stem, cls) if exporter == "legacy" else cls
             model = tm.init(getattr(tm, cls_name)())
-            if exporter == "legacy":
+            if exporter.startswith("legacy"):
                 if stem in ("cond", "loop"):
                     model = torch.jit.script(model)
                 kwargs: dict[str, Any] = {}
+                opset = LEGACY_OLD_OPSET[stem] if "-op" in exporter else LEGACY_OPSET.get(stem, 17)
                 if stem == "functions":
                     kwargs["export_modules_as_functions"] = {tm.Block}
                 torch.onnx.export(
                     model, (x,), str(path), dynamo=False, input_names=["x"],
                     output_names=["y"], dynamic_axes={"x": axes},
-                    opset_version=LEGACY_OPSET.get(stem, 17), **kwargs,
+                    opset_version=opset, **kwargs,
                 )  # fmt: skip
             else:
                 dims = {ax: torch.export.Dim.DYNAMIC for ax in axes}
