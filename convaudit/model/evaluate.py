@@ -172,6 +172,8 @@ FAST: dict[str, Callable[[Sequence[np.ndarray], Attrs], list[Any]]] = {
     "Min": _variadic(np.minimum),
     "Max": _variadic(np.maximum),
     "Abs": lambda x, a: [np.abs(x[0])],
+    # opset-9 exports build arange as NonZero(ConstantOfShape(n)) (tiny YOLO anchors)
+    "NonZero": lambda x, a: [np.array(np.nonzero(x[0]), dtype=np.int64).reshape(x[0].ndim, -1)],
 }
 
 

@@ -89,6 +89,9 @@ CASES: list[tuple[str, list[np.ndarray], dict[str, Any]]] = [
     ("Min", [np.array([4, 1], I64), np.array([2], I64), np.array([3, 0], I64)], {}),
     ("Max", [np.array([4, 1], I64), np.array([2], I64), np.array([3, 0], I64)], {}),
     ("Abs", [np.array([-3, 0, 2], I64)], {}),
+    ("NonZero", [np.array([[1, 0, 2], [0, 0, 3]], I64)], {}),
+    ("NonZero", [np.ones(5, np.float32)], {}),
+    ("NonZero", [np.zeros((2, 2), I64)], {}),
 ]
 
 
