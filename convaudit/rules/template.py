@@ -16,9 +16,10 @@ from typing import Any
 from convaudit.humanize import human
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# [[fill]align][sign][z][#][0][width][grouping][.precision][type] (no nested fields)
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type] (no nested fields); width and
+# precision stay under 1000: a rule file asking for {macs:>99999999999} must not exhaust memory.
 SPEC = re.compile(
-    r"(?:[^{}]?[<>=^])?[+\- ]?z?#?0?(?:\d+)?[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?|h|\.\dh"
+    r"(?:[^{}]?[<>=^])?[+\- ]?z?#?0?(?:\d{1,3})?[,_]?(?:\.\d{1,3})?[bcdeEfFgGnosxX%]?|h|\.\dh"
 )
 
 

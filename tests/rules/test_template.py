@@ -20,7 +20,18 @@ def test_unknown_values_render_as_a_question_mark() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["{x.__class__}", "{x[0]}", "{x!r}", "{}", "{0}", "{x:{y}}", "{x:>>>}", "{unclosed"],
+    [
+        "{x.__class__}",
+        "{x[0]}",
+        "{x!r}",
+        "{}",
+        "{0}",
+        "{x:{y}}",
+        "{x:>>>}",
+        "{unclosed",
+        "{x:>99999999999}",  # would allocate ~100 GB when rendered
+        "{x:.99999999999f}",
+    ],
 )
 def test_refused(text: str) -> None:
     with pytest.raises(TemplateError):
@@ -40,6 +51,10 @@ def test_spec_checked_against_the_fact_type() -> None:
         check_spec("str", ".1f")
     with pytest.raises(TemplateError):
         check_spec("float", "d")
+
+
+def test_widths_up_to_three_digits_are_allowed() -> None:
+    assert parse("{macs:>12,}").render(lambda _: 112_896_000) == " 112,896,000"
 
 
 def test_human_spec_with_digits() -> None:
