@@ -198,7 +198,7 @@ def scan(
     if baseline is not None:
         from convaudit.baseline import apply_baseline
 
-        result = apply_baseline(result, baseline)
+        result = apply_baseline(result, baseline, config.root)
     return result
 
 

@@ -26,11 +26,12 @@ class Baseline:
     entries: tuple[BaselineEntry, ...]
 
 
-def render_baseline(result: AuditResult) -> str:
-    """The baseline file for every finding of ``result`` (deterministic JSON)."""
+def render_baseline(result: AuditResult, root: str | None = None) -> str:
+    """The baseline file for every finding of ``result`` (deterministic JSON); model paths as
+    ``model_key`` names them under the config folder ``root``."""
     entries = []
     for report in result.reports:
-        model = model_key(report.path)
+        model = model_key(report.path, root)
         for f in report.findings:
             entries.append(
                 {
@@ -82,11 +83,11 @@ def load_baseline(path: str | Path) -> Baseline:
     return Baseline(path=str(p), entries=tuple(entries))
 
 
-def apply_baseline(result: AuditResult, baseline: Baseline) -> AuditResult:
+def apply_baseline(result: AuditResult, baseline: Baseline, root: str | None = None) -> AuditResult:
     """Hide findings the baseline knows; list its entries for scanned models that no longer
     occur (stale). Entries for models not in this scan are neither matched nor stale."""
     remaining = Counter(e.fingerprint for e in baseline.entries)
-    scanned = {model_key(r.path) for r in result.reports}
+    scanned = {model_key(r.path, root) for r in result.reports}
     reports: list[ModelReport] = []
     matched = 0
     for report in result.reports:

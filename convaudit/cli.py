@@ -450,7 +450,7 @@ def baseline_create(
         result = api_scan(paths, dataclasses.replace(config, baseline=None))
         if _report_errors(result):
             return Exit.ERROR
-        _emit(render_baseline(result), output)
+        _emit(render_baseline(result, config.root), output)
         typer.echo(f"convaudit: {len(result.findings)} findings written to {output}", err=True)
         return Exit.CLEAN
 

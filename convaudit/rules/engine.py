@@ -54,13 +54,17 @@ def selected(rule_id: str, select: Iterable[str], ignore: Iterable[str]) -> bool
     return not ign or max(ign) < max(sel)
 
 
-def model_key(path: str) -> str:
-    """The model path as findings and baselines name it: relative to the cwd when below it."""
+def model_key(path: str, root: str | None = None) -> str:
+    """The model path as findings and baselines name it: relative to the config file's folder
+    (``root``) when below it, so a baseline matches from any cwd; else relative to the cwd."""
     p = Path(path)
-    try:
-        return Path(os.path.abspath(p)).relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return p.as_posix()
+    full = Path(os.path.abspath(p))
+    for base in ([Path(os.path.abspath(root))] if root is not None else []) + [Path.cwd()]:
+        try:
+            return full.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return p.as_posix()
 
 
 def fingerprint(rule_id: str, model: str, layer: Layer) -> str:
@@ -149,7 +153,7 @@ class RuleSet:
         if not self.rules:
             return (), ()
         graph = GraphContext(facts)
-        model = model_key(facts.path)
+        model = model_key(facts.path, self.config.root)
         found: list[Finding] = []
         for layer in sorted(facts.layers, key=lambda x: x.index):
             subject = Subject(layer, facts, graph)

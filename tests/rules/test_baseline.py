@@ -110,3 +110,23 @@ def test_cli_baseline_create_then_scan_exits_0_and_lists_stale(models: Path) -> 
     assert doc["baseline"]["matched"] == 2 and len(doc["baseline"]["stale"]) == 4
     missing = runner.invoke(app, ["scan", "m", "--baseline", "nope.json"])
     assert missing.exit_code == 2 and "cannot read baseline" in missing.stderr
+
+
+def test_baseline_from_the_project_root_matches_from_a_subfolder(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The config file's folder names the models, not the cwd: `cd m && convaudit scan a.onnx`
+    # must not report every known finding as new (and the entry as neither matched nor stale).
+    (models / "convaudit.toml").write_text('baseline = "base.json"\n')
+    runner = CliRunner()
+    created = runner.invoke(app, ["baseline", "create", "m"])
+    assert created.exit_code == 0, created.output
+    assert (models / "convaudit-baseline.json").exists()
+    (models / "convaudit-baseline.json").rename(models / "base.json")
+    doc = json.loads((models / "base.json").read_text())
+    assert {e["model"] for e in doc["findings"]} == {"m/a.onnx", "m/b.onnx"}
+    monkeypatch.chdir(models / "m")
+    from_sub = runner.invoke(app, ["scan", "a.onnx", "-f", "json"])
+    assert from_sub.exit_code == 0, from_sub.output
+    out = json.loads(from_sub.stdout)
+    assert out["reports"][0]["findings"] == [] and out["baseline"]["matched"] == 4
