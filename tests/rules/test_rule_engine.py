@@ -215,3 +215,51 @@ def test_ruleset_loaded_once_is_reused_for_every_model() -> None:
     first, _ = ruleset.run(facts)
     second, _ = ruleset.run(facts)
     assert first == second and {f.rule for f in first} == {"CA101", "CA103", "CA104", "CA105"}
+
+
+def _resaved(src: Path, dest: Path, *, reverse: bool, strip_names: bool) -> None:
+    """``src`` re-saved as another export might: nodes in another topological order (each
+    Inception branch is independent), initializers reversed, node names optionally dropped."""
+    model = onnx.load(str(src))
+    nodes = list(model.graph.node)
+    if reverse:
+        ready = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
+        order: list[onnx.NodeProto] = []
+        rest = nodes[::-1]
+        while rest:
+            node = next(n for n in rest if all(x in ready for x in n.input if x))
+            rest.remove(node)
+            order.append(node)
+            ready.update(node.output)
+        nodes = order
+        inits = list(model.graph.initializer)[::-1]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(inits)
+    del model.graph.node[:]
+    for node in nodes:
+        if strip_names:
+            node.name = ""
+        model.graph.node.append(node)
+    onnx.checker.check_model(model)
+    dest.parent.mkdir(parents=True)
+    onnx.save(model, str(dest))
+
+
+@pytest.mark.parametrize("strip_names", [False, True])
+def test_fingerprints_survive_a_reexport_in_another_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strip_names: bool
+) -> None:
+    src = SAMPLES / "inception_block.onnx"
+    _resaved(src, tmp_path / "a" / "m.onnx", reverse=False, strip_names=strip_names)
+    _resaved(src, tmp_path / "b" / "m.onnx", reverse=True, strip_names=strip_names)
+    prints, positions = [], []
+    for folder in ("a", "b"):
+        monkeypatch.chdir(tmp_path / folder)
+        (report,) = scan("m.onnx").reports
+        assert report.facts is not None
+        prints.append(sorted((f.rule, f.fingerprint) for f in report.findings))
+        (hot,) = [x for x in report.facts.layers if x.kernel_shape == (3, 3)]
+        positions.append(hot.index)
+    assert [r for r, _ in prints[0]] == ["CA104", "CA105"]  # the 3x3 branch conv
+    assert positions[0] != positions[1]  # the flagged conv really moved
+    assert prints[0] == prints[1]
