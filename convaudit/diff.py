@@ -137,7 +137,21 @@ def compare(
                 "; ".join(r.errors) or "model did not scan", path=None if r.errors else r.path
             )
     assert base.facts is not None and head.facts is not None
-    base_keys = {finding_key(f) for f in base.findings}
+    layers = tuple(match_layers(base.facts.layers, head.facts.layers))
+    # A layer matched by position (a re-export renamed it) keeps its findings: BASE's are keyed
+    # under HEAD's name, or every finding on it would come back as both new and fixed.
+    renamed = {
+        (c.base.graph, c.base.name): (c.head.graph, c.head.name)
+        for c in layers
+        if c.match == "position" and c.base is not None and c.head is not None
+    }
+
+    def base_key(f: Finding) -> tuple[str, str | None, str | None, str]:
+        rule, graph, node, metric = finding_key(f)
+        graph, node = renamed.get((graph or "", node or ""), (graph, node))
+        return rule, graph, node, metric
+
+    base_keys = {base_key(f) for f in base.findings}
     head_keys = {finding_key(f) for f in head.findings}
     budget = tuple(f for f in head.findings if f.rule == "CA900")
     if max_increase is not None:
@@ -147,11 +161,11 @@ def compare(
     return ModelDiff(
         base=base.facts,
         head=head.facts,
-        layers=tuple(match_layers(base.facts.layers, head.facts.layers)),
+        layers=layers,
         new_findings=tuple(
             f for f in head.findings if finding_key(f) not in base_keys and f.rule != "CA900"
         ),
-        fixed_findings=tuple(f for f in base.findings if finding_key(f) not in head_keys),
+        fixed_findings=tuple(f for f in base.findings if base_key(f) not in head_keys),
         budget_findings=budget,
     )
 

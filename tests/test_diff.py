@@ -60,6 +60,23 @@ def test_renamed_layers_match_by_position(tmp_path: Path) -> None:
     assert all(c.base_macs == c.head_macs for c in changes)
 
 
+def test_findings_of_a_renamed_layer_are_neither_new_nor_fixed(tmp_path: Path) -> None:
+    # A re-export that only renamed the textbook conv: same layer (matched by position), same
+    # CA101. Keyed by name alone it came back as a new CA101 (exit 1) and a fixed one.
+    model = onnx.load(TEXTBOOK)
+    model.graph.node[0].name = "Conv_13"
+    renamed = tmp_path / "renamed.onnx"
+    onnx.save(model, renamed)
+    d = diff(TEXTBOOK, str(renamed))
+    assert [(c.match, c.name) for c in d.layers] == [("position", "Conv_13")]
+    assert d.new_findings == () and d.fixed_findings == ()
+    res = CliRunner().invoke(app, ["diff", TEXTBOOK, str(renamed)])
+    assert res.exit_code == 0, res.stdout
+    # A finding that really appears on the renamed layer is still new.
+    d2 = diff(BOTTLENECK, str(renamed))
+    assert ("CA101", "Conv_13") in [(f.rule, f.node) for f in d2.new_findings]
+
+
 @pytest.mark.parametrize(
     ("before", "after", "text"),
     [
