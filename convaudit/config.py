@@ -120,6 +120,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config is not UTF-8 text", path=path) from None
 
 
 def _table(path: Path) -> dict[str, Any] | None:

@@ -134,6 +134,13 @@ def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_config_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "convaudit.toml"
+    path.write_bytes(b'select = ["CA1"]\n# caf\xe9\n')  # latin-1 in a comment
+    with pytest.raises(ConfigError, match=r"convaudit.toml: config is not UTF-8 text"):
+        load_config(path)
+
+
 def test_found_upward_from_the_model_convaudit_toml_first(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", "[tool.convaudit]\nfail-on = 'info'\n")
     model = tmp_path / "a" / "b" / "m.onnx"
