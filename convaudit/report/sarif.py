@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import PurePath, PureWindowsPath
 from typing import Any
+from urllib.parse import quote
 
 from convaudit.records import AuditResult, Finding, ModelReport
 from convaudit.report.common import (
@@ -35,7 +36,9 @@ def artifact_uri(path: str) -> str:
     p = PureWindowsPath(path) if "\\" in path else PurePath(path)
     if p.is_absolute():
         return p.as_uri()
-    return p.as_posix()
+    # A URI reference, like as_uri(): a space or '#' in a file name must be percent-encoded
+    # ('#' would start a fragment and cut the path).
+    return quote(p.as_posix(), safe="/")
 
 
 def rule_descriptor(info: RuleInfo) -> dict[str, Any]:

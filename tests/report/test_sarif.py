@@ -118,6 +118,13 @@ def test_artifact_uri_is_relative_posix_or_file_uri() -> None:
     assert sarif.artifact_uri("/abs/a b.onnx") == "file:///abs/a%20b.onnx"
 
 
+def test_relative_uri_is_percent_encoded_like_the_absolute_one() -> None:
+    # A raw space is not a valid URI reference, and '#' would make the rest a fragment.
+    assert sarif.artifact_uri("models/my model#2.onnx") == "models/my%20model%232.onnx"
+    assert sarif.artifact_uri("models/résumé.onnx") == "models/r%C3%A9sum%C3%A9.onnx"
+    assert sarif.artifact_uri("models\\a b.onnx") == "models/a%20b.onnx"
+
+
 def test_budget_rule_is_always_described(samples: dict[str, AuditResult]) -> None:
     doc = _doc(samples["inception_block"])
     ids = [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
