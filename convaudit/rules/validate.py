@@ -17,6 +17,10 @@ from convaudit.rules.facts import FACTS, RECOMMENDATION_PARAMS
 from convaudit.rules.schema import Group, Leaf, Param, Rule
 from convaudit.rules.template import TemplateError, check_spec, parse
 
+# A match tree larger than this is no hand-written rule: YAML aliases (&a / *a) can make a
+# few lines expand to 10^8 conditions, which would hang every scan evaluating them.
+MAX_CONDITIONS = 1000
+
 
 class LineDict(dict[str, Any]):
     """A mapping that knows the line it starts on and the line of each key (1-based)."""
@@ -38,6 +42,7 @@ class _File:
         self.path = path
         self.builtin = builtin
         self.rule_id = "?"
+        self.conditions = 0  # match-tree nodes seen in the current rule
 
     def fail(self, line: int, what: str) -> RuleFileError:
         prefix = f"rule {self.rule_id}: " if self.rule_id != "?" else ""
@@ -114,6 +119,7 @@ def _rule(f: _File, data: LineDict) -> Rule:
             f"{nearest(severity, schema.SEVERITIES)}",
         )
     params, types = _params(f, data)
+    f.conditions = 0
     match = _condition(f, data["match"], line["match"], params, types)
     message_text = _text(f, data, "message")
     try:
@@ -227,6 +233,11 @@ def _condition(
 ) -> schema.Condition:
     if not isinstance(node, LineDict):
         raise f.fail(line, "a match is a mapping: all/any/not, or {fact, op, value}")
+    f.conditions += 1
+    if f.conditions > MAX_CONDITIONS:
+        raise f.fail(
+            line, f"the match has more than {MAX_CONDITIONS} conditions (YAML aliases expanding?)"
+        )
     if any(k in node for k in schema.GROUP_KEYS):
         if len(node) != 1:
             raise f.fail(node.line, "all/any/not must be the only key of its mapping")

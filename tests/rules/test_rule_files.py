@@ -370,6 +370,18 @@ def test_yaml_tags_that_build_objects_are_refused(tmp_path: Path) -> None:
         load_file(path)
 
 
+def test_yaml_alias_bomb_in_a_match_is_refused(tmp_path: Path) -> None:
+    # Each level repeats the previous one 11 times: 3 levels are 1,464 conditions from 5 lines;
+    # 8 levels would be 2*10^8 and hang every scan.
+    levels = ["        - &a0 {fact: in_channels, op: ge, value: 1}"]
+    levels += [f"        - &a{i} {{any: [{', '.join([f'*a{i - 1}'] * 11)}]}}" for i in (1, 2, 3)]
+    bomb = "    match:\n      all:\n" + "\n".join(levels) + "\n"
+    old = "    match:\n      all:\n"
+    path = _write(tmp_path, old, bomb)
+    with pytest.raises(RuleFileError, match=r"my_rules\.yaml:\d+: rule MY001: the match has more"):
+        load_file(path)
+
+
 def test_user_rules_load_beside_the_builtins(tmp_path: Path) -> None:
     (tmp_path / "mine.yml").write_text(VALID, encoding="utf-8")
     (tmp_path / "notes.txt").write_text("not a rule file", encoding="utf-8")
