@@ -511,3 +511,21 @@ def test_invalid_models_are_input_errors_not_crashes(tmp_path: Path, case: str) 
     assert code == 2
     line = one_error_line(err, str(path), "'bad'", words, "the model is invalid")
     assert "internal error" not in line
+
+
+def test_help_imports_no_heavy_module() -> None:
+    # `convaudit --help` must stay < 0.3 s (timed in benchmarks/): onnx, onnxruntime, numpy,
+    # networkx and yaml load only in the commands that use them.
+    code = (
+        "import sys\n"
+        "sys.argv = ['convaudit', '--help']\n"
+        "from convaudit.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('onnx', 'onnxruntime', 'numpy', 'networkx', 'yaml', 'google.protobuf')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert "Usage" in done.stdout
+    assert done.stderr.strip() == "[]"
