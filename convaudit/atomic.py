@@ -6,12 +6,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from convaudit.errors import ConvauditError
+
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one, never half."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise ConvauditError("is a directory: name the output file", path=target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # the user's path, not a bug: one line naming it, exit 2
+        raise ConvauditError(
+            f"cannot write the output ({exc.strerror or exc})", path=target
+        ) from None
     try:
         # mkstemp makes the file 0600; a report or baseline gets the mode a plain open() would
         # give it (the existing file's, else 0666 less the umask), so CI and teammates can read it.
@@ -21,6 +30,11 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConvauditError(
+            f"cannot write the output ({exc.strerror or exc})", path=target
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -30,3 +30,31 @@ def test_replacing_a_file_keeps_its_mode_and_leaves_no_temp(tmp_path: Path) -> N
     write_atomic(target, b"new")
     assert target.read_text() == "new" and _mode(target) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["baseline.json"]
+
+
+def test_unwritable_targets_are_user_errors_naming_the_path(tmp_path: Path) -> None:
+    import pytest
+
+    from convaudit.errors import ConvauditError
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ConvauditError, match=r"out: is a directory"):
+        write_atomic(tmp_path / "out", "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConvauditError, match=r"file/r\.json: cannot write the output"):
+        write_atomic(tmp_path / "file" / "r.json", "x")  # its parent is a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cli_output_to_a_directory_is_one_error_line_not_an_internal_error(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from convaudit.cli import app
+
+    model = Path(__file__).resolve().parents[1] / "sample_models" / "textbook_5x5.onnx"
+    res = CliRunner().invoke(app, ["scan", str(model), "-o", str(tmp_path)])
+    assert res.exit_code == 2
+    assert res.stderr == f"convaudit: error: {tmp_path}: is a directory: name the output file\n"
