@@ -167,6 +167,8 @@ def _paths(path: str | Path, output: str | Path | None, options: FixOptions) -> 
             raise FixError("no output: pass -o OUT.onnx (or --in-place to replace the input)")
         return src, src
     dst = Path(output)
+    if dst.is_dir():  # refused before the rewrite and its measurements, not at the final rename
+        raise FixError("is a directory: -o names the output model file", path=dst)
     if _same_file(src, dst) and not options.in_place:
         raise FixError(
             "output is the input model: pass a different -o, or --in-place to replace it",
@@ -258,8 +260,11 @@ def run_fix(
         weights = {p.layer.name: _effective_weights(loaded, p, structure.graph) for p in plans}
 
     # The temp files live beside the output so the final os.replace is a same-disk rename.
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    except OSError as exc:  # the user's -o, not a bug
+        raise FixError(f"cannot write the output here ({exc.strerror or exc})", path=dst) from None
     try:
         # The inputs each rewritten conv really sees: for the whitened SVD and the per-layer error.
         # One session of the original with those exposed; freed before the comparison runs.

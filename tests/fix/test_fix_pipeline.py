@@ -148,6 +148,15 @@ def test_output_equal_to_input_is_refused_unless_in_place(tmp_path: Path) -> Non
     assert len(conv_nodes(onnx.load(str(src)))) == 2
 
 
+def test_output_that_cannot_be_a_file_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(FixError, match=r"is a directory: -o names the output model file"):
+        quick(TEXTBOOK, tmp_path, nodes=("conv5x5",), width=16)
+    (tmp_path / "notadir").write_text("")
+    with pytest.raises(FixError, match=r"notadir/o\.onnx: cannot write the output here"):
+        quick(TEXTBOOK, tmp_path / "notadir" / "o.onnx", nodes=("conv5x5",), width=16)
+    assert [p.name for p in tmp_path.iterdir()] == ["notadir"]
+
+
 def _quantized_model(path: Path) -> Path:
     """A QLinearConv and a Conv whose weight comes out of DequantizeLinear."""
     rng = np.random.default_rng(11)
