@@ -101,11 +101,19 @@ def match_layers(base: tuple[Layer, ...], head: tuple[Layer, ...]) -> list[Layer
         if b_count[key] == 1 and h_count[key] == 1:
             paired[h.index] = b_by_name[key]
             used.add(b_by_name[key].index)
-    rest_b = [x for x in b_sorted if x.index not in used]
-    rest_h = [x for x in h_sorted if x.index not in paired]
+    # Position counts among the leftovers of the same op: an added or removed Gemm must not
+    # shift which Conv pairs with which.
+    rest_b: dict[tuple[str, str], list[Layer]] = {}
+    rest_h: dict[tuple[str, str], list[Layer]] = {}
+    for x in b_sorted:
+        if x.index not in used:
+            rest_b.setdefault((x.category, x.op_type), []).append(x)
+    for x in h_sorted:
+        if x.index not in paired:
+            rest_h.setdefault((x.category, x.op_type), []).append(x)
     by_position: dict[int, Layer] = {}
-    for b, h in zip(rest_b, rest_h, strict=False):
-        if b.category == h.category and b.op_type == h.op_type:
+    for op, hs in rest_h.items():
+        for b, h in zip(rest_b.get(op, []), hs, strict=False):
             by_position[h.index] = b
     used |= {b.index for b in by_position.values()}
     out: list[LayerChange] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from convaudit.cli import app
 from convaudit.diff import diff, match_layers
 from convaudit.model.facts import analyse
+from convaudit.records import Layer
 from convaudit.report.diff_report import delta
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +60,26 @@ def test_renamed_layers_match_by_position(tmp_path: Path) -> None:
         ("position", "conv5x5"),
     ]
     assert all(c.base_macs == c.head_macs for c in changes)
+
+
+def test_position_counts_among_layers_of_the_same_op() -> None:
+    # BASE conv c1, conv c2, Gemm fc; HEAD (every node renamed) adds a conv before its Gemm.
+    # The Gemm still pairs with the Gemm, not with the added conv that now sits at its index.
+    (conv,) = analyse(TEXTBOOK).layers
+
+    def layer(name: str, index: int, op: str = "Conv") -> Layer:
+        category = "conv" if op == "Conv" else "matmul"
+        return replace(conv, name=name, index=index, op_type=op, category=category)
+
+    base = (layer("c1", 0), layer("c2", 1), layer("fc", 2, "Gemm"))
+    head = (layer("x1", 0), layer("x2", 1), layer("x3", 2), layer("y", 3, "Gemm"))
+    changes = match_layers(base, head)
+    assert [(c.match, c.base and c.base.name, c.head and c.head.name) for c in changes] == [
+        ("position", "c1", "x1"),
+        ("position", "c2", "x2"),
+        ("added", None, "x3"),
+        ("position", "fc", "y"),
+    ]
 
 
 def test_findings_of_a_renamed_layer_are_neither_new_nor_fixed(tmp_path: Path) -> None:
