@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from enum import IntEnum
@@ -55,6 +56,24 @@ def _guard(fn: Callable[[], T]) -> T:
             err=True,
         )
         raise typer.Exit(Exit.ERROR) from None
+
+
+def _keep_inputs(outputs: list[Path | None], inputs: list[str]) -> None:
+    """Refuse an output file that is one of the models just read: `-o model.onnx` must not
+    replace the user's model with a report."""
+    for out in outputs:
+        if out is None or not out.exists():
+            continue
+        for src in inputs:
+            try:
+                same = os.path.samefile(out, src)
+            except OSError:
+                continue
+            if same:
+                raise ConvauditError(
+                    "output file is a model this command reads: refusing to overwrite it",
+                    path=out,
+                )
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -238,6 +257,7 @@ def scan(
             progress=_progress(),
             weights=weights,
         )
+        _keep_inputs([output, *(p for _, p in extra_reports)], [r.path for r in result.reports])
         _emit(render(result, fmt, config=config), output)
         for extra_fmt, extra_path in extra_reports:
             _emit(render(result, extra_fmt, config=config), extra_path)
@@ -356,6 +376,7 @@ def diff(
             config, max_macs=max_macs, max_params=max_params, max_increase=max_increase
         )
         result = api_diff(str(base), str(head), config)
+        _keep_inputs([output], [str(base), str(head)])
         _emit(DIFF_REPORTERS[fmt](result), output)
         limit = SEVERITY_RANK.get(config.fail_on, 3)  # "never" ranks above every severity
         hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= limit]
@@ -450,6 +471,7 @@ def baseline_create(
         result = api_scan(paths, dataclasses.replace(config, baseline=None))
         if _report_errors(result):
             return Exit.ERROR
+        _keep_inputs([output], [r.path for r in result.reports])
         _emit(render_baseline(result, config.root), output)
         typer.echo(f"convaudit: {len(result.findings)} findings written to {output}", err=True)
         return Exit.CLEAN

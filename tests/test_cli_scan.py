@@ -241,6 +241,28 @@ def test_output_file_is_written_whole_and_the_model_untouched(tmp_path: Path) ->
     assert model.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["scan", "m.onnx", "-f", "json", "-o", "m.onnx"],
+        ["scan", "m.onnx", "--report", "sarif=./m.onnx"],
+        ["baseline", "create", "m.onnx", "-o", "m.onnx"],
+        ["diff", "other.onnx", "m.onnx", "-o", "m.onnx"],
+    ],
+)
+def test_an_output_naming_an_input_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(TEXTBOOK.read_bytes())
+    (tmp_path / "other.onnx").write_bytes(BOTTLENECK.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    one_error_line(result.stderr, "m.onnx", "refusing to overwrite")
+    assert model.read_bytes() == TEXTBOOK.read_bytes()
+
+
 def test_output_file_keeps_its_old_content_when_the_write_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
