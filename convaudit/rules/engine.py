@@ -112,6 +112,12 @@ class RuleSet:
                     raise ConfigError(
                         f"{key}: {code!r} matches no rule{nearest(code, ids)}", path=src
                     )
+        for k, s in enumerate(config.suppressions):  # a typo would silently suppress nothing
+            if s.rule != "ALL" and not any(i.startswith(s.rule) for i in ids):
+                raise ConfigError(
+                    f"suppressions[{k}]: rule {s.rule!r} matches no rule{nearest(s.rule, ids)}",
+                    path=src,
+                )
         for key in ("severity", "params"):
             for rule_id in getattr(config, key):
                 if rule_id not in available:

@@ -170,6 +170,10 @@ def test_config_severity_params_and_selection_apply() -> None:
             Config(params={"CA101": {"width_ratio": 3}}),
             r"width_ratio 3 must be a number in \(0, 1\]",
         ),
+        (
+            Config(suppressions=(Suppression(rule="CA110", reason="typo: digits swapped"),)),
+            r"suppressions\[0\]: rule 'CA110' matches no rule",
+        ),
     ],
 )
 def test_config_errors_name_the_nearest_rule_or_param(config: Config, pattern: str) -> None:
