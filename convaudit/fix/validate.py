@@ -115,6 +115,7 @@ def input_feeds(
         if dtype is not None:
             a = a.astype(dtype, copy=False)
         batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+        _check_calibration_shape(path, name, a.shape, shape)
         if batch is not None and a.ndim == len(shape) and a.shape[0] % batch == 0:
             parts = [a[k : k + batch] for k in range(0, a.shape[0], batch)]
         else:
@@ -129,11 +130,32 @@ def input_feeds(
     return feeds, f"{path.name} ({len(feeds)} run{'s' if len(feeds) != 1 else ''})"
 
 
+def _check_calibration_shape(
+    path: Path, name: str, got: tuple[int, ...], declared: Sequence[Any]
+) -> None:
+    """The model's own dims, checked here so the error names the .npz (onnxruntime's does not)."""
+
+    def text(dims: Sequence[Any]) -> str:
+        return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
+
+    fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and d > 0]
+    ok = len(got) == len(declared) and all(
+        got[i] % d == 0 if i == 0 else got[i] == d for i, d in fixed
+    )
+    if not ok:
+        raise FixError(
+            f"calibration input {name!r} is {text(got)} where the model takes {text(declared)} "
+            "(a leading dim may be any multiple of the batch)",
+            path=path,
+        )
+
+
 def _run(sess: Any, feed: Feed) -> list[np.ndarray]:
     try:
         return [np.asarray(y) for y in sess.run(None, feed)]
-    except Exception as exc:  # onnxruntime's errors are untyped
-        raise FixError(f"onnxruntime failed to run the model ({exc})") from None
+    except Exception as exc:  # onnxruntime's errors are untyped (and span several lines)
+        reason = " ".join(str(exc).split())
+        raise FixError(f"onnxruntime failed to run the model ({reason})") from None
 
 
 def output_errors(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, float]:

@@ -388,7 +388,15 @@ def test_calibration_file_problems_are_errors_naming_the_file(tmp_path: Path) ->
         quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "bad.npz"))
     with pytest.raises(FixError, match=r"missing\.npz: calibration file not found"):
         quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "missing.npz"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
+    # Wrong channels: named with the file, in one line (onnxruntime's own error spans several).
+    np.savez(tmp_path / "chan.npz", input=np.zeros((2, 3, 14, 14), np.float32))
+    with pytest.raises(
+        FixError,
+        match=r"chan\.npz: calibration input 'input' is 2x3x14x14 where the model takes "
+        r"1x480x14x14",
+    ):
+        quick(TEXTBOOK, tmp_path / "o.onnx", width=16, inputs=str(tmp_path / "chan.npz"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "chan.npz"]
 
 
 def test_float16_models_stay_float16(tmp_path: Path) -> None:
