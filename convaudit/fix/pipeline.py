@@ -51,6 +51,24 @@ def _uses_external_data(model: onnx.ModelProto) -> bool:
     return any(uses_external_data(t) for t in model.graph.initializer)
 
 
+def _refuse_overwriting_input_data(src: Path, dst: Path, model: onnx.ModelProto) -> None:
+    """The output or its OUT.onnx.data must not land on a file the input's weights live in."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    tensors = [*model.graph.initializer]
+    tensors += [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    ours = {dst.resolve(), (dst.parent / (dst.name + ".data")).resolve()}
+    for t in tensors:
+        if uses_external_data(t):
+            data = src.parent / ExternalDataInfo(t).location
+            if data.resolve() in ours or any(_same_file(data, o) for o in ours if o.exists()):
+                raise FixError(
+                    f"writing the output would replace the input's external data file {data}: "
+                    "pass a different -o",
+                    path=dst,
+                )
+
+
 def _layer_result(p: plan.Plan, factors: factorize.Factors, measured: float | None) -> LayerFix:
     layer = p.layer
     cout = layer.out_channels or 0
@@ -255,6 +273,8 @@ def run_fix(
                 fix_seconds=time.perf_counter() - started,
             )
         src_external = _uses_external_data(loaded.proto)
+        if src_external and not options.in_place:
+            _refuse_overwriting_input_data(src, dst, loaded.proto)
         structure = loaded.proto  # payload-free: enough to find nodes and attributes
         opset = next((o.version for o in structure.opset_import if o.domain in ("", "ai.onnx")), 11)
         weights = {p.layer.name: _effective_weights(loaded, p, structure.graph) for p in plans}

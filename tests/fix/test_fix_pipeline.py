@@ -299,6 +299,21 @@ def test_external_data_model_round_trips(low_rank_model: Path, tmp_path: Path) -
     assert scan(out).reports[0].facts.totals.macs == 16 * (64 * 100 + 32 * 9 * 100)
 
 
+def test_output_never_replaces_the_inputs_external_data(tmp_path: Path) -> None:
+    # The input keeps its weights in "out.onnx.data", the very file `-o out.onnx` would write.
+    src = tmp_path / "src.onnx"
+    onnx.save_model(
+        onnx.load(str(TEXTBOOK)), str(src), save_as_external_data=True, location="out.onnx.data"
+    )
+    data = (tmp_path / "out.onnx.data").read_bytes()
+    for target in ("out.onnx", "out.onnx.data"):
+        with pytest.raises(FixError, match="would replace the input's external data file"):
+            quick(src, tmp_path / target, nodes=("conv5x5",), width=16)
+    assert (tmp_path / "out.onnx.data").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx.data", "src.onnx"]
+    assert quick(src, tmp_path / "other.onnx", nodes=("conv5x5",), width=16).written
+
+
 def test_large_models_are_written_with_external_data(low_rank_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "big.onnx"
     opts = FixOptions(nodes=("conv",), width=16, measure_latency=False, external_threshold=0)
