@@ -361,6 +361,49 @@ def _assert_load_error(path: Path, problem: str) -> None:
     assert problem in message and str(path) in message and "\n" not in message
 
 
+def _model_with_text(where: str) -> bytes:
+    """A valid model whose text field ``where`` reads QQQQ (replaced with non-UTF-8 bytes)."""
+    names = {k: ("QQQQ" if k == where else k) for k in ("node", "input", "dim", "branch")}
+    branch = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["b"], name=names["branch"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)],
+    )
+    nodes = [
+        helper.make_node("Relu", [names["input"]], ["y"], name=names["node"]),
+        helper.make_node("If", ["c"], ["z"], then_branch=branch, else_branch=branch),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info(names["input"], TensorProto.FLOAT, [names["dim"], 3]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    data = helper.make_model(graph).SerializeToString()
+    assert data.count(b"QQQQ") >= 1
+    return data.replace(b"QQQQ", b"\xffQ\xfeQ")  # same length: the protobuf stays well-formed
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("node", "node 0 of the graph"),
+        ("input", "a name in the graph's input"),
+        ("dim", "a dim of the graph's input 'input'"),
+        ("branch", "node 0 of node 1 of the graph (else_branch)"),
+    ],
+)
+def test_names_that_are_not_utf8_are_a_load_error(tmp_path: Path, where: str, problem: str) -> None:
+    # python-protobuf returns such proto2 text as bytes; the report then crashed on them
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_model_with_text(where))
+    _assert_load_error(path, f"{problem} is not UTF-8 text")
+
+
 def test_input_file_is_not_modified(big_path: Path) -> None:
     before = hashlib.sha256(big_path.read_bytes()).hexdigest()
     mtime = big_path.stat().st_mtime_ns
