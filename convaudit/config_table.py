@@ -140,7 +140,7 @@ def _shape(value: Any, where: str, source: str | None) -> tuple[int, ...]:
 
     if isinstance(value, list) and value and all(isinstance(d, int) and d >= 0 for d in value):
         return tuple(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and "=" not in value:  # "1x=3x640x640" must not parse as x=1x
         try:
             return parse_input_shapes([f"x={value}"])["x"]
         except ConfigError:

@@ -109,6 +109,7 @@ def test_flags_override_file_shapes_per_model(tmp_path: Path) -> None:
         ("max-macs = 'lots'", r"max-macs: not a quantity"),
         ("max-increase = 2", r'max-increase 2: expected a percentage like "2%"'),
         ("input-shapes = {images = '1xAx3'}", r"input-shapes.images '1xAx3': expected a shape"),
+        ("input-shapes = {images = '1x=3x8x8'}", r"input-shapes.images '1x=3x8x8': expected a"),
         ("dims = {batch = -1}", r"dims.batch -1: expected a non-negative integer"),
         ("rule-dirs = 'rules'", r"rule-dirs must be a list of paths"),
         ("suppressions = [{rule = 'CA101'}]", r"suppressions\[0\]: 'reason' is required"),
