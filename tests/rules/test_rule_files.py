@@ -404,3 +404,35 @@ def test_builtin_pack_is_found_and_complete() -> None:
     assert names == ["CA101.yaml", "CA102.yaml", "CA103.yaml", "CA104.yaml", "CA105.yaml"]
     for rule in load_rules().values():
         assert rule.builtin and rule.docs["what"] and rule.docs["fix"] and rule.summary
+
+
+def test_an_installed_wheel_finds_the_rules_it_ships(tmp_path: Path) -> None:
+    # pyproject's force-include puts rules/ at convaudit/_builtin_rules in the wheel; a copy of
+    # that layout (no checkout around it) must load the five built-ins from there.
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    mapping = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert mapping == {"rules": "convaudit/_builtin_rules"}
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "convaudit", site / "convaudit")
+    shutil.copytree(ROOT / "rules", site / "convaudit" / "_builtin_rules")
+    code = (
+        "from convaudit.rules.loader import load_rules\n"
+        "rules = load_rules()\n"
+        "print(sorted(rules), {r.source.split('/')[-2] for r in rules.values()})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == (
+        "['CA101', 'CA102', 'CA103', 'CA104', 'CA105'] {'_builtin_rules'}"
+    ), done.stderr
