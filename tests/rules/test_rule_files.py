@@ -4,6 +4,9 @@ and the CLI turns it into one stderr line and exit 2 (never a traceback, never e
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,11 @@ from typer.testing import CliRunner
 from convaudit.cli import app
 from convaudit.errors import RuleFileError
 from convaudit.rules.loader import load_file, load_rules
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTBOOK = ROOT / "sample_models" / "textbook_5x5.onnx"
@@ -409,11 +417,6 @@ def test_builtin_pack_is_found_and_complete() -> None:
 def test_an_installed_wheel_finds_the_rules_it_ships(tmp_path: Path) -> None:
     # pyproject's force-include puts rules/ at convaudit/_builtin_rules in the wheel; a copy of
     # that layout (no checkout around it) must load the five built-ins from there.
-    import shutil
-    import subprocess
-    import sys
-    import tomllib
-
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     mapping = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     assert mapping == {"rules": "convaudit/_builtin_rules"}
