@@ -188,12 +188,15 @@ def scan(
     if weights:
         from convaudit.fix.weights import add_weight_facts
 
-        reports = tuple(
-            r
-            if r.facts is None
-            else dataclasses.replace(r, findings=add_weight_facts(r.facts, r.findings))
-            for r in reports
-        )
+        def with_weights(r: ModelReport) -> ModelReport:
+            if r.facts is None:
+                return r
+            try:
+                return dataclasses.replace(r, findings=add_weight_facts(r.facts, r.findings))
+            except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
+                return dataclasses.replace(r, errors=(*r.errors, f"--weights: {exc}"))
+
+        reports = tuple(with_weights(r) for r in reports)
     result = AuditResult(reports=reports, tool_version=__version__)
     if baseline is not None:
         from convaudit.baseline import apply_baseline

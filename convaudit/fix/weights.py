@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from convaudit.errors import ConvauditError
 from convaudit.fix import factorize, plan
 from convaudit.fix.rewrite import bn_epsilon, fold_batchnorm
 from convaudit.model.loader import LoadedModel, load_model
@@ -34,11 +33,15 @@ def _energy(
     )
     if rec is None or not rec.width or layer is None or not layer.weight_name:
         return None
+    if layer.group != 1 or layer.weight_dtype not in plan.FLOAT_DTYPES:  # quantized, unknown
+        return None
     try:
         w = np.asarray(loaded.read_tensor(layer.weight_name), dtype=np.float64)
-    except (KeyError, ConvauditError):  # not a stored tensor (computed, quantized, ...)
+    except KeyError:  # not a stored tensor: computed by a node
         return None
-    if w.ndim < 3 or layer.group != 1 or layer.weight_dtype not in plan.FLOAT_DTYPES:
+    # A stored float weight that cannot be read (its external data file missing or short) is
+    # the model's error, raised as ModelLoadError: not a silently missing figure.
+    if w.ndim < 3:
         return None
     bn_out = plan.foldable_bn(layer, index) if layer.graph == "main" else None
     if bn_out is not None:  # the conv the fix would factorise is the BN-folded one

@@ -90,3 +90,22 @@ def test_a_following_batchnorm_is_folded_before_measuring(tmp_path: Path) -> Non
     assert finding.facts["energy_retained"] == pytest.approx(  # type: ignore[attr-defined]
         _energy_oracle(folded, 16), abs=1e-6
     )
+
+
+def test_unreadable_external_weights_are_the_models_error_not_a_missing_figure(
+    tmp_path: Path,
+) -> None:
+    model = onnx.load(str(TEXTBOOK))
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="m.bin")
+    (tmp_path / "m.bin").unlink()
+    # Without --weights the scan never opens the data file; with it, the missing file is said.
+    assert scan(path).reports[0].errors == ()
+    report = scan(path, weights=True).reports[0]
+    (error,) = report.errors
+    assert error.startswith("--weights: ") and "m.bin" in error and "not found" in error
+    (ca101,) = [f for f in report.findings if f.rule == "CA101"]  # the scan itself stands
+    assert "energy_retained" not in ca101.facts
+    res = CliRunner().invoke(app, ["scan", str(path), "--weights", "-f", "json"])
+    assert res.exit_code == 2 and "m.bin" in res.stderr
+    assert json.loads(res.stdout)["reports"][0]["totals"]["macs"] == 112_896_000
