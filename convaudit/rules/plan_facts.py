@@ -27,6 +27,7 @@ def _shape(b: Bound) -> recommend.ConvShape | None:
                 output_shape=layer.output_shape,
                 executions=layer.multiplier,
                 has_bias=layer.has_bias,
+                strides=layer.strides,
             )
             if ok
             else None

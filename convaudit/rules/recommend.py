@@ -2,7 +2,8 @@
 
 Pure integer functions over channel counts and spatial sizes (no onnx, no graph). The formulas
 are those of ``convaudit.cost``; a 1x1 conv runs at the input resolution, everything else at
-the original layer's output resolution.
+the original layer's output resolution, except a strided layer's factorisations (which keep its
+reach by striding only in their last conv along each axis).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class ConvShape:
     batch: int = 1
     executions: int = 1  # Loop/Scan trip count: every figure is per model run
     has_bias: bool = False
+    strides: tuple[int, ...] = ()  # () means 1 on every axis
+
+    @property
+    def strided(self) -> bool:
+        return any(s > 1 for s in self.strides)
 
     @property
     def runs(self) -> int:
@@ -165,11 +171,17 @@ def stacked_3x3_count(kernel: int) -> int:
 
 
 def stacked_3x3(shape: ConvShape) -> Plan:
-    """n 3x3 convs (Cin->Cout, then Cout->Cout), all at the output resolution."""
+    """n 3x3 convs (Cin->Cout, then Cout->Cout), all at the output resolution. A strided layer
+    keeps its reach only if the 3x3s before the last run unstrided, at the input resolution
+    (striding the first would widen the reach to 3 + 2·(n-1)·stride)."""
     n = stacked_3x3_count(max(shape.kernel))
     area = prod(shape.out_spatial)
-    first = shape.runs * 9 * shape.in_channels * shape.out_channels * area
-    rest = shape.runs * 9 * shape.out_channels * shape.out_channels * area * (n - 1)
+    inner = prod(shape.in_spatial) if shape.strided else area
+    first_area = inner if n > 1 else area
+    first = shape.runs * 9 * shape.in_channels * shape.out_channels * first_area
+    middle = shape.runs * 9 * shape.out_channels * shape.out_channels * inner * max(0, n - 2)
+    last = shape.runs * 9 * shape.out_channels * shape.out_channels * area * min(1, n - 1)
+    rest = middle + last
     params = 9 * shape.out_channels * (shape.in_channels + (n - 1) * shape.out_channels)
     return Plan(
         macs=first + rest, params=params + shape.bias, parts=(("3x3", first), ("rest", rest))
@@ -177,10 +189,15 @@ def stacked_3x3(shape: ConvShape) -> Plan:
 
 
 def asymmetric(shape: ConvShape) -> Plan:
-    """A 1xK conv Cin->Cout then a Kx1 conv Cout->Cout, both at the output resolution."""
+    """A 1xK conv Cin->Cout then a Kx1 conv Cout->Cout, both at the output resolution. When the
+    layer is strided the 1xK strides across only and the Kx1 down only (same reach), so the
+    1xK's output keeps the input's height."""
     k = max(shape.kernel)
     area = prod(shape.out_spatial)
-    first = shape.runs * k * shape.in_channels * shape.out_channels * area
+    first_area = area
+    if shape.strided and len(shape.in_spatial) == 2:
+        first_area = shape.in_spatial[0] * shape.out_spatial[1]
+    first = shape.runs * k * shape.in_channels * shape.out_channels * first_area
     second = shape.runs * k * shape.out_channels * shape.out_channels * area
     params = k * shape.out_channels * (shape.in_channels + shape.out_channels)
     return Plan(
@@ -219,6 +236,7 @@ def conv_shape(
     output_shape: Sequence[int] | None,
     executions: int = 1,
     has_bias: bool = False,
+    strides: Sequence[int] | None = None,
 ) -> ConvShape | None:
     """A ConvShape from a layer's figures, or None when any of them is unknown."""
     if (
@@ -240,4 +258,5 @@ def conv_shape(
         batch=input_shape[0],
         executions=executions,
         has_bias=has_bias,
+        strides=tuple(strides or ()),
     )

@@ -127,3 +127,25 @@ def test_conv_shape_refuses_unknown_figures() -> None:
         output_shape=(1, 48, 14, 14),
     )
     assert got == TEXTBOOK
+
+
+def test_strided_factorisations_keep_the_reach() -> None:
+    # 7x7 stride 2, 64 -> 64, 56x56 -> 28x28: three 3x3s, the first two unstrided at 56x56
+    down = ConvShape(
+        in_channels=64,
+        out_channels=64,
+        kernel=(7, 7),
+        in_spatial=(56, 56),
+        out_spatial=(28, 28),
+        strides=(2, 2),
+    )
+    # 9*64*64*3136 twice + 9*64*64*784 = 115,605,504 * 2 + 28,901,376
+    assert recommend.stacked_3x3(down).macs == 260_112_384
+    # 1x7 striding across only (56x28), then 7x1: 7*64*64*1568 + 7*64*64*784
+    assert recommend.asymmetric(down).macs == 44_957_696 + 22_478_848
+    # unstrided, every conv runs at the output resolution: 3 * 9*64*64*784
+    same = ConvShape(
+        in_channels=64, out_channels=64, kernel=(7, 7), in_spatial=(28, 28), out_spatial=(28, 28)
+    )
+    assert recommend.stacked_3x3(same).macs == 86_704_128
+    assert recommend.asymmetric(same).macs == 2 * 22_478_848
