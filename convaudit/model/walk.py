@@ -97,13 +97,34 @@ def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
             continue
         if a.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
             continue
-        value = helper.get_attribute_value(a)
+        value = _attribute_value(a)
+        if value is None:  # unreadable: treated as absent (its default), never a crash
+            continue
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         elif isinstance(value, list):
             value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
         out[a.name] = value
     return out
+
+
+def _attribute_value(a: onnx.AttributeProto) -> Any:
+    """``a``'s value; an untyped attribute (IR 1 exports left ``type`` out) by the field it
+    sets; None for an unbound function reference or a type this onnx does not know."""
+    if a.ref_attr_name:
+        return None
+    if a.type == onnx.AttributeProto.UNDEFINED:
+        for repeated in ("ints", "floats", "strings"):
+            if len(getattr(a, repeated)):
+                return list(getattr(a, repeated))
+        for single in ("i", "f", "s"):
+            if a.HasField(single):
+                return getattr(a, single)
+        return None
+    try:
+        return helper.get_attribute_value(a)
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""Node attributes as old or odd files store them: untyped (IR 1), empty, references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from convaudit.errors import ShapeError
+from convaudit.model.facts import analyse
+
+
+def _grouped_conv(path: Path, edit: str) -> None:
+    """Conv 3x3, 16 -> 32, group 4, stride 2, pad 1 on 1x16x8x8, with its attributes edited."""
+    w = numpy_helper.from_array(np.zeros((32, 4, 3, 3), np.float32), "w")
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], name="c", group=4, strides=[2, 2], pads=[1, 1, 1, 1]
+    )
+    for a in node.attribute:
+        if edit == "untyped":
+            a.ClearField("type")  # as IR-1 exporters wrote them
+        elif edit == "empty" and a.name == "group":
+            a.ClearField("type")  # an enum value this onnx does not know also reads as this
+            a.ClearField("i")
+        elif edit == "reference" and a.name == "strides":
+            a.ref_attr_name = "stride"  # only meaningful in a function body
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_untyped_attributes_are_read_by_the_field_they_set(tmp_path: Path) -> None:
+    _grouped_conv(tmp_path / "m.onnx", "untyped")
+    (layer,) = analyse(tmp_path / "m.onnx").layers
+    assert (layer.group, layer.strides, layer.output_shape) == (4, (2, 2), (1, 32, 4, 4))
+    # N*Cout*Ho*Wo*(Cin/group)*Kh*Kw = 32*16*4*9
+    assert layer.macs == 18_432
+
+
+def test_unreadable_attributes_fall_back_to_the_default_not_a_crash(tmp_path: Path) -> None:
+    _grouped_conv(tmp_path / "a.onnx", "empty")
+    # group falls back to 1, against a weight of 4 input channels: a one-line input error
+    with pytest.raises(ShapeError, match=r"a\.onnx: node 'c' \(Conv\): its weight .* group 1"):
+        analyse(tmp_path / "a.onnx")
+    _grouped_conv(tmp_path / "b.onnx", "reference")
+    # a function reference outside a function: strides unknown to the formula, while onnx's
+    # inference read them; the cost is left unknown with a note, never a made-up number
+    (layer,) = analyse(tmp_path / "b.onnx").layers
+    assert (layer.group, layer.macs) == (4, None)
+    assert layer.note is not None and "differs" in layer.note
