@@ -59,8 +59,33 @@ def _input(v: Visit, i: int | None) -> TensorInfo | None:
     return v.inputs[i]
 
 
-def _ints(value: Any, n: int, default: int) -> tuple[int, ...]:
-    return tuple(int(x) for x in value) if value else (default,) * n
+def _ints(v: Visit, name: str, n: int, default: int) -> tuple[int, ...]:
+    """Attribute ``name`` as ints (``default`` on each of ``n`` axes when absent or empty)."""
+    value = v.attrs.get(name)
+    if not value:
+        return (default,) * n
+    if not isinstance(value, list) or not all(_is_int(x) for x in value):
+        raise _bad_attribute(v, name, value, "a list of ints")
+    return tuple(value)
+
+
+def _int(v: Visit, name: str, default: int) -> int:
+    value = v.attrs.get(name, default)
+    if not _is_int(value):
+        raise _bad_attribute(v, name, value, "an int")
+    return int(value)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _bad_attribute(v: Visit, name: str, value: Any, kind: str) -> ShapeError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return ShapeError(
+        f"node {v.name!r} ({v.node.op_type}): attribute {name} {shown} is not {kind}: "
+        "the model is invalid"
+    )
 
 
 def _bytes(*infos: TensorInfo | None) -> int | None:
@@ -108,7 +133,7 @@ def _conv(
     xs = x.static_shape if x else None
     ws = w.static_shape if w else None
     ys = y.static_shape if y else None
-    group = int(v.attrs.get("group", 1))
+    group = _int(v, "group", 1)
     has_bias = b is not None
     info: dict[str, Any] = {"group": group, "has_bias": has_bias, "category": category}
     info["dtype"] = x.dtype_name if x else None
@@ -121,11 +146,11 @@ def _conv(
     if ws is None or len(ws) < 3:
         return Layer(**base, **info, note="weight shape unknown")
     n_sp = len(ws) - 2
-    kernel = _ints(v.attrs.get("kernel_shape"), n_sp, 0) if v.attrs.get("kernel_shape") else ws[2:]
-    strides = _ints(v.attrs.get("strides"), n_sp, 1)
-    dilations = _ints(v.attrs.get("dilations"), n_sp, 1)
+    kernel = _ints(v, "kernel_shape", n_sp, 0) if v.attrs.get("kernel_shape") else ws[2:]
+    strides = _ints(v, "strides", n_sp, 1)
+    dilations = _ints(v, "dilations", n_sp, 1)
     auto_pad = str(v.attrs.get("auto_pad", "NOTSET")) or "NOTSET"
-    pads = _ints(v.attrs.get("pads"), 2 * n_sp, 0)
+    pads = _ints(v, "pads", 2 * n_sp, 0)
     _check_attrs(v, ws, kernel, strides, dilations, pads, auto_pad, group)
     info.update(
         kernel_shape=tuple(kernel),
@@ -163,8 +188,8 @@ def _conv(
         out_shape = ys if ys is not None else _transpose_out(v, xs, cout, kernel, strides, pads)
         given = v.attrs.get("output_shape")
         if auto_pad != "NOTSET" or given:
-            out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
-            wanted = tuple(int(d) for d in given)[-n_sp:] if given else None
+            out_pad = _ints(v, "output_padding", n_sp, 0)
+            wanted = _ints(v, "output_shape", 0, 0)[-n_sp:] if given else None
             pads = cost.conv_transpose_same_pads(
                 in_sp, kernel, strides, dilations, out_pad, auto_pad, wanted
             )
@@ -250,12 +275,12 @@ def _transpose_out(
     in_sp = xs[2:]
     n_sp = len(in_sp)
     if v.attrs.get("output_shape"):
-        out_sp = tuple(int(d) for d in v.attrs["output_shape"])[-n_sp:]
+        out_sp = _ints(v, "output_shape", 0, 0)[-n_sp:]
     elif str(v.attrs.get("auto_pad", "NOTSET")) in ("SAME_UPPER", "SAME_LOWER"):
         out_sp = tuple(i * s for i, s in zip(in_sp, strides, strict=True))
     else:
-        out_pad = _ints(v.attrs.get("output_padding"), n_sp, 0)
-        dilations = _ints(v.attrs.get("dilations"), n_sp, 1)
+        out_pad = _ints(v, "output_padding", n_sp, 0)
+        dilations = _ints(v, "dilations", n_sp, 1)
         out_sp = cost.conv_transpose_output_spatial(
             in_sp, kernel, strides, pads, dilations, out_pad
         )
@@ -278,7 +303,7 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     a_s = a.static_shape if a else None
     b_s = b.static_shape if b else None
     if k == ("com.microsoft", "MatMulNBits"):
-        kk, nn = int(v.attrs.get("K", 0)), int(v.attrs.get("N", 0))
+        kk, nn = _int(v, "K", 0), _int(v, "N", 0)
         b_s = (kk, nn) if kk and nn else None
     info["dtype"] = a.dtype_name if a else None
     info["input_shape"] = a_s
@@ -299,7 +324,7 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     if a_s is None or b_s is None or ys is None:
         return Layer(**base, **info, note="operand shapes unknown")
     if k in GEMM_OPS:
-        ta, tb = int(v.attrs.get("transA", 0)), int(v.attrs.get("transB", 0))
+        ta, tb = _int(v, "transA", 0), _int(v, "transB", 0)
         m, kd = (a_s[1], a_s[0]) if ta else (a_s[0], a_s[1])
         n = b_s[0] if tb else b_s[1]
         macs = cost.gemm_macs(m, kd, n)

@@ -56,3 +56,28 @@ def test_unreadable_attributes_fall_back_to_the_default_not_a_crash(tmp_path: Pa
     (layer,) = analyse(tmp_path / "b.onnx").layers
     assert (layer.group, layer.macs) == (4, None)
     assert layer.note is not None and "differs" in layer.note
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "kind"),
+    [
+        ("strides", 2, "a list of ints"),
+        ("group", [4], "an int"),
+        ("group", "SAME_UPPER", "an int"),
+        ("dilations", "S", "a list of ints"),
+        ("pads", [1.5, 1.5, 1.5, 1.5], "a list of ints"),
+    ],
+)
+def test_attributes_of_the_wrong_type_are_an_invalid_model(
+    tmp_path: Path, name: str, value: object, kind: str
+) -> None:
+    _grouped_conv(tmp_path / "m.onnx", "none")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    (node,) = model.graph.node
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(name, value)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    pattern = rf"m\.onnx: node 'c' \(Conv\): attribute {name} .* is not {kind}: the model is"
+    with pytest.raises(ShapeError, match=pattern):
+        analyse(tmp_path / "m.onnx")
