@@ -116,6 +116,8 @@ def _standard(
 ) -> list[TensorInfo]:
     keep = _KEEP_FOR.get(op, set())
     clean = {k: v for k, v in attrs.items() if k not in _EXTRA_ATTRS or k in keep}
+    # an empty list has no type to rebuild it with, and means the same as leaving it out
+    clean = {k: v for k, v in clean.items() if not (isinstance(v, list) and not v)}
     if op == "Identity":
         clean = {}
     names = [f"i{k}" for k in range(len(ins))]

@@ -81,3 +81,25 @@ def test_attributes_of_the_wrong_type_are_an_invalid_model(
     pattern = rf"m\.onnx: node 'c' \(Conv\): attribute {name} .* is not {kind}: the model is"
     with pytest.raises(ShapeError, match=pattern):
         analyse(tmp_path / "m.onnx")
+
+
+def test_an_empty_list_attribute_on_a_contrib_conv_means_absent(tmp_path: Path) -> None:
+    # com.microsoft FusedConv is shaped through the standard Conv schema; an empty kernel_shape
+    # (a valid INTS attribute) crashed rebuilding that node
+    w = numpy_helper.from_array(np.zeros((8, 4, 3, 3), np.float32), "w")
+    node = helper.make_node(
+        "FusedConv", ["x", "w"], ["y"], name="f", domain="com.microsoft", activation="Relu"
+    )
+    node.attribute.append(onnx.AttributeProto(name="kernel_shape", type=onnx.AttributeProto.INTS))
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(tmp_path / "m.onnx"))
+    (layer,) = analyse(tmp_path / "m.onnx").layers
+    assert layer.output_shape == (1, 8, 4, 4)
+    assert layer.macs == 8 * 16 * 4 * 9  # N*Cout*Ho*Wo*Cin*Kh*Kw
