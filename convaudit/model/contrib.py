@@ -14,6 +14,18 @@ from onnx import helper
 from convaudit.model.infer import infer_outputs
 from convaudit.model.tensors import UNKNOWN, ShapeT, TensorInfo
 
+
+class AttributeTypeError(ValueError):
+    """An attribute of the wrong type (group as a list): the model is invalid."""
+
+
+def _int_attr(attrs: dict[str, Any], name: str, default: int) -> int:
+    value = attrs.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AttributeTypeError(f"attribute {name} {value!r} is not an int")
+    return value
+
+
 KNOWN_DOMAINS = ("com.microsoft", "com.microsoft.nchwc")
 
 # op -> (standard op, indices of the inputs it reads, attributes to keep (None: all standard))
@@ -192,7 +204,7 @@ def _fused_matmul(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> l
 def _matmul_nbits(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:
     """MatMulNBits: A [..., K] times a packed K x N weight gives [..., N]."""
     a = ins[0] if ins else UNKNOWN
-    n = int(attrs.get("N", 0))
+    n = _int_attr(attrs, "N", 0)
     if a.shape is None or not a.shape or not n:
         return [TensorInfo(elem_type=a.elem_type)] + [UNKNOWN] * (n_out - 1)
     return [TensorInfo(elem_type=a.elem_type, shape=(*a.shape[:-1], n))] + [UNKNOWN] * (n_out - 1)
@@ -203,7 +215,7 @@ def _blocked_channels(x: TensorInfo, w: TensorInfo, attrs: dict[str, Any]) -> Te
     is padded the same way, so the channel count is the weight's, whatever X reports."""
     if x.shape is None or len(x.shape) < 3 or w.shape is None or len(w.shape) < 2:
         return x
-    group = int(attrs.get("group", 1))
+    group = _int_attr(attrs, "group", 1)
     cin = w.shape[1] * group if isinstance(w.shape[1], int) else x.shape[1]
     return TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], cin, *x.shape[2:]))
 
@@ -218,7 +230,9 @@ def _channels_first(x: TensorInfo) -> TensorInfo:
 def _nchwc_upsample(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:
     """NCHWc Upsample: integer ``scales`` per axis (ORT fuses nearest/linear Resize into it)."""
     x = ins[0] if ins else UNKNOWN
-    scales = [int(s) for s in attrs.get("scales", [])]
+    scales = attrs.get("scales", [])
+    if not isinstance(scales, list) or not all(isinstance(s, int) for s in scales):
+        raise AttributeTypeError(f"attribute scales {scales!r} is not a list of ints")
     if x.shape is None or len(scales) != len(x.shape):
         return [TensorInfo(elem_type=x.elem_type)]
     shape = tuple(
@@ -231,7 +245,7 @@ def _reorder_output(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[Tensor
     x = ins[0]
     if x.shape is None or len(x.shape) < 2:
         return [UNKNOWN]
-    channels = int(attrs.get("channels", 0)) or x.shape[1]
+    channels = _int_attr(attrs, "channels", 0) or x.shape[1]
     if attrs.get("channels_last"):
         return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], *x.shape[2:], channels))]
     return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], channels, *x.shape[2:]))]

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from convaudit.errors import ShapeError
 from convaudit.model import contrib
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
@@ -356,7 +357,10 @@ class Walker:
                 )
             if outs is not None:
                 return outs
-        handled = contrib.infer(op, domain, attrs, ins, len(node.output))
+        try:
+            handled = contrib.infer(op, domain, attrs, ins, len(node.output))
+        except contrib.AttributeTypeError as exc:
+            raise ShapeError(f"node {name!r} ({op}): {exc}: the model is invalid") from None
         if handled is not None:
             return handled
         if domain not in ONNX_DOMAINS and domain not in contrib.KNOWN_DOMAINS:

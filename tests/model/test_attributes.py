@@ -103,3 +103,22 @@ def test_an_empty_list_attribute_on_a_contrib_conv_means_absent(tmp_path: Path) 
     (layer,) = analyse(tmp_path / "m.onnx").layers
     assert layer.output_shape == (1, 8, 4, 4)
     assert layer.macs == 8 * 16 * 4 * 9  # N*Cout*Ho*Wo*Cin*Kh*Kw
+
+
+def test_a_contrib_conv_attribute_of_the_wrong_type_is_an_invalid_model(tmp_path: Path) -> None:
+    w = numpy_helper.from_array(np.zeros((8, 8, 3, 3), np.float32), "w")
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], name="n", domain="com.microsoft.nchwc", group=[1]
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft.nchwc", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(tmp_path / "m.onnx"))
+    pattern = r"m\.onnx: node 'n' \(Conv\): attribute group \[1\] is not an int: the model is"
+    with pytest.raises(ShapeError, match=pattern):
+        analyse(tmp_path / "m.onnx")
