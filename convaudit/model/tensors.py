@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from convaudit.errors import ShapeError
+
 Dim = int | str | None  # int: static, str: a named symbol, None: unknown
 ShapeT = tuple[Dim, ...]
 
@@ -106,10 +108,18 @@ def type_from_info(info: TensorInfo) -> onnx.TypeProto | None:
         for d in info.shape:
             dim = tt.shape.dim.add()
             if isinstance(d, int):
+                if d > _INT64_MAX:  # a computed shape (huge pads) no ONNX tensor can have
+                    raise ShapeError(
+                        f"a computed tensor dim {d} overflows a 64-bit integer (huge input "
+                        "shapes or attributes): the model cannot run"
+                    )
                 dim.dim_value = d
             elif isinstance(d, str):
                 dim.dim_param = d
     return tp
+
+
+_INT64_MAX = (1 << 63) - 1
 
 
 def tensor_info(t: onnx.TensorProto, has_data: bool) -> TensorInfo:

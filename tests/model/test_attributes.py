@@ -122,3 +122,22 @@ def test_a_contrib_conv_attribute_of_the_wrong_type_is_an_invalid_model(tmp_path
     pattern = r"m\.onnx: node 'n' \(Conv\): attribute group \[1\] is not an int: the model is"
     with pytest.raises(ShapeError, match=pattern):
         analyse(tmp_path / "m.onnx")
+
+
+def test_a_computed_dim_beyond_64_bits_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    # an NCHWc conv's channels are the weight's times group: 8 * 2**62 > INT64_MAX
+    w = numpy_helper.from_array(np.zeros((8, 8, 3, 3), np.float32), "w")
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], name="n", domain="com.microsoft.nchwc", group=2**62
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft.nchwc", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(tmp_path / "m.onnx"))
+    with pytest.raises(ShapeError, match=r"m\.onnx: a computed tensor dim \d+ overflows"):
+        analyse(tmp_path / "m.onnx")
