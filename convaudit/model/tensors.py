@@ -113,6 +113,11 @@ def type_from_info(info: TensorInfo) -> onnx.TypeProto | None:
                         f"a computed tensor dim {d} overflows a 64-bit integer (huge input "
                         "shapes or attributes): the model cannot run"
                     )
+                if d < 0:  # onnx's C++ inference asserts (aborts the process) on some of these
+                    raise ShapeError(
+                        f"a computed tensor dim {d} is negative (from an attribute such as "
+                        "channels or pads): the model is invalid"
+                    )
                 dim.dim_value = d
             elif isinstance(d, str):
                 dim.dim_param = d

@@ -141,3 +141,24 @@ def test_a_computed_dim_beyond_64_bits_is_an_error_not_a_crash(tmp_path: Path) -
     onnx.save(helper.make_model(graph, opset_imports=opsets), str(tmp_path / "m.onnx"))
     with pytest.raises(ShapeError, match=r"m\.onnx: a computed tensor dim \d+ overflows"):
         analyse(tmp_path / "m.onnx")
+
+
+def test_a_negative_computed_dim_is_an_invalid_model(tmp_path: Path) -> None:
+    # ReorderOutput's channels = -5 gives a (1, -5, 6, 6) tensor; fed to onnx's C++ inference
+    # further on, a negative dim aborted the whole process on a std::clamp assertion
+    nodes = [
+        helper.make_node(
+            "ReorderOutput", ["x"], ["r"], name="re", domain="com.microsoft.nchwc", channels=-5
+        ),
+        helper.make_node("Relu", ["r"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft.nchwc", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(tmp_path / "m.onnx"))
+    with pytest.raises(ShapeError, match=r"m\.onnx: a computed tensor dim -5 is negative"):
+        analyse(tmp_path / "m.onnx")
