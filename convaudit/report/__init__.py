@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from convaudit.records import AuditResult
-from convaudit.report import github, html, json_report, junit, markdown, sarif, table
 
 Reporter = Callable[[AuditResult], str]
 
-REPORTERS: dict[str, Reporter] = {
-    "table": table.render,
-    "json": json_report.render,
-    "markdown": markdown.render,
-    "sarif": sarif.render,
-    "junit": junit.render,
-    "html": html.render,
-    "github": github.render,
+# format -> module under convaudit.report whose ``render`` it is.
+_MODULES = {
+    "table": "table",
+    "json": "json_report",
+    "markdown": "markdown",
+    "sarif": "sarif",
+    "junit": "junit",
+    "html": "html",
+    "github": "github",
 }
+
+
+class _Registry(Mapping[str, Reporter]):
+    """Imports a reporter's module on first use: a JSON scan need not load the HTML assets."""
+
+    def __getitem__(self, fmt: str) -> Reporter:
+        module = importlib.import_module(f"convaudit.report.{_MODULES[fmt]}")
+        reporter: Reporter = module.render
+        return reporter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+REPORTERS: Mapping[str, Reporter] = _Registry()
 
 
 def render(result: AuditResult, fmt: str, *, config: Any = None) -> str:
@@ -27,6 +46,7 @@ def render(result: AuditResult, fmt: str, *, config: Any = None) -> str:
     SARIF describes every rule the scan ran, so it gets the rule catalogue for ``config``.
     """
     if fmt == "sarif":
+        from convaudit.report import sarif
         from convaudit.report.catalogue import rule_catalogue
 
         return sarif.render(result, rules=rule_catalogue(config))
