@@ -88,7 +88,7 @@ def render_report(report: ModelReport) -> str:
         lines.append(
             f"total: {human(t.macs)} MACs ({t.macs:,}), {human(t.flops)} FLOPs, "
             f"{human(t.params)} params ({t.params:,}); conv: {human(t.conv_macs)} MACs, "
-            f"{human(t.conv_params)} params; {t.layers} layers, "
+            f"{human(t.conv_params)} params; {t.layers} layer{'' if t.layers == 1 else 's'}, "
             f"{t.unknown_layers} with unknown cost"
         )
         for p in facts.problems:
