@@ -196,21 +196,42 @@ def bottleneck_macs(
     kernel: Sequence[int],
     out_spatial: Sequence[int],
     batch: int = 1,
+    group: int = 1,
 ) -> tuple[int, int]:
-    """MACs of a 1x1 Cin->r conv at input resolution, then the KxK r->Cout conv."""
-    reduce = batch * width * in_channels * prod(in_spatial)
-    main = batch * out_channels * width * prod(kernel) * prod(out_spatial)
+    """MACs of a 1x1 Cin->r conv at input resolution, then the KxK r->Cout conv.
+
+    A grouped conv is factorised group by group: ``group`` pairs of width r / group each, so
+    both terms shrink by the group count.
+    """
+    per_group = width // group
+    reduce = batch * per_group * in_channels * prod(in_spatial)
+    main = batch * out_channels * per_group * prod(kernel) * prod(out_spatial)
     return reduce, main
 
 
 def bottleneck_params(
-    in_channels: int, width: int, out_channels: int, kernel: Sequence[int]
+    in_channels: int, width: int, out_channels: int, kernel: Sequence[int], group: int = 1
 ) -> int:
-    """Weights of the 1x1 (r * Cin) and of the KxK (Cout * r * prod(kernel)); biases excluded."""
-    return width * in_channels + out_channels * width * prod(kernel)
+    """Weights of the 1x1 (r * Cin) and of the KxK (Cout * r * prod(kernel)), over the group
+    count; biases excluded."""
+    return width // group * (in_channels + out_channels * prod(kernel))
 
 
-def break_even_width(in_channels: int, out_channels: int, kernel: Sequence[int]) -> float:
-    """Width r* at which a 1x1 bottleneck stops saving MACs (stride 1, same spatial size)."""
+def break_even_width(
+    in_channels: int,
+    out_channels: int,
+    kernel: Sequence[int],
+    in_spatial: Sequence[int] | None = None,
+    out_spatial: Sequence[int] | None = None,
+) -> float:
+    """Width r* at which a 1x1 bottleneck costs as many MACs as the conv it replaces.
+
+    Cout*Cin*K*Ho*Wo / (Cin*Hi*Wi + Cout*K*Ho*Wo) with K = prod(kernel): the 1x1 runs at the
+    input resolution, so a stride lowers r*. With equal sizes (the default) this is the textbook
+    Cout*Cin*K / (Cin + Cout*K). The group count cancels out.
+    """
     k = prod(kernel)
-    return out_channels * in_channels * k / (in_channels + out_channels * k)
+    in_area = prod(in_spatial) if in_spatial is not None else 1
+    out_area = prod(out_spatial) if out_spatial is not None else in_area
+    den = in_channels * in_area + out_channels * k * out_area
+    return out_channels * in_channels * k * out_area / den if den else 0.0

@@ -6,19 +6,20 @@ import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import prod
 
 import onnx
 
+from convaudit import cost
 from convaudit.errors import FixError
 from convaudit.fix.result import LayerFix
 from convaudit.records import Finding, Layer, ModelFacts
+from convaudit.rules import recommend
 
 BOTTLENECK_RULE = "CA101"
 FLOAT_DTYPES = {"float32", "float16", "float64"}
 QUANTIZED_OPS = {"QLinearConv", "ConvInteger"}
 DEQUANTIZE_OPS = {"DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear"}
-STEP = 8  # widths are multiples of 8: SIMD-friendly, and r=8 is already overhead-bound
+STEP = recommend.WIDTH_MULTIPLE  # SIMD-friendly, and r=8 is already overhead-bound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,14 +52,25 @@ class Plan:
         return bottleneck_params(self.layer, self.width)
 
 
-def per_width_macs(layer: Layer) -> int:
-    """MACs per unit of width at group 1: the 1x1 at input resolution plus the KxK."""
+def _bottleneck(layer: Layer, width: int, group: int) -> tuple[int, int]:
+    """cost.bottleneck_macs for this layer: (1x1 MACs, KxK MACs)."""
     assert layer.input_shape is not None and layer.output_shape is not None
     assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
-    n = layer.input_shape[0]
-    one = n * layer.in_channels * prod(layer.input_shape[2:])
-    kxk = n * layer.out_channels * prod(layer.kernel_shape) * prod(layer.output_shape[2:])
-    return one + kxk
+    return cost.bottleneck_macs(
+        layer.in_channels,
+        layer.input_shape[2:],
+        width,
+        layer.out_channels,
+        layer.kernel_shape,
+        layer.output_shape[2:],
+        batch=layer.input_shape[0],
+        group=group,
+    )
+
+
+def per_width_macs(layer: Layer) -> int:
+    """MACs per unit of width at group 1: the 1x1 at input resolution plus the KxK."""
+    return sum(_bottleneck(layer, 1, 1))
 
 
 def groups(layer: Layer) -> int:
@@ -73,25 +85,35 @@ def width_step(layer: Layer) -> int:
 
 def bottleneck_macs(layer: Layer, width: int) -> int:
     """r·Cin·Hin·Win + Cout·r·K²·Ho·Wo (times the batch), over the group count."""
-    return width // groups(layer) * per_width_macs(layer)
+    return sum(_bottleneck(layer, width, groups(layer)))
 
 
 def bottleneck_params(layer: Layer, width: int) -> int:
     """(r·Cin + Cout·r·K²) / group (+ the bias, which stays on the KxK conv)."""
     assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
     bias = layer.out_channels if layer.has_bias else 0
-    per = layer.in_channels + layer.out_channels * prod(layer.kernel_shape)
-    return width // groups(layer) * per + bias
+    weights = cost.bottleneck_params(
+        layer.in_channels, width, layer.out_channels, layer.kernel_shape, groups(layer)
+    )
+    return weights + bias
 
 
 def break_even(layer: Layer) -> float:
     """The width at which the bottleneck costs as many MACs as the original conv."""
-    return groups(layer) * (layer.macs or 0) / per_width_macs(layer)
+    assert layer.input_shape is not None and layer.output_shape is not None
+    assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
+    return cost.break_even_width(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_shape,
+        layer.input_shape[2:],
+        layer.output_shape[2:],
+    )
 
 
 def round_width(width: float, step: int = STEP) -> int:
     """Nearest multiple of ``step`` (halves round up), at least ``step``: as the rules round."""
-    return max(step, step * math.floor(width / step + 0.5))
+    return recommend.round_width(width, step)
 
 
 def width_for_saving(layer: Layer, target: float) -> int | None:

@@ -93,12 +93,9 @@ def break_even_width(shape: ConvShape) -> float:
     Cout*Cin*K*Ho*Wo / (Cin*Hi*Wi + Cout*K*Ho*Wo) with K = prod(kernel); at stride 1 with
     'same' padding this is the textbook Cout*Cin*K^2 / (Cin + Cout*K^2).
     """
-    k = prod(shape.kernel)
-    out_area, in_area = prod(shape.out_spatial), prod(shape.in_spatial)
-    den = shape.in_channels * in_area + shape.out_channels * k * out_area
-    if den == 0:
-        return 0.0
-    return shape.out_channels * shape.in_channels * k * out_area / den
+    return cost.break_even_width(
+        shape.in_channels, shape.out_channels, shape.kernel, shape.in_spatial, shape.out_spatial
+    )
 
 
 def width_cap(shape: ConvShape) -> int | None:
@@ -108,9 +105,9 @@ def width_cap(shape: ConvShape) -> int | None:
     return cap if cap >= WIDTH_MULTIPLE else None
 
 
-def round_width(x: float) -> int:
-    """Nearest multiple of 8 (halves round up), at least 8."""
-    return max(WIDTH_MULTIPLE, WIDTH_MULTIPLE * math.floor(x / WIDTH_MULTIPLE + 0.5))
+def round_width(x: float, step: int = WIDTH_MULTIPLE) -> int:
+    """Nearest multiple of ``step`` (halves round up), at least ``step``."""
+    return max(step, step * math.floor(x / step + 0.5))
 
 
 def bottleneck_width(
