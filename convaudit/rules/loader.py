@@ -64,7 +64,12 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
     except UnicodeDecodeError:
         raise RuleFileError("rule file is not UTF-8 text", path=p) from None
     try:
-        data = yaml.load(text, Loader=LineLoader)
+        # LineLoader is a SafeLoader: it builds plain data only (object tags are refused).
+        loader = LineLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
