@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +14,7 @@ from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
 
 if TYPE_CHECKING:
     from convaudit.fix.result import FixResult
+    from convaudit.model.loader import LoadedModel
     from convaudit.rules.engine import RuleSet
 
 __version__ = "0.1.0"
@@ -46,12 +46,12 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     return sorted(dict.fromkeys(found))
 
 
-def analyse_model(path: str, config: Config) -> ModelFacts:
+def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
     """Facts for one model with the config's input shapes and dims applied."""
     from convaudit.model.facts import analyse
 
     input_shapes, dims = config.shapes_for(path)
-    return analyse(path, input_shapes=input_shapes, dims=dims)
+    return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
 
 
 def load_ruleset(config: Config) -> RuleSet:
@@ -66,15 +66,42 @@ def find(facts: ModelFacts, config: Config, rules: RuleSet | None = None) -> tup
     return (rules or load_ruleset(config)).run(facts)[0]
 
 
-def scan_one(path: str, config: Config, rules: RuleSet | None = None) -> ModelReport:
-    """The report for one model; input problems are recorded in ``errors``, not raised."""
+def scan_one(
+    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
+) -> ModelReport:
+    """The report for one model; input problems are recorded in ``errors``, not raised.
+
+    ``weights`` keeps the model open after the scan to read its CA101 layers' weights.
+    """
+    if not weights:
+        return _scan_one(path, config, rules, None)
+    from convaudit.model.loader import load_model
+
     try:
-        facts = analyse_model(path, config)
+        opened = load_model(path)
+    except ConvauditError as exc:
+        return ModelReport(path=path, facts=None, errors=(str(exc),))
+    with opened as loaded:
+        return _scan_one(path, config, rules, loaded)
+
+
+def _scan_one(
+    path: str, config: Config, rules: RuleSet | None, loaded: LoadedModel | None
+) -> ModelReport:
+    try:
+        facts = analyse_model(path, config, loaded)
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
     errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
     found, suppressed = (rules or load_ruleset(config)).run(facts)
     findings = found + _budget_findings(facts, config)
+    if loaded is not None:
+        from convaudit.fix.weights import add_weight_facts
+
+        try:
+            findings = add_weight_facts(facts, findings, loaded)
+        except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
+            errors = (*errors, f"--weights: {exc}")
     return ModelReport(
         path=path, facts=facts, findings=findings, errors=errors, suppressed=suppressed
     )
@@ -86,11 +113,13 @@ def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
     return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
 
 
-def scan_one_safe(path: str, config: Config, rules: RuleSet | None = None) -> ModelReport:
+def scan_one_safe(
+    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
+) -> ModelReport:
     """``scan_one`` that also records an unexpected exception in the report, so that one model
     hitting a bug in a batch does not hide the others (the CLI still exits 2 for it)."""
     try:
-        return scan_one(path, config, rules)
+        return scan_one(path, config, rules, weights=weights)
     except Exception as exc:
         return ModelReport(
             path=path,
@@ -130,12 +159,13 @@ def _scan_all(
     jobs: int,
     progress: Progress | None,
     rules: RuleSet | None = None,
+    weights: bool = False,
 ) -> tuple[ModelReport, ...]:
     total = len(models)
     if jobs <= 1 or total <= 1:
         reports = []
         for k, m in enumerate(models, 1):
-            reports.append(scan_one_safe(m, config, rules))
+            reports.append(scan_one_safe(m, config, rules, weights=weights))
             if progress is not None:
                 progress(k, total, m)
         return tuple(reports)
@@ -143,7 +173,7 @@ def _scan_all(
 
     by_path: dict[str, ModelReport] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
-        futures = {pool.submit(scan_one_safe, m, config, rules): m for m in models}
+        futures = {pool.submit(scan_one_safe, m, config, rules, weights=weights): m for m in models}
         for k, fut in enumerate(as_completed(futures), 1):
             m = futures[fut]
             try:
@@ -184,19 +214,7 @@ def scan(
         baseline = load_baseline(config.baseline)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     models = select_shard(expand_paths(items), shard)
-    reports = _scan_all(models, config, jobs, progress, rules)
-    if weights:
-        from convaudit.fix.weights import add_weight_facts
-
-        def with_weights(r: ModelReport) -> ModelReport:
-            if r.facts is None:
-                return r
-            try:
-                return dataclasses.replace(r, findings=add_weight_facts(r.facts, r.findings))
-            except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
-                return dataclasses.replace(r, errors=(*r.errors, f"--weights: {exc}"))
-
-        reports = tuple(with_weights(r) for r in reports)
+    reports = _scan_all(models, config, jobs, progress, rules, weights)
     result = AuditResult(reports=reports, tool_version=__version__)
     if baseline is not None:
         from convaudit.baseline import apply_baseline

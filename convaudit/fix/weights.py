@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from convaudit.fix import factorize, plan
 from convaudit.fix.rewrite import bn_epsilon, fold_batchnorm
-from convaudit.model.loader import LoadedModel, load_model
+from convaudit.model.loader import LoadedModel
 from convaudit.records import Finding, ModelFacts
 
 
@@ -56,8 +55,11 @@ def energy_pct(energy: float) -> str:
     return f"{100 * energy:.2f}%" if 0.99 < energy < 1.0 else f"{100 * energy:.1f}%"
 
 
-def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    """``findings`` with energy retained and predicted error added to each CA101 finding.
+def add_weight_facts(
+    facts: ModelFacts, findings: Sequence[Finding], loaded: LoadedModel
+) -> tuple[Finding, ...]:
+    """``findings`` with energy retained and predicted error added to each CA101 finding,
+    from the weights of ``loaded`` (the model ``facts`` were scanned from, still open).
 
     The figures go into ``facts``, the recommendation's ``details`` and the message, so every
     report format shows them. Findings of other rules pass through unchanged.
@@ -65,26 +67,23 @@ def add_weight_facts(facts: ModelFacts, findings: Sequence[Finding]) -> tuple[Fi
     if not any(f.rule == plan.BOTTLENECK_RULE for f in findings):
         return tuple(findings)
     out: list[Finding] = []
-    with load_model(Path(facts.path)) as loaded:
-        index = plan.GraphIndex(loaded.proto.graph, loaded.proto.ir_version)
-        for f in findings:
-            energy = _energy(loaded, facts, f, index) if f.rule == plan.BOTTLENECK_RULE else None
-            if energy is None or f.recommendation is None:
-                out.append(f)
-                continue
-            predicted = float(np.sqrt(max(0.0, 1.0 - energy)))
-            extra = {"energy_retained": round(energy, 6), "predicted_error": round(predicted, 6)}
-            rec = dataclasses.replace(
-                f.recommendation, details={**f.recommendation.details, **extra}
+    index = plan.GraphIndex(loaded.proto.graph, loaded.proto.ir_version)
+    for f in findings:
+        energy = _energy(loaded, facts, f, index) if f.rule == plan.BOTTLENECK_RULE else None
+        if energy is None or f.recommendation is None:
+            out.append(f)
+            continue
+        predicted = float(np.sqrt(max(0.0, 1.0 - energy)))
+        extra = {"energy_retained": round(energy, 6), "predicted_error": round(predicted, 6)}
+        rec = dataclasses.replace(f.recommendation, details={**f.recommendation.details, **extra})
+        note = (
+            f"; weights keep {energy_pct(energy)} of their energy at width "
+            f"{f.recommendation.width} (predicted output error {100 * predicted:.1f}%"
+            + (", not low-rank: expect to fine-tune)" if energy < 0.5 else ")")
+        )
+        out.append(
+            dataclasses.replace(
+                f, facts={**f.facts, **extra}, recommendation=rec, message=f.message + note
             )
-            note = (
-                f"; weights keep {energy_pct(energy)} of their energy at width "
-                f"{f.recommendation.width} (predicted output error {100 * predicted:.1f}%"
-                + (", not low-rank: expect to fine-tune)" if energy < 0.5 else ")")
-            )
-            out.append(
-                dataclasses.replace(
-                    f, facts={**f.facts, **extra}, recommendation=rec, message=f.message + note
-                )
-            )
+        )
     return tuple(out)

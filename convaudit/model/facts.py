@@ -10,7 +10,7 @@ from pathlib import Path
 from convaudit import cost
 from convaudit.errors import ConvauditError, ShapeError
 from convaudit.model.layers import cost_visit, is_costed
-from convaudit.model.loader import load_model
+from convaudit.model.loader import LoadedModel, load_model
 from convaudit.model.walk import Visit, Walker, WalkResult
 from convaudit.records import Layer, ModelFacts, ScanProblem, Totals
 
@@ -22,17 +22,23 @@ def analyse(
     *,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     dims: Mapping[str, int] | None = None,
+    loaded: LoadedModel | None = None,
 ) -> ModelFacts:
-    """Load ``path`` (weights not read), resolve every shape and cost every layer."""
-    with load_model(path) as loaded:
-        walker = Walker(loaded.proto, loaded.has_data, input_shapes=input_shapes, dims=dims)
-        try:
-            result = walker.run()
-        except ConvauditError as exc:  # the walker does not know the file: name it here
-            if exc.path is not None:
-                raise
-            raise type(exc)(exc.message, path=path) from None
-        opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
+    """Load ``path`` (weights not read), resolve every shape and cost every layer.
+
+    ``loaded`` is ``path`` already opened by the caller (who then reads weights from it too).
+    """
+    if loaded is None:
+        with load_model(path) as own:
+            return analyse(path, input_shapes=input_shapes, dims=dims, loaded=own)
+    walker = Walker(loaded.proto, loaded.has_data, input_shapes=input_shapes, dims=dims)
+    try:
+        result = walker.run()
+    except ConvauditError as exc:  # the walker does not know the file: name it here
+        if exc.path is not None:
+            raise
+        raise type(exc)(exc.message, path=path) from None
+    opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
     try:
         layers = _stored_bytes(_cost(result), result)
     except ConvauditError as exc:  # costing does not know the file: name it here

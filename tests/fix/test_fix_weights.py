@@ -109,3 +109,23 @@ def test_unreadable_external_weights_are_the_models_error_not_a_missing_figure(
     res = CliRunner().invoke(app, ["scan", str(path), "--weights", "-f", "json"])
     assert res.exit_code == 2 and "m.bin" in res.stderr
     assert json.loads(res.stdout)["reports"][0]["totals"]["macs"] == 112_896_000
+
+
+def test_weights_read_from_the_scan_s_own_open_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--weights reuses the file the scan opened: the model structure is parsed once."""
+    import convaudit.model.facts as facts_module
+    import convaudit.model.loader as loader_module
+
+    calls: list[str] = []
+    real = loader_module.load_model
+
+    def counting(path: object, **kw: object) -> object:
+        calls.append(str(path))
+        return real(path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader_module, "load_model", counting)
+    monkeypatch.setattr(facts_module, "load_model", counting)
+    result = scan(str(TEXTBOOK), weights=True)
+    (finding,) = [f for f in result.findings if f.rule == "CA101"]
+    assert "energy_retained" in finding.facts
+    assert calls == [str(TEXTBOOK)]
