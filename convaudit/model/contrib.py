@@ -12,7 +12,13 @@ import onnx
 from onnx import helper
 
 from convaudit.model.infer import infer_outputs
-from convaudit.model.tensors import UNKNOWN, ShapeT, TensorInfo
+from convaudit.model.tensors import (
+    UNKNOWN,
+    ShapeT,
+    TensorInfo,
+    to_channels_first,
+    to_channels_last,
+)
 
 
 class AttributeTypeError(ValueError):
@@ -74,7 +80,8 @@ def infer(
     if key == ("com.microsoft", "NhwcConv") or (
         key == ("com.microsoft", "QLinearConv") and attrs.get("channels_last")
     ):
-        return _channels_last_conv(op, attrs, ins, n_out)
+        x, w = ins[0], (ins[3] if op == "QLinearConv" else ins[1])
+        return [_via_channels_first("Conv", attrs, x, [w])] + [UNKNOWN] * (n_out - 1)
     if key == ("com.microsoft", "QLinearConcat"):
         return _standard("Concat", attrs, ins[2::3], n_out, ins[2].elem_type if len(ins) > 2 else 0)
     if key == ("com.microsoft.nchwc", "ReorderOutput"):
@@ -97,7 +104,7 @@ def infer(
     pool = _NHWC_POOLS.get(key)
     if pool is not None and (op == "NhwcMaxPool" or attrs.get("channels_last")):
         x = ins[0] if ins else UNKNOWN
-        return [_channels_last_pool(pool, attrs, x)] + [UNKNOWN] * (n_out - 1)
+        return [_via_channels_first(pool, attrs, x, [])] + [UNKNOWN] * (n_out - 1)
     if key == ("com.microsoft.nchwc", "ReorderInput") and attrs.get("channels_last"):
         return [_channels_first(ins[0] if ins else UNKNOWN)]
     if key == ("com.microsoft", "DynamicQuantizeLSTM"):
@@ -145,19 +152,18 @@ def _standard(
     return shaped + [UNKNOWN] * (n_out - len(shaped))
 
 
-def _channels_last_conv(
-    op: str, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
-) -> list[TensorInfo]:
-    x = ins[0]
-    w = ins[3] if op == "QLinearConv" else ins[1]
+def _via_channels_first(
+    op: str, attrs: dict[str, Any], x: TensorInfo, others: list[TensorInfo]
+) -> TensorInfo:
+    """A channels-last op's output: its standard NCHW ``op`` on the transposed input, then
+    transposed back."""
     if x.shape is None or len(x.shape) < 3:
-        return [UNKNOWN] * n_out
-    nchw = (x.shape[0], x.shape[-1], *x.shape[1:-1])
-    out = _standard("Conv", attrs, [TensorInfo(elem_type=1, shape=nchw), w], 1, x.elem_type)[0]
+        return TensorInfo(elem_type=x.elem_type)
+    nchw = TensorInfo(elem_type=1, shape=to_channels_first(x.shape))
+    out = _standard(op, attrs, [nchw, *others], 1, x.elem_type)[0]
     if out.shape is None:
-        return [out] + [UNKNOWN] * (n_out - 1)
-    nhwc = (out.shape[0], *out.shape[2:], out.shape[1])
-    return [TensorInfo(elem_type=x.elem_type, shape=nhwc)] + [UNKNOWN] * (n_out - 1)
+        return out
+    return TensorInfo(elem_type=x.elem_type, shape=to_channels_last(out.shape))
 
 
 _NHWC_POOLS = {
@@ -165,16 +171,6 @@ _NHWC_POOLS = {
     ("com.microsoft", "QLinearAveragePool"): "AveragePool",
     ("com.microsoft", "QLinearGlobalAveragePool"): "GlobalAveragePool",
 }
-
-
-def _channels_last_pool(op: str, attrs: dict[str, Any], x: TensorInfo) -> TensorInfo:
-    if x.shape is None or len(x.shape) < 3:
-        return TensorInfo(elem_type=x.elem_type)
-    nchw = TensorInfo(elem_type=1, shape=(x.shape[0], x.shape[-1], *x.shape[1:-1]))
-    out = _standard(op, attrs, [nchw], 1, x.elem_type)[0]
-    if out.shape is None:
-        return out
-    return TensorInfo(elem_type=x.elem_type, shape=(out.shape[0], *out.shape[2:], out.shape[1]))
 
 
 def fused_matmul_operand(shape: ShapeT, trans: bool, trans_batch: bool) -> ShapeT:
@@ -224,7 +220,7 @@ def _channels_first(x: TensorInfo) -> TensorInfo:
     """NHWC -> NCHW(c): ORT reorders a channels-last tensor (a Reshape of tokens) for NCHWc."""
     if x.shape is None or len(x.shape) < 3:
         return TensorInfo(elem_type=x.elem_type)
-    return TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], x.shape[-1], *x.shape[1:-1]))
+    return TensorInfo(elem_type=x.elem_type, shape=to_channels_first(x.shape))
 
 
 def _nchwc_upsample(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:

@@ -10,7 +10,7 @@ from onnx import TensorProto
 from convaudit import cost
 from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
-from convaudit.model.tensors import TensorInfo
+from convaudit.model.tensors import TensorInfo, to_channels_first
 from convaudit.model.walk import Visit
 from convaudit.records import Layer
 
@@ -141,8 +141,8 @@ def _conv(
     info["weight_name"] = v.node.input[wi] if wi < len(v.node.input) else None
     info["bias_name"] = v.node.input[bi] if b is not None and bi is not None else None
     if layout == "nhwc":
-        xs = None if xs is None else (xs[0], xs[-1], *xs[1:-1])
-        ys = None if ys is None else (ys[0], ys[-1], *ys[1:-1])
+        xs = None if xs is None else to_channels_first(xs)
+        ys = None if ys is None else to_channels_first(ys)
     if ws is None or len(ws) < 3:
         return Layer(**base, **info, note="weight shape unknown")
     n_sp = len(ws) - 2

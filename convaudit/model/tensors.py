@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import onnx
@@ -165,3 +166,16 @@ def _better(a: Dim, b: Dim) -> Dim:
     if isinstance(b, int):
         return b
     return a if a is not None else b
+
+
+_D = TypeVar("_D")
+
+
+def to_channels_first(shape: tuple[_D, ...]) -> tuple[_D, ...]:
+    """NHWC -> NCHW (any number of spatial axes)."""
+    return (shape[0], shape[-1], *shape[1:-1])
+
+
+def to_channels_last(shape: tuple[_D, ...]) -> tuple[_D, ...]:
+    """NCHW -> NHWC (any number of spatial axes)."""
+    return (shape[0], *shape[2:], shape[1])
