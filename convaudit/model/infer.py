@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from functools import lru_cache
+from math import prod
 
 import onnx
 from onnx import numpy_helper
@@ -72,4 +73,13 @@ def infer_outputs(
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             conflicts.append(reason.removeprefix("[ShapeInferenceError] ")[:200])
         return [UNKNOWN for _ in node.output]
-    return [info_from_type(out[name]) if name in out else UNKNOWN for name in node.output]
+    outs = [info_from_type(out[name]) if name in out else UNKNOWN for name in node.output]
+    if node.op_type == "Reshape" and domain == "" and outs:
+        # ONNX's inference takes a constant target shape on trust; a runtime refuses a target
+        # that does not hold the input's elements (a Reshape baked at another input size).
+        a, b = inputs[0].static_shape, outs[0].static_shape
+        if a is not None and b is not None and prod(a) != prod(b):
+            if conflicts is not None:
+                conflicts.append(f"{a} and {b} differ in size")
+            return [UNKNOWN for _ in node.output]
+    return outs

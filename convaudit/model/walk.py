@@ -12,7 +12,6 @@ import dataclasses
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from math import prod
 from typing import Any
 
 import numpy as np
@@ -336,10 +335,6 @@ class Walker:
         if domain in ONNX_DOMAINS:
             conflicts: list[str] = []
             outs = infer_outputs(node, ins, scope.opsets, conflicts)
-            if op == "Reshape" and outs and _reshape_mismatch(ins[0], outs[0]):
-                # ONNX's inference takes the target shape on trust; a runtime refuses it
-                conflicts.append(f"{ins[0].static_shape} and {outs[0].static_shape} differ in size")
-                outs = [UNKNOWN for _ in node.output]
             if conflicts:
                 shapes = ", ".join(
                     "x".join(map(str, i.static_shape or ()))
@@ -466,11 +461,6 @@ def _checked(name: str, info: TensorInfo) -> TensorInfo:
                 " and --dim"
             )
     return info
-
-
-def _reshape_mismatch(x: TensorInfo, y: TensorInfo) -> bool:
-    a, b = x.static_shape, y.static_shape
-    return a is not None and b is not None and prod(a) != prod(b)
 
 
 def _const_attr(a: onnx.AttributeProto) -> tuple[int, tuple[int, ...], list[Any]]:
