@@ -240,9 +240,9 @@ def run_fix(
     if options.max_error is not None and not options.max_error >= 0:
         raise FixError(f"--max-error must be >= 0, got {options.max_error}")
 
-    facts = analyse_model(str(src), config)
-    findings = find(facts, config)
     with load_model(src) as loaded:
+        facts = analyse_model(str(src), config, loaded)
+        findings = find(facts, config)
         plans, skipped = plan.select(
             facts,
             findings,
