@@ -73,18 +73,12 @@ def _layer_result(p: plan.Plan, factors: factorize.Factors, measured: float | No
     layer = p.layer
     cout = layer.out_channels or 0
     return LayerFix(
-        name=layer.name,
-        op_type=layer.op_type,
-        kernel_shape=layer.kernel_shape,
-        in_channels=layer.in_channels,
-        out_channels=layer.out_channels,
+        **plan.layer_fields(layer),
         rewritten=True,
         width=p.width,
         width_source=p.width_source,
         break_even=p.break_even,
-        before_macs=layer.total_macs,
         after_macs=p.after_macs,
-        before_params=layer.params,
         # Folding a BatchNorm into a conv without bias gives it one.
         after_params=p.after_params + (0 if layer.has_bias or p.bn_name is None else cout),
         energy=factors.energy,

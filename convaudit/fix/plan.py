@@ -6,6 +6,7 @@ import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import onnx
 
@@ -156,19 +157,21 @@ def node_inputs(node: onnx.NodeProto) -> list[str]:
     return names
 
 
-def _skip(layer: Layer, reason: str, **extra: object) -> LayerFix:
-    return LayerFix(
-        name=layer.name,
-        op_type=layer.op_type,
-        kernel_shape=layer.kernel_shape,
-        in_channels=layer.in_channels,
-        out_channels=layer.out_channels,
-        rewritten=False,
-        reason=reason,
-        before_macs=layer.total_macs,
-        before_params=layer.params,
-        **extra,  # type: ignore[arg-type]
-    )
+def layer_fields(layer: Layer) -> dict[str, Any]:
+    """The LayerFix fields that describe the original conv, rewritten or not."""
+    return {
+        "name": layer.name,
+        "op_type": layer.op_type,
+        "kernel_shape": layer.kernel_shape,
+        "in_channels": layer.in_channels,
+        "out_channels": layer.out_channels,
+        "before_macs": layer.total_macs,
+        "before_params": layer.params,
+    }
+
+
+def _skip(layer: Layer, reason: str, **extra: Any) -> LayerFix:
+    return LayerFix(**layer_fields(layer), rewritten=False, reason=reason, **extra)
 
 
 def foldable_bn(layer: Layer, index: GraphIndex) -> str | None:
