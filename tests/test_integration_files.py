@@ -134,3 +134,77 @@ def test_pr_comment_is_created_when_none_exists(tmp_path: Path) -> None:
     assert calls[1] == (
         f"api -X POST repos/acme/models/issues/42/comments -F body=@{tmp_path}/convaudit.md"
     )
+
+
+def test_action_keeps_the_callers_python() -> None:
+    (setup,) = [s for s in _steps() if s.get("uses", "").startswith("actions/setup-python@")]
+    assert setup["with"]["update-environment"] is False
+    (install,) = [s for s in _steps() if s.get("name") == "Install convaudit"]
+    # Installed into a private venv, never with the caller's (or the PATH's) pip.
+    assert '"$CONVAUDIT_PYTHON" -m venv' in install["run"]
+    assert "python -m pip install" not in install["run"].replace("/bin/python -m pip", "")
+
+
+def test_steps_a_fork_token_cannot_do_never_fail_the_job() -> None:
+    names = {"Upload SARIF to code scanning", "Comment on the pull request"}
+    steps = [s for s in _steps() if s.get("name") in names]
+    assert len(steps) == 2
+    assert all(s["continue-on-error"] is True for s in steps)
+
+
+def test_pr_comment_from_a_fork_is_a_notice_not_a_call(tmp_path: Path) -> None:
+    (step,) = [s for s in _steps() if s.get("name") == "Comment on the pull request"]
+    (tmp_path / "convaudit.md").write_text("<!-- convaudit-report -->\n")
+    log = tmp_path / "gh.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_REPOSITORY": "acme/models",
+        "HEAD_REPO": "someone/models",
+        "PR_NUMBER": "7",
+        "FAKE_LOG": str(log),
+        "FAKE_EXISTING": "",
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not log.exists()
+    assert proc.stdout.startswith("::notice title=convaudit::pull request from a fork")
+
+
+def test_action_scans_from_its_working_directory(tmp_path: Path) -> None:
+    (scan,) = [s for s in _steps() if s.get("id") == "scan"]
+    assert scan["working-directory"] == "${{ inputs.working-directory }}"
+    workspace = tmp_path / "ws"
+    sub = workspace / "ml"
+    sub.mkdir(parents=True)
+    (sub / "m.onnx").write_bytes((ROOT / "sample_models" / "textbook_5x5.onnx").read_bytes())
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        **scan["env"],
+        "CONVAUDIT_PATHS": "m.onnx",
+        "CONVAUDIT_ARGS": "",
+        "CONVAUDIT_SARIF": "reports/convaudit.sarif",
+        "GITHUB_WORKSPACE": str(workspace),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(out),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    (workspace / "reports").mkdir()
+    proc = subprocess.run(
+        ["bash", "-e", "-c", scan["run"]], cwd=sub, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    # The model is found relative to working-directory; the SARIF lands where upload-sarif
+    # reads it (relative to the workspace).
+    assert "file=m.onnx,line=1,title=CA101" in proc.stdout
+    sarif = json.loads((workspace / "reports" / "convaudit.sarif").read_text())
+    assert sarif["runs"][0]["results"]
