@@ -29,9 +29,21 @@ _ORT_TYPES = {
 }
 
 
+def require_onnxruntime() -> Any:
+    """The onnxruntime module, or a FixError saying how to install it (it is the `fix` extra)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise FixError(
+            "convaudit fix runs models with onnxruntime, which is not installed: "
+            "pip install 'convaudit[fix]'"
+        ) from None
+    return onnxruntime
+
+
 def session(model: str | Path | bytes) -> Any:
     """A single-threaded CPU onnxruntime session (quiet)."""
-    import onnxruntime as ort
+    ort = require_onnxruntime()
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
