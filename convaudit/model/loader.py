@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped] 
 from onnx import helper, numpy_helper
 
 from convaudit.errors import ModelLoadError
+from convaudit.model.formats import foreign_format
 from convaudit.model.wire import (
     DOUBLE_DATA,
     FLOAT_DATA,
@@ -139,6 +140,7 @@ def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
                 raise ModelLoadError("file is empty", path=file)
             # ACCESS_READ cannot write back, and only the pages we walk are ever read in.
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                _refuse_foreign_format(buf, file)
                 _check_model_fields(buf, file)
                 content, stripped = strip_payloads(buf, keep_bytes)
     except FileNotFoundError:
@@ -154,7 +156,9 @@ def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
         message = f"not an ONNX model (protobuf decode failed: {err})"
         raise ModelLoadError(message, path=file) from None
     if not proto.HasField("graph"):
-        raise ModelLoadError("not an ONNX model: the protobuf has no graph", path=file)
+        # A protobuf without a graph: a TensorFlow .pb parses this far.
+        advice = foreign_format(b"", file.name) or "the protobuf has no graph"
+        raise ModelLoadError(f"not an ONNX model: {advice}", path=file)
     bad = _non_utf8_text(proto)
     if bad is not None:
         raise ModelLoadError(f"not an ONNX model: {bad} is not UTF-8 text", path=file)
@@ -217,6 +221,18 @@ def _wire_type(field: Any) -> int:  # a protobuf FieldDescriptor (untyped)
 
 # From the descriptor, so fields added in a newer onnx are recognised.
 _MODEL_FIELDS = {f.number: _wire_type(f) for f in onnx.ModelProto.DESCRIPTOR.fields}
+
+
+def _refuse_foreign_format(buf: Buffer, file: Path) -> None:
+    """A file that is recognisably something else gets advice, not protobuf internals."""
+    head = bytes(buf[:64])
+    advice = foreign_format(head, file.name)
+    if advice is None:
+        return
+    try:
+        _check_model_fields(buf, file)
+    except ModelLoadError:
+        raise ModelLoadError(f"not an ONNX model: {advice}", path=file) from None
 
 
 def _check_model_fields(buf: Buffer, file: Path) -> None:
