@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convaudit.config import Config
@@ -24,26 +22,13 @@ ERROR_PROBLEMS = {"unknown-domain", "unknown-op"}
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files, directories (every ``*.onnx`` below) and globs -> sorted unique model paths."""
-    found: list[str] = []
-    for raw in paths:
-        text = os.fspath(raw)
-        p = Path(text)
-        if p.is_dir():
-            models = sorted(str(m) for m in p.rglob("*.onnx") if m.is_file())
-            if not models:
-                raise ModelLoadError("directory contains no .onnx models", path=text)
-            found.extend(models)
-        elif p.exists():
-            found.append(text)
-        elif glob.has_magic(text):
-            matches = sorted(m for m in glob.glob(text, recursive=True) if Path(m).is_file())
-            if not matches:
-                raise ModelLoadError("pattern matches no files", path=text)
-            found.extend(matches)
-        else:
-            raise ModelLoadError("no such file or directory", path=text)
-    return sorted(dict.fromkeys(found))
+    """Files, directories (every ``*.onnx`` below) and globs -> sorted unique model paths.
+
+    Hidden folders, virtual environments and git-ignored files are left out (see ``discover``).
+    """
+    from convaudit.discover import discover
+
+    return list(discover(paths).models)
 
 
 def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
