@@ -17,9 +17,10 @@ from typing import Any
 
 from convaudit.config import Config, Suppression
 from convaudit.errors import ConfigError
-from convaudit.records import Finding, Layer, ModelFacts, Recommendation
+from convaudit.records import Finding, Layer, ModelFacts
 from convaudit.rules.context import GraphContext
 from convaudit.rules.facts import Bound, Subject
+from convaudit.rules.kinds import recommendation
 from convaudit.rules.loader import load_rules
 from convaudit.rules.matcher import matches
 from convaudit.rules.schema import Rule
@@ -211,92 +212,6 @@ def _finding(rule: Rule, bound: Bound, model: str) -> Finding:
         recommendation=recommendation(rule.recommendation, bound),
         model_path=model,
     )
-
-
-def recommendation(kind: str | None, b: Bound) -> Recommendation | None:
-    """The exact before/after figures of a rule's suggested change (None when unknown)."""
-    layer = b.layer
-    before_macs, before_params = layer.total_macs, layer.params
-    if kind is None or before_macs is None or before_params is None:
-        return None
-    if kind == "bottleneck":
-        width, macs, params = (
-            b.get("bottleneck_width"),
-            b.get("bottleneck_macs"),
-            b.get("bottleneck_params"),
-        )
-        if width is None or macs is None:
-            return None
-        details = {
-            "break_even_width": round(b.get("break_even_width"), 1),
-            "reduce_macs": b.get("bottleneck_reduce_macs"),
-            "main_macs": b.get("bottleneck_main_macs"),
-            "width_policy": b.param("width_policy"),
-        }
-        return Recommendation(
-            kind=kind,
-            width=width,
-            before_macs=before_macs,
-            before_params=before_params,
-            after_macs=macs,
-            after_params=params,
-            details=details,
-        )
-    if kind == "global-pool-head":
-        macs, params = b.get("head_macs"), b.get("head_params")
-        if macs is None:
-            return None
-        details = {
-            "channels": b.get("flatten_channels"),
-            "spatial": b.get("flatten_size"),
-            "params_saving_factor": round(before_params / params, 4) if params else None,
-        }
-        return Recommendation(
-            kind=kind,
-            before_macs=before_macs,
-            before_params=before_params,
-            after_macs=macs,
-            after_params=params,
-            details=details,
-        )
-    if kind == "factorize-kernel":
-        stacked, asym = b.get("stacked_3x3_macs"), b.get("asymmetric_macs")
-        if stacked is None or asym is None:
-            return None
-        chosen = "asymmetric" if asym <= stacked else "stacked_3x3"
-        details = {
-            "chosen": chosen,
-            "stacked_3x3": {
-                "count": b.get("stacked_3x3_count"),
-                "macs": stacked,
-                "params": b.get("stacked_3x3_params"),
-            },
-            "asymmetric": {"macs": asym, "params": b.get("asymmetric_params")},
-        }
-        return Recommendation(
-            kind=kind,
-            before_macs=before_macs,
-            before_params=before_params,
-            after_macs=min(asym, stacked),
-            after_params=b.get(f"{chosen}_params"),
-            details=details,
-        )
-    if kind == "separable":
-        macs = b.get("separable_macs")
-        if macs is None:
-            return None
-        return Recommendation(
-            kind=kind,
-            before_macs=before_macs,
-            before_params=before_params,
-            after_macs=macs,
-            after_params=b.get("separable_params"),
-            details={
-                "depthwise_macs": b.get("depthwise_macs"),
-                "pointwise_macs": b.get("pointwise_macs"),
-            },
-        )
-    return None
 
 
 def worst_first(findings: Iterable[Finding]) -> list[Finding]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from convaudit.rules import schema
 from convaudit.rules.facts import FACTS
+from convaudit.rules.kinds import KIND_NAMES
 
 
 def rule_file_schema() -> dict[str, Any]:
@@ -96,7 +97,7 @@ def rule_file_schema() -> dict[str, Any]:
                 "description": "text with {fact} or {fact:spec} placeholders only",
             },
             "docs": docs,
-            "recommendation": {"enum": [*schema.RECOMMENDATIONS, None]},
+            "recommendation": {"enum": [*KIND_NAMES, None]},
         },
     }
     return {

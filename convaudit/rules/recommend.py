@@ -59,7 +59,7 @@ class ConvShape:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
+class Alternative:
     """One alternative: its MACs and params per model run, with named parts."""
 
     macs: int
@@ -70,7 +70,7 @@ class Plan:
 # -- 1x1 bottleneck ---------------------------------------------------------------------------
 
 
-def bottleneck(shape: ConvShape, width: int) -> Plan:
+def bottleneck(shape: ConvShape, width: int) -> Alternative:
     """A 1x1 Cin->width conv (input resolution, no bias) then the KxK width->Cout conv."""
     reduce, main = cost.bottleneck_macs(
         shape.in_channels,
@@ -82,7 +82,7 @@ def bottleneck(shape: ConvShape, width: int) -> Plan:
         batch=shape.runs,
     )
     params = cost.bottleneck_params(shape.in_channels, width, shape.out_channels, shape.kernel)
-    return Plan(
+    return Alternative(
         macs=reduce + main, params=params + shape.bias, parts=(("1x1", reduce), ("kxk", main))
     )
 
@@ -150,13 +150,15 @@ def bottleneck_width(
 # -- global-average-pool head (Network-in-Network) --------------------------------------------
 
 
-def pooled_head(rows: int, channels: int, out_features: int, has_bias: bool) -> Plan:
+def pooled_head(rows: int, channels: int, out_features: int, has_bias: bool) -> Alternative:
     """Global average pooling then a dense Cin->N layer (equivalently a 1x1 conv then pooling).
 
     Pooling adds are not MACs: the layer costs rows * C * N MACs and C * N (+ N bias) params.
     """
     macs = rows * channels * out_features
-    return Plan(macs=macs, params=channels * out_features + (out_features if has_bias else 0))
+    return Alternative(
+        macs=macs, params=channels * out_features + (out_features if has_bias else 0)
+    )
 
 
 # -- large-kernel factorisation (Inception v2/v3) ---------------------------------------------
@@ -167,7 +169,7 @@ def stacked_3x3_count(kernel: int) -> int:
     return max(1, -(-(kernel - 1) // 2))
 
 
-def stacked_3x3(shape: ConvShape) -> Plan:
+def stacked_3x3(shape: ConvShape) -> Alternative:
     """n 3x3 convs (Cin->Cout, then Cout->Cout), all at the output resolution. A strided layer
     keeps its reach only if the 3x3s before the last run unstrided, at the input resolution
     (striding the first would widen the reach to 3 + 2·(n-1)·stride)."""
@@ -180,12 +182,12 @@ def stacked_3x3(shape: ConvShape) -> Plan:
     last = shape.runs * 9 * shape.out_channels * shape.out_channels * area * min(1, n - 1)
     rest = middle + last
     params = 9 * shape.out_channels * (shape.in_channels + (n - 1) * shape.out_channels)
-    return Plan(
+    return Alternative(
         macs=first + rest, params=params + shape.bias, parts=(("3x3", first), ("rest", rest))
     )
 
 
-def asymmetric(shape: ConvShape) -> Plan:
+def asymmetric(shape: ConvShape) -> Alternative:
     """A 1xK conv Cin->Cout then a Kx1 conv Cout->Cout, both at the output resolution. When the
     layer is strided the 1xK strides across only and the Kx1 down only (same reach), so the
     1xK's output keeps the input's height."""
@@ -197,7 +199,7 @@ def asymmetric(shape: ConvShape) -> Plan:
     first = shape.runs * k * shape.in_channels * shape.out_channels * first_area
     second = shape.runs * k * shape.out_channels * shape.out_channels * area
     params = k * shape.out_channels * (shape.in_channels + shape.out_channels)
-    return Plan(
+    return Alternative(
         macs=first + second, params=params + shape.bias, parts=(("1xk", first), ("kx1", second))
     )
 
@@ -205,14 +207,14 @@ def asymmetric(shape: ConvShape) -> Plan:
 # -- depthwise-separable ----------------------------------------------------------------------
 
 
-def separable(shape: ConvShape) -> Plan:
+def separable(shape: ConvShape) -> Alternative:
     """A depthwise KxK conv on Cin channels then a pointwise 1x1 Cin->Cout conv."""
     area = prod(shape.out_spatial)
     k = prod(shape.kernel)
     depthwise = shape.runs * shape.in_channels * k * area
     pointwise = shape.runs * shape.in_channels * shape.out_channels * area
     params = shape.in_channels * k + shape.in_channels * shape.out_channels
-    return Plan(
+    return Alternative(
         macs=depthwise + pointwise,
         params=params + shape.bias,
         parts=(("depthwise", depthwise), ("pointwise", pointwise)),

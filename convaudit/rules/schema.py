@@ -27,7 +27,6 @@ DOC_KEYS = ("what", "why", "example", "fix")
 OPTIONAL_DOC_KEYS = ("references",)
 LEAF_KEYS = ("fact", "op", "value")
 GROUP_KEYS = ("all", "any", "not")
-RECOMMENDATIONS = ("bottleneck", "global-pool-head", "factorize-kernel", "separable")
 
 RULE_ID = re.compile(r"[A-Z]{1,8}[0-9]{1,4}")
 BUILTIN_ID = re.compile(r"CA[0-9]{3}")

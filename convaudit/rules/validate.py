@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from convaudit.errors import RuleFileError
-from convaudit.rules import recommend, schema
-from convaudit.rules.facts import FACTS, RECOMMENDATION_PARAMS
+from convaudit.rules import schema
+from convaudit.rules.facts import FACTS
+from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS
 from convaudit.rules.schema import Group, Leaf, Param, Rule
 from convaudit.rules.template import TemplateError, check_spec, parse
 
@@ -140,11 +141,11 @@ def _rule(f: _File, data: LineDict) -> Rule:
         raise f.fail(line["message"], str(exc)) from None
     docs = _docs(f, data)
     rec = data.get("recommendation")
-    if rec is not None and rec not in schema.RECOMMENDATIONS:
+    if rec is not None and rec not in KIND_NAMES:
         raise f.fail(
             line["recommendation"],
-            f"recommendation {rec!r} must be one of {', '.join(schema.RECOMMENDATIONS)}"
-            f"{nearest(str(rec), schema.RECOMMENDATIONS)}",
+            f"recommendation {rec!r} must be one of {', '.join(KIND_NAMES)}"
+            f"{nearest(str(rec), KIND_NAMES)}",
         )
     rule = Rule(
         id=rule_id,
@@ -165,7 +166,7 @@ def _rule(f: _File, data: LineDict) -> Rule:
     used = {leaf.value.name for leaf in rule.leaves() if isinstance(leaf.value, Param)}
     used |= set(message.names)
     for pname in params:
-        if pname not in used and pname not in RECOMMENDATION_PARAMS:
+        if pname not in used and pname not in KIND_PARAMS:
             raise f.fail(
                 data["params"].key_lines[pname],
                 f"param {pname!r} is never used: refer to it as ${pname} in match or "
@@ -197,29 +198,23 @@ def _params(f: _File, data: LineDict) -> tuple[dict[str, Any], dict[str, str]]:
 
 def param_type(name: str, value: Any) -> str:
     """The type a param keeps when overridden: a recommendation param's, or its value's."""
-    if name in RECOMMENDATION_PARAMS:
-        return RECOMMENDATION_PARAMS[name]
+    if name in KIND_PARAMS:
+        return KIND_PARAMS[name].type
     return schema.value_type(value) or "str"
 
 
 def check_param(name: str, value: Any, expected: str | None) -> None:
     """Raise ValueError when ``value`` is not a valid value for param ``name``."""
-    if name in RECOMMENDATION_PARAMS:
-        if name == "width_policy" and value not in recommend.WIDTH_POLICIES:
+    kind_param = KIND_PARAMS.get(name)
+    if kind_param is not None:
+        choices = kind_param.choices
+        if choices and value not in choices:
             raise ValueError(
-                f"param width_policy {value!r} must be one of {', '.join(recommend.WIDTH_POLICIES)}"
-                f"{nearest(str(value), recommend.WIDTH_POLICIES)}"
+                f"param {name} {value!r} must be one of {', '.join(choices)}"
+                f"{nearest(str(value), choices)}"
             )
-        if name == "width_ratio" and not (schema.fits("float", value) and 0 < value <= 1):
-            raise ValueError(f"param width_ratio {value!r} must be a number in (0, 1]")
-        if name == "target_saving" and not (schema.fits("float", value) and value > 1):
-            raise ValueError(f"param target_saving {value!r} must be a number above 1")
-        if (
-            name == "mac_budget"
-            and value is not None
-            and not (schema.value_type(value) == "int" and value > 0)
-        ):
-            raise ValueError(f"param mac_budget {value!r} must be a positive integer or null")
+        if not kind_param.valid(value):
+            raise ValueError(f"param {name} {value!r} must be {kind_param.allowed}")
         return
     vt = schema.value_type(value)
     if vt is None or vt == "ints":
