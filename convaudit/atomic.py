@@ -7,13 +7,15 @@ import tempfile
 from pathlib import Path
 
 from convaudit.errors import ConvauditError
+from convaudit.safe_io import check_output_path
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one, never half."""
     target = Path(path)
-    if target.is_dir():
-        raise ConvauditError("is a directory: name the output file", path=target)
+    # A device or FIFO is refused, never replaced: as root, -o /dev/null would swap the real
+    # /dev/null for a regular file.
+    check_output_path(target, error=ConvauditError)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

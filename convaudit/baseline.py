@@ -16,8 +16,10 @@ from typing import Any
 from convaudit.errors import ConfigError
 from convaudit.records import AuditResult, BaselineEntry, BaselineSummary, ModelReport
 from convaudit.rules.engine import model_key
+from convaudit.safe_io import clip, read_regular
 
 SCHEMA_VERSION = 1
+_MISSING = "cannot read baseline: no such file"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +52,13 @@ def render_baseline(result: AuditResult, root: str | None = None) -> str:
 def load_baseline(path: str | Path) -> Baseline:
     """Read and check a baseline file written by ``convaudit baseline create``."""
     p = Path(path)
+    raw_bytes = read_regular(p, error=ConfigError, what="baseline", missing=_MISSING)
     try:
-        data: Any = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read baseline: {exc.strerror or exc}", path=p) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"baseline is not valid JSON: {exc}", path=p) from None
+        data: Any = json.loads(raw_bytes.decode("utf-8"))
+    except RecursionError:
+        raise ConfigError("baseline is nested too deeply to be one", path=p) from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, a number of more than 4,300 digits
+        raise ConfigError(f"baseline is not valid JSON: {clip(str(exc))}", path=p) from None
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise ConfigError(
             f"not a convaudit baseline (schema_version {SCHEMA_VERSION} expected)", path=p

@@ -16,6 +16,7 @@ from convaudit.errors import ConfigError
 from convaudit.humanize import human, parse_quantity
 from convaudit.records import Finding, ModelFacts
 from convaudit.report.common import RuleInfo
+from convaudit.safe_io import shown
 
 RULE_ID = "CA900"
 RULE_NAME = "budget-exceeded"
@@ -46,9 +47,9 @@ def parse_budget(flag: str, text: str) -> int:
     try:
         value = parse_quantity(text)
     except ValueError as exc:
-        raise ConfigError(f"{flag} {text!r}: {exc}") from None
+        raise ConfigError(f"{flag} {shown(text, 60)}: {exc}") from None
     if value <= 0:
-        raise ConfigError(f"{flag} {text!r}: must be positive")
+        raise ConfigError(f"{flag} {shown(text)}: must be positive")
     return value
 
 
@@ -56,7 +57,7 @@ def parse_increase(text: str, flag: str = "--max-increase") -> float:
     """ "2%" -> 0.02; "0.5%" -> 0.005; a bare number is a percentage too."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*", text)
     if not m:
-        raise ConfigError(f"{flag} {text!r}: expected a percentage such as 2% or 0.5%")
+        raise ConfigError(f"{flag} {shown(text)}: expected a percentage such as 2% or 0.5%")
     return float(m.group(1)) / 100
 
 

@@ -193,7 +193,7 @@ def scan(
         list[str] | None,
         typer.Option("--report", help="Also write FMT=PATH, e.g. sarif=out.sarif (repeatable)."),
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel processes.")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel processes.")] = 1,
     shard: Annotated[
         str | None, typer.Option("--shard", help="Scan slice I of N of the sorted models: I/N.")
     ] = None,
@@ -236,6 +236,8 @@ def scan(
 
         if fmt not in REPORTERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(REPORTERS)}")
+        if jobs < 1:  # checked here, not by click: one error line, not a usage panel
+            raise ConvauditError(f"--jobs must be at least 1, got {jobs}")
         extra_reports = _parse_reports(report or [])
         config = _config(
             paths,

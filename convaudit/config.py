@@ -113,15 +113,19 @@ class Config:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from convaudit.safe_io import read_regular
+
+    data = read_regular(path, error=ConfigError, what="config")  # a FIFO must not block
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=path) from None
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path=path) from None
     except UnicodeDecodeError:
         raise ConfigError("config is not UTF-8 text", path=path) from None
+    except RecursionError:
+        raise ConfigError("invalid TOML: nested too deeply", path=path) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError(f"invalid TOML: {exc}", path=path) from None
 
 
 def _table(path: Path) -> dict[str, Any] | None:
@@ -152,7 +156,7 @@ def find_config(start: str | Path) -> Path | None:
 def load_config(path: str | Path) -> Config:
     """The validated Config of one file (a pyproject without [tool.convaudit] gives defaults)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():  # a FIFO or device exists: read_regular then says what it is
         raise ConfigError("config file does not exist", path=p)
     from convaudit.config_table import from_table
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# The backstop of the one-line contract: whatever a message echoes (a 10 MB rule id, a YAML
+# parser's multi-line context), the line printed stays one line of bounded length. Messages cut
+# echoed text themselves first (safe_io.shown); this only catches what slips through.
+MESSAGE_LIMIT = 1000
+_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` with line breaks turned to spaces, cut to ``limit`` characters with an ellipsis."""
+    flat = _BREAKS.sub(" ", text[: limit * 2]).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class ConvauditError(Exception):
     """Base class: bad input or usage. The CLI prints ``str(error)`` on one line and exits 2."""
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
-        self.path = str(path) if path is not None else None
-        self.message = message
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        self.path = one_line(str(path)) if path is not None else None
+        self.message = one_line(message)
+        super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
 
 class ModelLoadError(ConvauditError):

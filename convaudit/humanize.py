@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from convaudit.safe_io import shown
+
 _UNITS = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
 
 
@@ -24,8 +26,11 @@ def percent(share: float | None) -> str:
 
 def parse_quantity(text: str) -> int:
     """ "4.1G" -> 4100000000; "25.6M" -> 25600000; plain integers pass through."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)\s*", text, flags=re.IGNORECASE)
+    # At most 30 digits: float() of 5,000 digits is inf, and round(inf) an OverflowError.
+    m = re.fullmatch(
+        r"\s*([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([KMGT]?)\s*", text, flags=re.IGNORECASE
+    )
     if not m:
-        raise ValueError(f"not a quantity: {text!r} (expected e.g. 4.1G, 25.6M, 1200)")
+        raise ValueError(f"not a quantity: {shown(text)} (expected e.g. 4.1G, 25.6M, 1200)")
     scale = dict(_UNITS).get(m.group(2).upper(), 1)
     return round(float(m.group(1)) * scale)

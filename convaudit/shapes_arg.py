@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from convaudit.errors import ConfigError
+from convaudit.safe_io import shown
 
 
 def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
@@ -18,7 +19,7 @@ def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
             shape = ()
         if not sep or not name or not shape or any(d < 0 for d in shape):
             raise ConfigError(
-                f"--input-shape {item!r}: expected NAME=AxBxC, e.g. images=1x3x224x224"
+                f"--input-shape {shown(item)}: expected NAME=AxBxC, e.g. images=1x3x224x224"
             )
         out[name] = shape
     return out
@@ -30,6 +31,6 @@ def parse_dims(items: Iterable[str]) -> dict[str, int]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name or not value.strip().isdigit():
-            raise ConfigError(f"--dim {item!r}: expected SYMBOL=VALUE, e.g. batch=1")
+            raise ConfigError(f"--dim {shown(item)}: expected SYMBOL=VALUE, e.g. batch=1")
         out[name.strip()] = int(value)
     return out

@@ -34,8 +34,9 @@ from convaudit.model.wire import (
     iter_fields,
     strip_payloads,
 )
+from convaudit.safe_io import external_data, open_external, open_regular
 
-__all__ = ["LoadedModel", "TensorLocation", "load_model"]
+__all__ = ["LoadedModel", "TensorLocation", "check_external_data", "load_model"]
 
 _T = onnx.TensorProto
 # Types whose raw_data is plain little-endian elements (sub-byte types are packed: onnx decodes).
@@ -108,7 +109,7 @@ class LoadedModel:
 
     def _open(self) -> io.RawIOBase:
         if self._file is None:
-            file = open(self.path, "rb", buffering=0)  # noqa: SIM115 closed by close()
+            file = open_regular(self.path, error=ModelLoadError, what="model")
             stat = os.fstat(file.fileno())
             if self._signature not in (None, (stat.st_size, stat.st_mtime_ns)):
                 file.close()
@@ -134,7 +135,10 @@ def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
     try:
         if file.is_dir():
             raise ModelLoadError("is a directory, not an .onnx file", path=file)
-        with open(file, "rb") as handle:
+        # A FIFO or device as the model would block or read forever: regular files only.
+        with open_regular(
+            file, error=ModelLoadError, what="model", missing="no such file"
+        ) as handle:
             stat = os.fstat(handle.fileno())
             if stat.st_size == 0:
                 raise ModelLoadError("file is empty", path=file)
@@ -343,40 +347,28 @@ def _decode(
 
 def _read_external(tensor: onnx.TensorProto, name: str, model_path: Path) -> np.ndarray:
     """Read an external-data tensor from its file, found relative to the model's directory."""
-    info = {entry.key: entry.value for entry in tensor.external_data}
-    location = info.get("location", "")
-    relative = Path(location)
-    # Like onnx itself: a model may only point at files under its own directory.
-    if not location or relative.is_absolute() or ".." in relative.parts:
-        raise ModelLoadError(
-            f"tensor {name!r} has an invalid external data location {location!r}", path=model_path
-        )
-    data_path = model_path.parent / relative
+    info = external_data(model_path, {e.key: e.value for e in tensor.external_data}, name)
+    file, length = open_external(model_path, info, name)  # checked before any allocation
     try:
-        offset = int(info.get("offset", "0"))
-        length = int(info["length"]) if "length" in info else None
-    except ValueError:
-        raise ModelLoadError(
-            f"tensor {name!r} has a non-integer external data offset or length", path=model_path
-        ) from None
-    try:
-        with open(data_path, "rb", buffering=0) as file:
-            if length is None:  # optional in the spec: the data runs to the end of the file
-                length = max(file.seek(0, 2) - offset, 0)
-            data = _read_span(file, data_path, offset, length, name)
-    except FileNotFoundError:
-        raise ModelLoadError(
-            f"external data file of tensor {name!r} not found (needed by {model_path.name})",
-            path=data_path,
-        ) from None
+        with file:
+            data = _read_span(file, info.named, info.offset, length, name)
     except OSError as err:
         message = f"cannot read external data ({err.strerror or err})"
-        raise ModelLoadError(message, path=data_path) from None
+        raise ModelLoadError(message, path=info.named) from None
     inline = onnx.TensorProto()
     inline.CopyFrom(tensor)
     del inline.external_data[:]
     inline.data_location = _T.DEFAULT
-    return _decode(inline, RAW_DATA, data, name, data_path)
+    return _decode(inline, RAW_DATA, data, name, info.named)
+
+
+def check_external_data(loaded: LoadedModel) -> None:
+    """Check every external-data entry of ``loaded`` (location inside the model's folder, a
+    regular file long enough, sizes within budget) before another reader (onnx.load) opens it."""
+    for name, tensor in loaded._index().items():
+        if tensor.data_location == _T.EXTERNAL:
+            info = external_data(loaded.path, {e.key: e.value for e in tensor.external_data}, name)
+            open_external(loaded.path, info, name)[0].close()
 
 
 def _to_array(tensor: onnx.TensorProto, name: str, path: Path) -> np.ndarray:

@@ -17,8 +17,11 @@ import yaml
 from convaudit.errors import RuleFileError
 from convaudit.rules.schema import Rule
 from convaudit.rules.validate import LineDict, validate_document
+from convaudit.safe_io import clip, read_regular
 
 RULE_SUFFIXES = (".yaml", ".yml")
+# Values one rule file may hold once aliases are expanded: a built-in rule file has ~120.
+MAX_VALUES = 100_000
 
 
 # libyaml's parser when the wheel has it (about 10x faster: rule loading is on every scan's
@@ -58,9 +61,7 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
     """Validated rules of one YAML file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleFileError(f"cannot read rule file: {exc.strerror or exc}", path=p) from None
+        text = read_regular(p, error=RuleFileError, what="rule file").decode("utf-8")
     except UnicodeDecodeError:
         raise RuleFileError("rule file is not UTF-8 text", path=p) from None
     try:
@@ -76,8 +77,30 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         raise RuleFileError(f"invalid YAML: {what}", path=f"{p}:{line}") from None
     except yaml.YAMLError as exc:
-        raise RuleFileError(f"invalid YAML: {exc}", path=p) from None
+        raise RuleFileError(f"invalid YAML: {clip(str(exc))}", path=p) from None
+    except RecursionError:
+        raise RuleFileError("invalid YAML: nested too deeply", path=p) from None
+    _refuse_expansion(data, p)
     return validate_document(p, data, builtin=builtin)
+
+
+def _refuse_expansion(data: object, path: Path) -> None:
+    """Refuse a document that expands to more than MAX_VALUES values anywhere (params, messages,
+    match alike). YAML aliases share one object per anchor, so nine lists of nine aliases are a
+    few hundred bytes that a validator or a ``!r`` echo would walk a billion times."""
+    count, stack = 0, [data]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise RuleFileError(
+                f"rule file expands to more than {MAX_VALUES:,} values (YAML aliases?)", path=path
+            )
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 # -- packs ------------------------------------------------------------------------------------

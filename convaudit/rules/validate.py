@@ -17,6 +17,7 @@ from convaudit.rules.facts import FACTS
 from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS
 from convaudit.rules.schema import Group, Leaf, Param, Rule
 from convaudit.rules.template import TemplateError, check_spec, parse
+from convaudit.safe_io import shown
 
 # A match tree larger than this is no hand-written rule: YAML aliases (&a / *a) can make a
 # few lines expand to 10^8 conditions, which would hang every scan evaluating them.
@@ -53,12 +54,12 @@ class _File:
         for key in data:
             if key not in allowed:
                 line = data.key_lines.get(key, data.line)
-                raise self.fail(line, f"unknown key {key!r} in {where}{nearest(key, allowed)}")
+                raise self.fail(line, f"unknown key {shown(key)} in {where}{nearest(key, allowed)}")
 
     def require(self, data: LineDict, required: Sequence[str], where: str) -> None:
         for key in required:
             if key not in data:
-                raise self.fail(data.line, f"{where} is missing the key {key!r}")
+                raise self.fail(data.line, f"{where} is missing the key {shown(key)}")
 
 
 def validate_document(path: Path, data: Any, *, builtin: bool) -> list[Rule]:
@@ -72,7 +73,7 @@ def validate_document(path: Path, data: Any, *, builtin: bool) -> list[Rule]:
     if version != schema.SCHEMA_VERSION or isinstance(version, bool):
         raise f.fail(
             data.key_lines["schema_version"],
-            f"schema_version {version!r} is not supported (this convaudit reads "
+            f"schema_version {shown(version)} is not supported (this convaudit reads "
             f"{schema.SCHEMA_VERSION})",
         )
     rules = data["rules"]
@@ -104,19 +105,21 @@ def _rule(f: _File, data: LineDict) -> Rule:
     line = data.key_lines
     rule_id = _text(f, data, "id")
     if not schema.RULE_ID.fullmatch(rule_id):
-        raise f.fail(line["id"], f"id {rule_id!r} must be a prefix of capitals and digits (ABC123)")
+        raise f.fail(
+            line["id"], f"id {shown(rule_id)} must be a prefix of capitals and digits (ABC123)"
+        )
     if f.builtin and not schema.BUILTIN_ID.fullmatch(rule_id):
         raise f.fail(line["id"], "built-in rule ids are CA and three digits")
     if not f.builtin and rule_id.startswith("CA"):
         raise f.fail(line["id"], "the CA prefix is reserved for built-in rules: use your own")
     name = _text(f, data, "name")
     if not schema.RULE_NAME.fullmatch(name):
-        raise f.fail(line["name"], f"name {name!r} must be kebab-case, naming the problem")
+        raise f.fail(line["name"], f"name {shown(name)} must be kebab-case, naming the problem")
     severity = _text(f, data, "severity")
     if severity not in schema.SEVERITIES:
         raise f.fail(
             line["severity"],
-            f"severity {severity!r} must be one of {', '.join(schema.SEVERITIES)}"
+            f"severity {shown(severity)} must be one of {', '.join(schema.SEVERITIES)}"
             f"{nearest(severity, schema.SEVERITIES)}",
         )
     params, types = _params(f, data)
@@ -144,7 +147,7 @@ def _rule(f: _File, data: LineDict) -> Rule:
     if rec is not None and rec not in KIND_NAMES:
         raise f.fail(
             line["recommendation"],
-            f"recommendation {rec!r} must be one of {', '.join(KIND_NAMES)}"
+            f"recommendation {shown(rec)} must be one of {', '.join(KIND_NAMES)}"
             f"{nearest(str(rec), KIND_NAMES)}",
         )
     rule = Rule(
@@ -169,7 +172,7 @@ def _rule(f: _File, data: LineDict) -> Rule:
         if pname not in used and pname not in KIND_PARAMS:
             raise f.fail(
                 data["params"].key_lines[pname],
-                f"param {pname!r} is never used: refer to it as ${pname} in match or "
+                f"param {shown(pname)} is never used: refer to it as ${pname} in match or "
                 f"{{{pname}}} in the message",
             )
     return rule
@@ -186,7 +189,7 @@ def _params(f: _File, data: LineDict) -> tuple[dict[str, Any], dict[str, str]]:
     for pname, value in raw.items():
         pline = raw.key_lines[pname]
         if not schema.PARAM_NAME.fullmatch(pname) or pname in FACTS:
-            raise f.fail(pline, f"param name {pname!r} must be snake_case and not a fact name")
+            raise f.fail(pline, f"param name {shown(pname)} must be snake_case and not a fact name")
         try:
             check_param(pname, value, None)
         except ValueError as exc:
@@ -210,17 +213,17 @@ def check_param(name: str, value: Any, expected: str | None) -> None:
         choices = kind_param.choices
         if choices and value not in choices:
             raise ValueError(
-                f"param {name} {value!r} must be one of {', '.join(choices)}"
+                f"param {name} {shown(value)} must be one of {', '.join(choices)}"
                 f"{nearest(str(value), choices)}"
             )
         if not kind_param.valid(value):
-            raise ValueError(f"param {name} {value!r} must be {kind_param.allowed}")
+            raise ValueError(f"param {name} {shown(value)} must be {kind_param.allowed}")
         return
     vt = schema.value_type(value)
     if vt is None or vt == "ints":
-        raise ValueError(f"param {name} {value!r} must be a number, text or true/false")
+        raise ValueError(f"param {name} {shown(value)} must be a number, text or true/false")
     if expected is not None and not schema.fits(expected, value):
-        raise ValueError(f"param {name} {value!r} must be a {expected} like its default")
+        raise ValueError(f"param {name} {shown(value)} must be a {expected} like its default")
 
 
 def _condition(
@@ -249,9 +252,9 @@ def _condition(
     fact, op, value = node["fact"], node["op"], node["value"]
     lines = node.key_lines
     if not isinstance(fact, str) or fact not in FACTS:
-        raise f.fail(lines["fact"], f"unknown fact {fact!r}{nearest(str(fact), FACTS)}")
+        raise f.fail(lines["fact"], f"unknown fact {shown(fact)}{nearest(str(fact), FACTS)}")
     if not isinstance(op, str) or op not in schema.OPS:
-        raise f.fail(lines["op"], f"unknown op {op!r}{nearest(str(op), schema.OPS)}")
+        raise f.fail(lines["op"], f"unknown op {shown(op)}{nearest(str(op), schema.OPS)}")
     ftype = FACTS[fact].type
     if ftype not in schema.OPS[op]:
         raise f.fail(lines["op"], f"op {op} does not apply to fact {fact} ({ftype})")
@@ -281,7 +284,7 @@ def _check_value(
         ok = schema.fits(ftype, value)
         expected = f"a {ftype} value" if ftype != "ints" else "a list of integers"
     if not ok:
-        raise f.fail(line, f"{what} {value!r} for fact {fact} must be {expected}")
+        raise f.fail(line, f"{what} {shown(value)} for fact {fact} must be {expected}")
 
 
 def _docs(f: _File, data: LineDict) -> dict[str, Any]:
