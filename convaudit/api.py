@@ -33,7 +33,7 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
     """Facts for one model with the config's input shapes and dims applied."""
-    from convaudit.model.facts import analyse
+    from convaudit.model.analyse import analyse
 
     input_shapes, dims = config.shapes_for(path)
     return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from convaudit.budgets import check_budgets, check_increase, parse_budget, parse_increase
 from convaudit.cli import app
 from convaudit.errors import ConfigError
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import ModelFacts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -404,7 +404,7 @@ def test_input_shape_flag_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_internal_error_exits_2_with_a_report_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    import convaudit.model.facts as facts
+    import convaudit.model.analyse as facts
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")

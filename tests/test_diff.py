@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from convaudit.cli import app
 from convaudit.diff import diff, match_layers
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import Layer
 from convaudit.report.diff_report import delta
 

@@ -226,7 +226,7 @@ def run_fix(
 ) -> FixResult:
     """Rewrite the planned convs of ``path`` into ``output``; see ``convaudit.api.fix``."""
     from convaudit.api import analyse_model, find
-    from convaudit.model.facts import analyse
+    from convaudit.model.analyse import analyse
     from convaudit.model.loader import load_model
 
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from convaudit.fix import plan
 from convaudit.fix.pipeline import FixOptions, run_fix
 from convaudit.fix.render import render_table
 from convaudit.fix.result import FixResult
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.model.loader import load_model
 from convaudit.records import Finding, Recommendation
 

@@ -113,7 +113,7 @@ def test_unreadable_external_weights_are_the_models_error_not_a_missing_figure(
 
 def test_weights_read_from_the_scan_s_own_open_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """--weights reuses the file the scan opened: the model structure is parsed once."""
-    import convaudit.model.facts as facts_module
+    import convaudit.model.analyse as facts_module
     import convaudit.model.loader as loader_module
 
     calls: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from convaudit.errors import ShapeError
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 
 
 def _grouped_conv(path: Path, edit: str) -> None:

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import ModelFacts
 
 ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"

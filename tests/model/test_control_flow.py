@@ -19,7 +19,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from convaudit import Config, scan
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import Layer, ModelFacts
 from convaudit.report.json_report import render
 

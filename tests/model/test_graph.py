@@ -8,7 +8,7 @@ import networkx as nx
 import onnx
 import pytest
 
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.model.graph import NodeGraph
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"

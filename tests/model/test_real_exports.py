@@ -19,7 +19,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from convaudit.errors import ShapeError
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import ModelFacts
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"

@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from convaudit.errors import ShapeError
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import Layer, ModelFacts
 
 F = TensorProto.FLOAT

@@ -14,7 +14,7 @@ import pytest
 from convaudit.api import scan
 from convaudit.config import Config, Suppression
 from convaudit.errors import ConfigError
-from convaudit.model.facts import analyse
+from convaudit.model.analyse import analyse
 from convaudit.records import Finding
 from convaudit.report.json_report import render
 from convaudit.rules.engine import RuleSet, fingerprint, selected
