@@ -11,7 +11,8 @@ from convaudit import cost
 from convaudit.errors import ConvauditError, ShapeError
 from convaudit.model.layers import cost_visit, is_costed
 from convaudit.model.loader import LoadedModel, load_model
-from convaudit.model.walk import Visit, Walker, WalkResult
+from convaudit.model.walk import Walker
+from convaudit.model.walkstate import Visit, WalkResult
 from convaudit.records import Layer, ModelFacts, ScanProblem, Totals
 
 INT64_MAX = (1 << 63) - 1

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import onnx
 
+from convaudit.errors import ShapeError
 from convaudit.model.tensors import UNKNOWN, Dim, TensorInfo, merge
+from convaudit.model.walkstate import BranchGroup, Env, Scope, SubgraphWalker, node_attrs
 from convaudit.records import ScanProblem
-
-if TYPE_CHECKING:
-    from convaudit.model.walk import Env, Walker, _Scope
 
 # Exporters write INT64_MAX as the trip count of a while-loop: that is "no static count".
 MAX_STATIC_TRIPS = 1 << 31
 
 
 def visit(
-    w: Walker,
+    w: SubgraphWalker,
     node: onnx.NodeProto,
     node_id: str,
     name: str,
     ins: list[TensorInfo],
     env: Env,
-    scope: _Scope,
+    scope: Scope,
 ) -> list[TensorInfo]:
     """Walk the node's subgraphs and return the node's output infos."""
     graphs = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
     needed = ("then_branch", "else_branch") if node.op_type == "If" else ("body",)
     missing = [g for g in needed if g not in graphs]
     if missing:
-        from convaudit.errors import ShapeError
-
         raise ShapeError(
             f"node {name!r} ({node.op_type}) has no {' or '.join(missing)} graph: "
             "the model is invalid"
@@ -44,20 +39,18 @@ def visit(
 
 
 def _walk_body(
-    w: Walker,
+    w: SubgraphWalker,
     g: onnx.GraphProto,
     env: Env,
-    scope: _Scope,
+    scope: Scope,
     label: str,
     bound: dict[str, TensorInfo],
     multiplier: int,
     node_id: str,
 ) -> list[TensorInfo]:
-    from convaudit.model.walk import _Scope
-
     sub_env = env.new_child()
     sub_env.update(bound)
-    sub = _Scope(
+    sub = Scope(
         graph=f"{scope.graph}/{label}",
         opsets=scope.opsets,
         multiplier=multiplier,
@@ -67,7 +60,7 @@ def _walk_body(
     for name in bound:  # body inputs shadow outer producers
         sub.producers.pop(name, None)
     declared = {} if w.input_shapes else {vi.name: vi for vi in g.value_info}
-    w._walk_graph(g, sub_env, sub, declared)
+    w.walk_subgraph(g, sub_env, sub, declared)
     outs = []
     for o in g.output:
         outs.append(merge(sub_env.get(o.name, UNKNOWN), w.declared(o.type)))
@@ -78,16 +71,14 @@ def _walk_body(
 
 
 def _if(
-    w: Walker,
+    w: SubgraphWalker,
     node_id: str,
     name: str,
     ins: list[TensorInfo],
     env: Env,
-    scope: _Scope,
+    scope: Scope,
     graphs: dict[str, onnx.GraphProto],
 ) -> list[TensorInfo]:
-    from convaudit.model.walk import BranchGroup
-
     cond = ins[0].value if ins else None
     taken = None if cond is None or cond.size != 1 else (0 if bool(cond.reshape(-1)[0]) else 1)
     branches, results = [], []
@@ -113,7 +104,7 @@ def _join(a: TensorInfo, b: TensorInfo) -> TensorInfo:
     return TensorInfo(elem_type=a.elem_type or b.elem_type, shape=shape, kind=a.kind)
 
 
-def _trips(w: Walker, value: object, name: str, scope: _Scope, what: str) -> int | None:
+def _trips(w: SubgraphWalker, value: object, name: str, scope: Scope, what: str) -> int | None:
     trips = None
     if isinstance(value, int) and 0 <= value < MAX_STATIC_TRIPS:
         trips = value
@@ -130,13 +121,13 @@ def _trips(w: Walker, value: object, name: str, scope: _Scope, what: str) -> int
 
 
 def _loop(
-    w: Walker,
+    w: SubgraphWalker,
     node: onnx.NodeProto,
     node_id: str,
     name: str,
     ins: list[TensorInfo],
     env: Env,
-    scope: _Scope,
+    scope: Scope,
     body: onnx.GraphProto,
 ) -> list[TensorInfo]:
     m = ins[0].value if ins and node.input[0] else None
@@ -198,24 +189,20 @@ def _may_exit_early(body: onnx.GraphProto) -> bool:
 
 
 def _scan(
-    w: Walker,
+    w: SubgraphWalker,
     node: onnx.NodeProto,
     node_id: str,
     name: str,
     ins: list[TensorInfo],
     env: Env,
-    scope: _Scope,
+    scope: Scope,
     body: onnx.GraphProto,
 ) -> list[TensorInfo]:
-    from convaudit.model.walk import node_attrs
-
     attrs = node_attrs(node)
     n_scan = int(attrs.get("num_scan_inputs", 0))
     n_state = len(ins) - n_scan
     in_axes = list(attrs.get("scan_input_axes", [0] * n_scan))
     if not 0 < n_scan <= len(ins) or len(in_axes) != n_scan:
-        from convaudit.errors import ShapeError
-
         raise ShapeError(
             f"node {name!r} (Scan): num_scan_inputs {n_scan} and scan_input_axes {in_axes} do "
             f"not fit its {len(ins)} inputs: the model is invalid"

@@ -11,7 +11,7 @@ from convaudit import cost
 from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
 from convaudit.model.tensors import TensorInfo, to_channels_first
-from convaudit.model.walk import Visit
+from convaudit.model.walkstate import Visit
 from convaudit.records import Layer
 
 # (domain, op) -> (category, X index, W index, bias index or None, layout)

@@ -11,129 +11,32 @@ from __future__ import annotations
 import dataclasses
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from convaudit.errors import ShapeError
-from convaudit.model import contrib
+from convaudit.errors import ConfigError, ShapeError
+from convaudit.model import contrib, control
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
 from convaudit.model.infer import ONNX_DOMAINS, infer_outputs
 from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, merge, tensor_info
+from convaudit.model.walkstate import (
+    BranchGroup,
+    Env,
+    Scope,
+    Visit,
+    WalkResult,
+    node_attrs,
+    resolve_alias,
+)
 from convaudit.records import ScanProblem
 
-Env = ChainMap[str, TensorInfo]
+__all__ = ["BranchGroup", "Env", "Scope", "Visit", "WalkResult", "Walker", "node_attrs"]
+
 INT64_MAX = (1 << 63) - 1
-
-
-@dataclass
-class Visit:
-    """One node in one execution context, with resolved input and output infos."""
-
-    node_id: str
-    node: onnx.NodeProto
-    name: str
-    graph: str
-    index: int
-    attrs: dict[str, Any]
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-    multiplier: int
-    counted: bool = True
-    scope: str = "main"  # name scope: "main" or the function call site's graph label
-
-
-@dataclass
-class BranchGroup:
-    """The visits of each branch of one If node; only the costlier branch is counted."""
-
-    node_id: str
-    branches: list[range]
-    taken: int | None  # index of the branch a constant condition selects
-
-
-@dataclass
-class WalkResult:
-    visits: list[Visit]
-    groups: list[BranchGroup]
-    graph: NodeGraph  # producer -> consumer; ModelFacts.graph gives it as a networkx.DiGraph
-    problems: list[ScanProblem]
-    inputs: dict[str, TensorInfo]
-    outputs: dict[str, TensorInfo]
-    # (scope, tensor) -> the (scope, tensor) it is another name for: Identity outputs of weights
-    # and function formals bound to actual inputs. A scope is "main" or one function call site.
-    aliases: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
-    # origin (scope, tensor) -> the stored (quantized) tensor a DequantizeLinear reads
-    stored: dict[tuple[str, str], TensorInfo] = field(default_factory=dict)
-
-    def source(self, scope: str, tensor: str) -> tuple[str, str]:
-        """The original (scope, name) of a tensor seen in ``scope`` (itself if not an alias)."""
-        return resolve_alias(self.aliases, scope, tensor)
-
-
-def resolve_alias(
-    aliases: Mapping[tuple[str, str], tuple[str, str]], scope: str, tensor: str
-) -> tuple[str, str]:
-    """Follow alias links from (``scope``, ``tensor``) to the tensor's origin."""
-    key = (scope, tensor)
-    seen = {key}
-    while key in aliases:
-        key = aliases[key]
-        if key in seen:  # defensive: a malformed graph cannot loop us
-            break
-        seen.add(key)
-    return key
-
-
-def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    """Plain Python attribute values; graphs and tensors are left out (handled where needed)."""
-    out: dict[str, Any] = {}
-    for a in node.attribute:
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            continue
-        if a.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
-            continue
-        value = _attribute_value(a)
-        if value is None:  # unreadable: treated as absent (its default), never a crash
-            continue
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list):
-            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
-        out[a.name] = value
-    return out
-
-
-def _attribute_value(a: onnx.AttributeProto) -> Any:
-    """``a``'s value; an untyped attribute (IR 1 exports left ``type`` out) by the field it
-    sets; None for an unbound function reference or a type this onnx does not know."""
-    if a.ref_attr_name:
-        return None
-    if a.type == onnx.AttributeProto.UNDEFINED:
-        for repeated in ("ints", "floats", "strings"):
-            if len(getattr(a, repeated)):
-                return list(getattr(a, repeated))
-        for single in ("i", "f", "s"):
-            if a.HasField(single):
-                return getattr(a, single)
-        return None
-    try:
-        return helper.get_attribute_value(a)
-    except ValueError:
-        return None
-
-
-@dataclass
-class _Scope:
-    graph: str
-    opsets: dict[str, int]
-    multiplier: int
-    producers: ChainMap[str, str] = field(default_factory=ChainMap)
-    root: str = "main"  # name scope: subgraphs share their parent's, a function call has its own
 
 
 class Walker:
@@ -177,15 +80,13 @@ class Walker:
             inputs[vi.name] = info
         unknown = set(self.input_shapes) - set(inputs)
         if unknown:
-            from convaudit.errors import ConfigError
-
             raise ConfigError(
                 f"--input-shape names unknown input {sorted(unknown)[0]!r}; "
                 f"the model's inputs are {', '.join(sorted(inputs)) or '(none)'}"
             )
         declared = {} if self.input_shapes else {vi.name: vi for vi in g.value_info}
-        scope = _Scope(graph="main", opsets=self.opsets, multiplier=1)
-        self._walk_graph(g, env, scope, declared)
+        scope = Scope(graph="main", opsets=self.opsets, multiplier=1)
+        self.walk_subgraph(g, env, scope, declared)
         outputs = {o.name: env.get(o.name, UNKNOWN) for o in g.output}
         return WalkResult(
             self.visits,
@@ -211,8 +112,6 @@ class Walker:
         if vi.name in self.input_shapes:
             shape = self.input_shapes[vi.name]
             if info.shape is not None and len(info.shape) != len(shape):
-                from convaudit.errors import ConfigError
-
                 raise ConfigError(
                     f"--input-shape {vi.name}={'x'.join(map(str, shape))} has rank {len(shape)}"
                     f" but input {vi.name!r} has rank {len(info.shape)}"
@@ -224,11 +123,11 @@ class Walker:
         return _checked(vi.name, info)
 
     # -- graphs ------------------------------------------------------------------------------
-    def _walk_graph(
+    def walk_subgraph(
         self,
         g: onnx.GraphProto,
         env: Env,
-        scope: _Scope,
+        scope: Scope,
         declared: Mapping[str, onnx.ValueInfoProto],
     ) -> None:
         for t in g.initializer:
@@ -243,7 +142,7 @@ class Walker:
         node: onnx.NodeProto,
         i: int,
         env: Env,
-        scope: _Scope,
+        scope: Scope,
         declared: Mapping[str, onnx.ValueInfoProto],
     ) -> None:
         node_id = f"{scope.graph}/{i}"
@@ -313,14 +212,12 @@ class Walker:
         attrs: dict[str, Any],
         ins: list[TensorInfo],
         env: Env,
-        scope: _Scope,
+        scope: Scope,
     ) -> list[TensorInfo]:
         op, domain = node.op_type, ("" if node.domain == "ai.onnx" else node.domain)
         if domain == "" and op == "Constant":
             return [self._constant(node)]
         if domain == "" and op in ("If", "Loop", "Scan"):
-            from convaudit.model import control
-
             return control.visit(self, node, node_id, name, ins, env, scope)
         key = (node.domain, node.op_type, node.overload)
         if key in self.functions:
@@ -413,7 +310,7 @@ class Walker:
         name: str,
         ins: list[TensorInfo],
         env: Env,
-        scope: _Scope,
+        scope: Scope,
     ) -> list[TensorInfo]:
         from convaudit.model.functions import instantiate
 
@@ -435,7 +332,7 @@ class Walker:
         opsets.update(
             {("" if o.domain == "ai.onnx" else o.domain): o.version for o in fn.opset_import}
         )
-        inner = _Scope(
+        inner = Scope(
             graph=label,
             opsets=opsets,
             multiplier=scope.multiplier,
@@ -454,8 +351,6 @@ def _checked(name: str, info: TensorInfo) -> TensorInfo:
     """Refuse input dims an ONNX shape cannot hold (they would overflow every count after)."""
     for d in info.shape or ():
         if isinstance(d, int) and not 0 <= d <= INT64_MAX:
-            from convaudit.errors import ShapeError
-
             raise ShapeError(
                 f"input {name!r} dim {d} is outside 0..{INT64_MAX} (64-bit): check --input-shape"
                 " and --dim"
