@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from convaudit.config import Config
-from convaudit.errors import ConfigError, ConvauditError, ModelLoadError
+from convaudit.errors import ConfigError, ConvauditError, InputShapeError, ModelLoadError
 from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
 
 if TYPE_CHECKING:
@@ -36,7 +36,10 @@ def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) 
     from convaudit.model.analyse import analyse
 
     input_shapes, dims = config.shapes_for(path)
-    return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
+    try:
+        return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
+    except InputShapeError as exc:  # the shapes came from the config: say so by type
+        raise ConfigError(exc.message, path=exc.path) from None
 
 
 def load_ruleset(config: Config) -> RuleSet:

@@ -35,6 +35,14 @@ class ShapeError(ConvauditError):
     """A shape needed for a cost cannot be resolved (dynamic dims left unset) or overflows."""
 
 
+class InputShapeError(ShapeError):
+    """Given input shapes do not fit the model (an unknown input name, a wrong rank).
+
+    The model layer raises it without knowing where the shapes came from; the layer that read
+    them (flags or a config file) turns it into a ConfigError.
+    """
+
+
 class RuleFileError(ConvauditError):
     """A YAML rule file is malformed or refers to unknown facts, ops or params."""
 

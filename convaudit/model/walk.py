@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from convaudit.errors import ConfigError, ShapeError
+from convaudit.errors import InputShapeError, ShapeError
 from convaudit.model import contrib, control
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
@@ -80,7 +80,7 @@ class Walker:
             inputs[vi.name] = info
         unknown = set(self.input_shapes) - set(inputs)
         if unknown:
-            raise ConfigError(
+            raise InputShapeError(
                 f"--input-shape names unknown input {sorted(unknown)[0]!r}; "
                 f"the model's inputs are {', '.join(sorted(inputs)) or '(none)'}"
             )
@@ -112,7 +112,7 @@ class Walker:
         if vi.name in self.input_shapes:
             shape = self.input_shapes[vi.name]
             if info.shape is not None and len(info.shape) != len(shape):
-                raise ConfigError(
+                raise InputShapeError(
                     f"--input-shape {vi.name}={'x'.join(map(str, shape))} has rank {len(shape)}"
                     f" but input {vi.name!r} has rank {len(info.shape)}"
                 )
