@@ -6,6 +6,7 @@ shapes come from the standard op's schema applied to the right inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import onnx
@@ -77,45 +78,23 @@ def infer(
 ) -> list[TensorInfo] | None:
     """Output infos for a known contrib op; None when the op is not one we know."""
     key = (domain, op)
-    if key == ("com.microsoft", "NhwcConv") or (
-        key == ("com.microsoft", "QLinearConv") and attrs.get("channels_last")
-    ):
-        x, w = ins[0], (ins[3] if op == "QLinearConv" else ins[1])
-        return [_via_channels_first("Conv", attrs, x, [w])] + [UNKNOWN] * (n_out - 1)
-    if key == ("com.microsoft", "QLinearConcat"):
-        return _standard("Concat", attrs, ins[2::3], n_out, ins[2].elem_type if len(ins) > 2 else 0)
-    if key == ("com.microsoft.nchwc", "ReorderOutput"):
-        return _reorder_output(attrs, ins)
-    if key == ("com.microsoft", "FusedMatMul"):
-        return _fused_matmul(attrs, ins, n_out)
-    if key == ("com.microsoft", "MatMulNBits"):
-        return _matmul_nbits(attrs, ins, n_out)
-    if key == ("com.microsoft", "QGemm"):
-        # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp: quantized out with a y_scale
-        picked = [ins[i] if i < len(ins) else UNKNOWN for i in (0, 3, 6)]
-        if len(ins) < 7 or ins[6] is UNKNOWN:
-            picked = picked[:2]
-        quantized_out = len(ins) > 7 and ins[7] is not UNKNOWN
-        elem = ins[0].elem_type if quantized_out else onnx.TensorProto.FLOAT
-        return _standard("Gemm", attrs, picked, n_out, elem)
-    if key == ("com.microsoft.nchwc", "Upsample"):
-        return _nchwc_upsample(attrs, ins)
-    # onnxruntime's NHWC forms in quantized graphs (ORT_ENABLE_ALL): the pool on NHWC tensors
-    pool = _NHWC_POOLS.get(key)
-    if pool is not None and (op == "NhwcMaxPool" or attrs.get("channels_last")):
-        x = ins[0] if ins else UNKNOWN
-        return [_via_channels_first(pool, attrs, x, [])] + [UNKNOWN] * (n_out - 1)
-    if key == ("com.microsoft.nchwc", "ReorderInput") and attrs.get("channels_last"):
-        return [_channels_first(ins[0] if ins else UNKNOWN)]
-    if key == ("com.microsoft", "DynamicQuantizeLSTM"):
-        # LSTM with quantized (and transposed) W and R: LSTM's outputs follow from X and the
-        # hidden_size attribute alone, so X, W, R suffice.
-        lstm = [TensorInfo(elem_type=ins[0].elem_type, shape=i.shape) for i in ins[:3]]
-        return _standard("LSTM", attrs, lstm, n_out, ins[0].elem_type if ins else 0)
-    if key == ("com.microsoft.nchwc", "Conv") and len(ins) > 1:
-        ins = [_blocked_channels(ins[0], ins[1], attrs), *ins[1:]]
-    if key not in _AS_STANDARD:
-        return None
+    handler = _HANDLERS.get(key)
+    if handler is not None:
+        return handler(key, attrs, ins, n_out)
+    if key in _AS_STANDARD:
+        return _as_standard(key, attrs, ins, n_out)
+    return None
+
+
+Key = tuple[str, str]
+Handler = Callable[[Key, dict[str, Any], list[TensorInfo], int], list[TensorInfo]]
+
+
+def _as_standard(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    """The standard op's schema applied to the inputs it reads (``_AS_STANDARD``)."""
+    op = key[1]
     std, idx = _AS_STANDARD[key]
     picked = [ins[i] if i < len(ins) else UNKNOWN for i in idx]
     while len(picked) > 1 and picked[-1] is UNKNOWN:
@@ -128,6 +107,70 @@ def infer(
     if op == "MatMulIntegerToFloat":  # integer operands, float result (the scales' type)
         elem = ins[2].elem_type if len(ins) > 2 else 0
     return _standard(std, attrs, picked, n_out, elem)
+
+
+def _nhwc_conv(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    """NhwcConv, and QLinearConv with channels_last: the standard Conv on NCHW, transposed."""
+    if key[1] == "QLinearConv" and not attrs.get("channels_last"):
+        return _as_standard(key, attrs, ins, n_out)
+    x = ins[0] if ins else UNKNOWN
+    wi = 3 if key[1] == "QLinearConv" else 1
+    w = ins[wi] if wi < len(ins) else UNKNOWN
+    return [_via_channels_first("Conv", attrs, x, [w])] + [UNKNOWN] * (n_out - 1)
+
+
+def _qlinear_concat(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    # y_scale, y_zp, then (tensor, scale, zero point) per input
+    return _standard("Concat", attrs, ins[2::3], n_out, ins[2].elem_type if len(ins) > 2 else 0)
+
+
+def _qgemm(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:
+    # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp: quantized out with a y_scale
+    picked = [ins[i] if i < len(ins) else UNKNOWN for i in (0, 3, 6)]
+    if len(ins) < 7 or ins[6] is UNKNOWN:
+        picked = picked[:2]
+    quantized_out = len(ins) > 7 and ins[7] is not UNKNOWN
+    elem = ins[0].elem_type if quantized_out else onnx.TensorProto.FLOAT
+    return _standard("Gemm", attrs, picked, n_out, elem)
+
+
+def _nhwc_pool(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    """onnxruntime's NHWC pools in quantized graphs (ORT_ENABLE_ALL): the pool on NHWC."""
+    if key[1] != "NhwcMaxPool" and not attrs.get("channels_last"):
+        return _as_standard(key, attrs, ins, n_out)
+    x = ins[0] if ins else UNKNOWN
+    return [_via_channels_first(_NHWC_POOLS[key], attrs, x, [])] + [UNKNOWN] * (n_out - 1)
+
+
+def _reorder_input(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    if not attrs.get("channels_last"):
+        return _as_standard(key, attrs, ins, n_out)
+    return [_channels_first(ins[0] if ins else UNKNOWN)]
+
+
+def _quantized_lstm(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    # LSTM with quantized (and transposed) W and R: LSTM's outputs follow from X and the
+    # hidden_size attribute alone, so X, W, R suffice.
+    lstm = [TensorInfo(elem_type=ins[0].elem_type, shape=i.shape) for i in ins[:3]]
+    return _standard("LSTM", attrs, lstm, n_out, ins[0].elem_type if ins else 0)
+
+
+def _nchwc_conv(
+    key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+) -> list[TensorInfo]:
+    if len(ins) > 1:
+        ins = [_blocked_channels(ins[0], ins[1], attrs), *ins[1:]]
+    return _as_standard(key, attrs, ins, n_out)
 
 
 def _standard(
@@ -238,10 +281,45 @@ def _nchwc_upsample(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[Tensor
 
 
 def _reorder_output(attrs: dict[str, Any], ins: list[TensorInfo]) -> list[TensorInfo]:
-    x = ins[0]
+    x = ins[0] if ins else UNKNOWN
     if x.shape is None or len(x.shape) < 2:
         return [UNKNOWN]
     channels = _int_attr(attrs, "channels", 0) or x.shape[1]
     if attrs.get("channels_last"):
         return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], *x.shape[2:], channels))]
     return [TensorInfo(elem_type=x.elem_type, shape=(x.shape[0], channels, *x.shape[2:]))]
+
+
+def _upsample(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n: int) -> list[TensorInfo]:
+    return _nchwc_upsample(attrs, ins)
+
+
+def _reorder(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n: int) -> list[TensorInfo]:
+    return _reorder_output(attrs, ins)
+
+
+def _fused(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n: int) -> list[TensorInfo]:
+    return _fused_matmul(attrs, ins, n)
+
+
+def _nbits(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n: int) -> list[TensorInfo]:
+    return _matmul_nbits(attrs, ins, n)
+
+
+# Contrib ops whose shapes need more than a standard op on some of their inputs.
+_HANDLERS: dict[Key, Handler] = {
+    ("com.microsoft", "NhwcConv"): _nhwc_conv,
+    ("com.microsoft", "QLinearConv"): _nhwc_conv,
+    ("com.microsoft", "QLinearConcat"): _qlinear_concat,
+    ("com.microsoft", "FusedMatMul"): _fused,
+    ("com.microsoft", "MatMulNBits"): _nbits,
+    ("com.microsoft", "QGemm"): _qgemm,
+    ("com.microsoft", "NhwcMaxPool"): _nhwc_pool,
+    ("com.microsoft", "QLinearAveragePool"): _nhwc_pool,
+    ("com.microsoft", "QLinearGlobalAveragePool"): _nhwc_pool,
+    ("com.microsoft", "DynamicQuantizeLSTM"): _quantized_lstm,
+    ("com.microsoft.nchwc", "Conv"): _nchwc_conv,
+    ("com.microsoft.nchwc", "ReorderInput"): _reorder_input,
+    ("com.microsoft.nchwc", "ReorderOutput"): _reorder,
+    ("com.microsoft.nchwc", "Upsample"): _upsample,
+}
