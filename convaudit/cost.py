@@ -12,6 +12,7 @@ Conventions (stated in the README and the JSON report):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import prod
 
 DTYPE_BYTES: dict[str, float] = {
@@ -186,6 +187,48 @@ def gemm_macs(m: int, k: int, n: int) -> int:
 def einsum_macs(index_sizes: dict[str, int]) -> int:
     """A two-operand contraction: one MAC per point of the full index space."""
     return prod(index_sizes.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvSizes:
+    """What a (transposed) convolution's cost formula reads, as the layer's shapes give it."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    group: int
+    kernel: tuple[int, ...]
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContractionSizes:
+    """A product that sums over ``reduced`` axes for each element of its output (MatMul: K;
+    Gemm: K; Einsum: every letter the output drops)."""
+
+    out_shape: tuple[int, ...]
+    reduced: tuple[int, ...]
+
+
+def conv_cost(s: ConvSizes) -> int:
+    """The op registry's formula for a Conv (see conv_macs)."""
+    return conv_macs(s.batch, s.out_channels, s.out_spatial, s.in_channels, s.group, s.kernel)
+
+
+def conv_transpose_cost(s: ConvSizes) -> int:
+    """The op registry's formula for a ConvTranspose (see conv_transpose_macs)."""
+    return conv_transpose_macs(
+        s.batch, s.in_channels, s.in_spatial, s.out_channels, s.group, s.kernel
+    )
+
+
+def contraction_cost(s: ContractionSizes) -> int:
+    """One MAC per output element per point of the reduced axes: prod(output) * prod(reduced).
+
+    MatMul's prod(output) * K, Gemm's M * K * N and a two-operand Einsum's prod(index space)
+    are all this."""
+    return prod(s.out_shape) * prod(s.reduced)
 
 
 def bottleneck_macs(

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 Shape = tuple[int, ...]
+
+
+class Category(str, Enum):
+    """What kind of compute a costed layer is. A str, so ``layer.category == "conv"`` and the
+    JSON report (``"category": "conv"``) read exactly as the plain strings did."""
+
+    CONV = "conv"
+    CONV_TRANSPOSE = "conv_transpose"
+    MATMUL = "matmul"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+# The categories the public ``conv_macs`` / ``conv_params`` totals have always covered.
+CONV_CATEGORIES = frozenset({Category.CONV, Category.CONV_TRANSPOSE})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +44,7 @@ class Layer:
     domain: str  # "" for the default ONNX domain
     graph: str  # "main", "main/<If>.then_branch", "function:<domain>.<name>@<call node>"
     index: int  # position in graph order across the whole walk (stable, deterministic)
-    category: str  # "conv", "conv_transpose", "matmul"
+    category: Category  # a str: "conv", "conv_transpose", "matmul"
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     kernel_shape: tuple[int, ...] | None = None
@@ -42,7 +62,7 @@ class Layer:
     has_bias: bool = False
     dtype: str | None = None  # activation element type, e.g. "float32", "uint8"
     weight_dtype: str | None = None
-    macs: int | None = None  # per execution
+    macs: int | None = None  # per EXECUTION (see macs_per_execution); total_macs is per run
     params: int | None = None  # weight + bias elements
     bias_adds: int | None = None
     weight_bytes: int | None = None
@@ -54,8 +74,13 @@ class Layer:
     bias_name: str | None = None  # the bias tensor's name (shared biases are counted once)
 
     @property
+    def macs_per_execution(self) -> int | None:
+        """MACs of one execution of the node (``macs``; the JSON key of the same name)."""
+        return self.macs
+
+    @property
     def total_macs(self) -> int | None:
-        """MACs per model run, after Loop multiplication (None when unknown)."""
+        """MACs per model run, after Loop multiplication (None when unknown); the JSON ``macs``."""
         return None if self.macs is None else self.macs * self.multiplier
 
     @property
@@ -67,10 +92,26 @@ class Layer:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Totals:
-    """Model totals over counted layers; unknown layers are counted separately, never guessed."""
+class CategoryTotals:
+    """Totals over the counted layers of one category (MACs per run, shared weights once)."""
 
     macs: int
+    flops: int
+    params: int
+    layers: int
+    unknown_layers: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """Model totals over counted layers; unknown layers are counted separately, never guessed.
+
+    ``conv_macs`` / ``conv_params`` cover convolutions and transposed convolutions
+    (CONV_CATEGORIES); ``by_category`` breaks every total down by the category it belongs to.
+    """
+
+    macs: int  # per model run
     flops: int
     params: int
     conv_macs: int
@@ -78,6 +119,7 @@ class Totals:
     layers: int
     unknown_layers: int
     weight_bytes: int
+    by_category: dict[str, CategoryTotals] = field(default_factory=dict)  # category value ->
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,15 @@ from convaudit.model.layers import cost_visit, is_costed
 from convaudit.model.loader import LoadedModel, load_model
 from convaudit.model.walk import Walker
 from convaudit.model.walkstate import Visit, WalkResult
-from convaudit.records import Layer, ModelFacts, ScanProblem, Totals
+from convaudit.records import (
+    CONV_CATEGORIES,
+    Category,
+    CategoryTotals,
+    Layer,
+    ModelFacts,
+    ScanProblem,
+    Totals,
+)
 
 INT64_MAX = (1 << 63) - 1
 
@@ -266,17 +274,34 @@ def _check_positive(path: str, layers: list[Layer]) -> None:
 
 def _totals(layers: list[Layer], result: WalkResult) -> Totals:
     counted = [layer for layer in layers if layer.counted]
-    known = [layer for layer in counted if layer.macs is not None]
-    macs = sum(layer.total_macs or 0 for layer in known)
-    conv = [layer for layer in known if layer.category != "matmul"]
-    params, weight_bytes = _unique_weights(counted, result)
-    conv_params, _ = _unique_weights([x for x in counted if x.category != "matmul"], result)
+    whole = _category_totals(counted, result)
+    conv = _category_totals([x for x in counted if x.category in CONV_CATEGORIES], result)
+    by_category = {
+        c.value: _category_totals(members, result)
+        for c in Category
+        if (members := [x for x in counted if x.category == c])
+    }
     return Totals(
-        macs=macs,
+        macs=whole.macs,
+        flops=whole.flops,
+        params=whole.params,
+        conv_macs=conv.macs,
+        conv_params=conv.params,
+        layers=whole.layers,
+        unknown_layers=whole.unknown_layers,
+        weight_bytes=whole.weight_bytes,
+        by_category=by_category,
+    )
+
+
+def _category_totals(counted: list[Layer], result: WalkResult) -> CategoryTotals:
+    """Totals over counted layers: MACs and FLOPs per run, a shared weight counted once."""
+    known = [layer for layer in counted if layer.macs is not None]
+    params, weight_bytes = _unique_weights(counted, result)
+    return CategoryTotals(
+        macs=sum(layer.total_macs or 0 for layer in known),
         flops=sum((layer.flops or 0) * layer.multiplier for layer in known),
         params=params,
-        conv_macs=sum(layer.total_macs or 0 for layer in conv),
-        conv_params=conv_params,
         layers=len(counted),
         unknown_layers=len(counted) - len(known),
         weight_bytes=weight_bytes,

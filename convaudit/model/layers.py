@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import prod
 from typing import Any
 
@@ -10,47 +11,31 @@ from onnx import TensorProto
 from convaudit import cost
 from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
+from convaudit.model.ops import ContractionOp, ConvOp, Layout, OpCost, Operands, op_cost
 from convaudit.model.tensors import TensorInfo, to_channels_first
 from convaudit.model.walkstate import Visit
-from convaudit.records import Layer
-
-# (domain, op) -> (category, X index, W index, bias index or None, layout)
-CONV_OPS: dict[tuple[str, str], tuple[str, int, int, int | None, str]] = {
-    ("", "Conv"): ("conv", 0, 1, 2, "nchw"),
-    ("", "ConvInteger"): ("conv", 0, 1, None, "nchw"),
-    ("", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),
-    ("", "ConvTranspose"): ("conv_transpose", 0, 1, 2, "nchw"),
-    # the sampled conv's MACs; the bilinear sampling at the offsets is not counted as MACs
-    ("", "DeformConv"): ("conv", 0, 1, 3, "nchw"),
-    ("com.microsoft", "FusedConv"): ("conv", 0, 1, 2, "nchw"),
-    ("com.microsoft", "NhwcConv"): ("conv", 0, 1, 2, "nhwc"),
-    ("com.microsoft", "QLinearConv"): ("conv", 0, 3, 8, "nchw"),
-    ("com.microsoft.nchwc", "Conv"): ("conv", 0, 1, 2, "nchwc"),
-}
-
-# (domain, op) -> (A index, B index, bias index or None)
-MATMUL_OPS: dict[tuple[str, str], tuple[int, int, int | None]] = {
-    ("", "MatMul"): (0, 1, None),
-    ("", "MatMulInteger"): (0, 1, None),
-    ("", "QLinearMatMul"): (0, 3, None),
-    ("com.microsoft", "FusedMatMul"): (0, 1, None),
-    ("com.microsoft", "MatMulIntegerToFloat"): (0, 1, 6),
-    ("com.microsoft", "DynamicQuantizeMatMul"): (0, 1, 4),
-    # B is packed k-bit blocks [N, K / block, block bytes]: the logical weight is K x N
-    ("com.microsoft", "MatMulNBits"): (0, 1, 5),
-}
-GEMM_OPS = {("", "Gemm"), ("com.microsoft", "FusedGemm"), ("com.microsoft", "QGemm")}
+from convaudit.records import Category, Layer
 
 
-def _key(v: Visit) -> tuple[str, str]:
-    domain = v.node.domain
-    return ("" if domain == "ai.onnx" else domain, v.node.op_type)
+def _identity(v: Visit, spec: OpCost) -> Layer:
+    """The layer's identity fields; readers fill in its shapes and cost."""
+    return Layer(
+        node_id=v.node_id,
+        name=v.name,
+        op_type=v.node.op_type,
+        domain=v.node.domain,
+        graph=v.graph,
+        index=v.index,
+        category=spec.category,
+        inputs=tuple(v.node.input),
+        outputs=tuple(v.node.output),
+        multiplier=v.multiplier,
+    )
 
 
 def is_costed(v: Visit) -> bool:
-    """True for the ops whose MACs are counted."""
-    k = _key(v)
-    return k in CONV_OPS or k in MATMUL_OPS or k in GEMM_OPS or k == ("", "Einsum")
+    """True for the ops whose MACs are counted (those in the op registry)."""
+    return op_cost(v.node.domain, v.node.op_type) is not None
 
 
 def _input(v: Visit, i: int | None) -> TensorInfo | None:
@@ -103,48 +88,43 @@ def _bytes(*infos: TensorInfo | None) -> int | None:
 
 def cost_visit(v: Visit) -> Layer | None:
     """The Layer for a costed visit (cost None where shapes are unknown); None otherwise."""
-    k = _key(v)
-    base: dict[str, Any] = {
-        "node_id": v.node_id,
-        "name": v.name,
-        "op_type": v.node.op_type,
-        "domain": v.node.domain,
-        "graph": v.graph,
-        "index": v.index,
-        "inputs": tuple(v.node.input),
-        "outputs": tuple(v.node.output),
-        "multiplier": v.multiplier,
-    }
-    if k in CONV_OPS:
-        category, xi, wi, bi, layout = CONV_OPS[k]
-        if v.attrs.get("channels_last"):  # com.microsoft QLinearConv's NHWC form
-            layout = "nhwc"
-        return _conv(v, base, category, xi, wi, bi, layout)
-    if k in MATMUL_OPS or k in GEMM_OPS or k == ("", "Einsum"):
-        return _matmul(v, base, k)
+    spec = op_cost(v.node.domain, v.node.op_type)
+    if isinstance(spec, ConvOp):
+        return _conv(v, spec)
+    if isinstance(spec, ContractionOp):
+        if spec.operands is Operands.EINSUM:
+            return _einsum(v, spec)
+        return _matmul(v, spec)
     return None
 
 
-def _conv(
-    v: Visit, base: dict[str, Any], category: str, xi: int, wi: int, bi: int | None, layout: str
-) -> Layer:
-    x, w, b = _input(v, xi), _input(v, wi), _input(v, bi)
+def _conv(v: Visit, spec: ConvOp) -> Layer:
+    layout = spec.layout
+    if v.attrs.get("channels_last"):  # com.microsoft QLinearConv's NHWC form
+        layout = Layout.NHWC
+    transposed = spec.category is Category.CONV_TRANSPOSE
+    wi, bi = spec.weight, spec.bias
+    x, w, b = _input(v, spec.data), _input(v, wi), _input(v, bi)
     y = v.outputs[0] if v.outputs else None
     xs = x.static_shape if x else None
     ws = w.static_shape if w else None
     ys = y.static_shape if y else None
     group = _int(v, "group", 1)
     has_bias = b is not None
-    info: dict[str, Any] = {"group": group, "has_bias": has_bias, "category": category}
-    info["dtype"] = x.dtype_name if x else None
-    info["weight_dtype"] = w.dtype_name if w else None
-    info["weight_name"] = v.node.input[wi] if wi < len(v.node.input) else None
-    info["bias_name"] = v.node.input[bi] if b is not None and bi is not None else None
-    if layout == "nhwc":
-        xs = None if xs is None else to_channels_first(xs)
-        ys = None if ys is None else to_channels_first(ys)
+    layer = replace(
+        _identity(v, spec),
+        group=group,
+        has_bias=has_bias,
+        dtype=x.dtype_name if x else None,
+        weight_dtype=w.dtype_name if w else None,
+        weight_name=v.node.input[wi] if wi < len(v.node.input) else None,
+        bias_name=v.node.input[bi] if b is not None and bi is not None else None,
+    )
+    if layout is Layout.NHWC:
+        xs = None if xs is None or len(xs) < 3 else to_channels_first(xs)
+        ys = None if ys is None or len(ys) < 3 else to_channels_first(ys)
     if ws is None or len(ws) < 3:
-        return Layer(**base, **info, note="weight shape unknown")
+        return replace(layer, note="weight shape unknown")
     n_sp = len(ws) - 2
     kernel = _ints(v, "kernel_shape", n_sp, 0) if v.attrs.get("kernel_shape") else ws[2:]
     strides = _ints(v, "strides", n_sp, 1)
@@ -152,40 +132,44 @@ def _conv(
     auto_pad = str(v.attrs.get("auto_pad", "NOTSET")) or "NOTSET"
     pads = _ints(v, "pads", 2 * n_sp, 0)
     _check_attrs(v, ws, kernel, strides, dilations, pads, auto_pad, group)
-    info.update(
+    # A data input of rank < 2 (a sequence, a 1-D Range output) has no channel axis: the
+    # weight's count stands in, and the rank check below reports the input shape unknown.
+    has_channels = xs is not None and len(xs) >= 2
+    if not transposed:
+        cout, cin = ws[0], (xs[1] if xs is not None and has_channels else ws[1] * group)
+    else:
+        cin, cout = ws[0], ws[1] * group
+    if layout is Layout.NCHWC:
+        cin = ws[1] * group  # blocked layout pads the activation's channel count
+    layer = replace(
+        layer,
         kernel_shape=tuple(kernel),
         strides=strides,
         dilations=dilations,
         auto_pad=auto_pad,
         weight_shape=ws,
+        in_channels=cin,
+        out_channels=cout,
+        params=prod(ws) + (cout if has_bias else 0),
+        weight_bytes=_bytes(w, b),
     )
-    if category == "conv":
-        cout, cin = ws[0], (xs[1] if xs else ws[1] * group)
-    else:
-        cin, cout = ws[0], ws[1] * group
-    if layout == "nchwc":
-        cin = ws[1] * group  # blocked layout pads the activation's channel count
-    info.update(in_channels=cin, out_channels=cout)
-    bias_elems = cout if has_bias else 0
-    info["params"] = prod(ws) + bias_elems
-    info["weight_bytes"] = _bytes(w, b)
     if xs is None or len(xs) != n_sp + 2:
-        return Layer(**base, **info, pads=pads, note="input shape unknown")
+        return replace(layer, pads=pads, note="input shape unknown")
     in_sp = xs[2:]
-    expected = ws[1] * group if category == "conv" else ws[0]
-    if layout != "nchwc" and xs[1] != expected:  # NCHWc pads activations to its block size
+    expected = ws[0] if transposed else ws[1] * group
+    if layout is not Layout.NCHWC and xs[1] != expected:  # NCHWc pads activations to its block
         raise ShapeError(
             f"node {v.name!r} ({v.node.op_type}): its weight {ws} with group {group} expects "
             f"{expected} input channels but the input {xs} has {xs[1]}: the model is invalid"
         )
-    if category == "conv":
+    if not transposed:
         if auto_pad != "NOTSET":
             pads = cost.conv_same_pads(in_sp, kernel, strides, dilations, auto_pad)
         out_sp = cost.conv_output_spatial(in_sp, kernel, strides, pads, dilations, auto_pad)
         out_shape = (xs[0], cout, *out_sp)
-        macs = cost.conv_macs(xs[0], cout, out_sp, cin, group, kernel)
     else:
         out_shape = ys if ys is not None else _transpose_out(v, xs, cout, kernel, strides, pads)
+        out_sp = tuple(out_shape[2:])
         given = v.attrs.get("output_shape")
         if auto_pad != "NOTSET" or given:
             out_pad = _ints(v, "output_padding", n_sp, 0)
@@ -193,12 +177,20 @@ def _conv(
             pads = cost.conv_transpose_same_pads(
                 in_sp, kernel, strides, dilations, out_pad, auto_pad, wanted
             )
-        macs = cost.conv_transpose_macs(xs[0], cin, in_sp, cout, group, kernel)
-    if ys is not None and category == "conv" and ys != out_shape:
+    sizes = cost.ConvSizes(
+        batch=xs[0],
+        in_channels=cin,
+        out_channels=cout,
+        group=group,
+        kernel=tuple(kernel),
+        in_spatial=tuple(in_sp),
+        out_spatial=tuple(out_sp),
+    )
+    macs = spec.macs(sizes)
+    if ys is not None and not transposed and ys != out_shape:
         # ONNX inference and our formula disagree: trust neither, say so.
-        return Layer(
-            **base,
-            **info,
+        return replace(
+            layer,
             pads=pads,
             input_shape=xs,
             output_shape=ys,
@@ -212,16 +204,15 @@ def _conv(
                 TensorProto.INT32 if v.node.op_type == "ConvInteger" else (x.elem_type if x else 0)
             )
         y = TensorInfo(elem_type=elem, shape=tuple(out_shape))
-    return Layer(
-        **base,
-        **info,
+    return replace(
+        layer,
         pads=pads,
         input_shape=xs,
         output_shape=tuple(out_shape),
         macs=macs,
         bias_adds=bias_adds,
         activation_bytes=_bytes(x, y),
-        note="channels-last tensors: shapes shown in NCHW order" if layout == "nhwc" else None,
+        note="channels-last tensors: shapes shown in NCHW order" if layout is Layout.NHWC else None,
     )
 
 
@@ -287,27 +278,24 @@ def _transpose_out(
     return (xs[0], cout, *out_sp)
 
 
-def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
+def _matmul(v: Visit, spec: ContractionOp) -> Layer:
     y = v.outputs[0] if v.outputs else None
     ys = y.static_shape if y else None
-    info: dict[str, Any] = {"category": "matmul"}
-    if k == ("", "Einsum"):
-        return _einsum(v, base, info)
-    ci: int | None
-    if k in GEMM_OPS:
-        quantized = k[1] == "QGemm"  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
-        ai, bi, ci = (0, 3, 6) if quantized else (0, 1, 2)
-    else:
-        ai, bi, ci = MATMUL_OPS[k]
+    ai, bi, ci = spec.data, spec.weight, spec.bias
     a, b, c = _input(v, ai), _input(v, bi), _input(v, ci)
     a_s = a.static_shape if a else None
     b_s = b.static_shape if b else None
-    if k == ("com.microsoft", "MatMulNBits"):
+    if spec.operands is Operands.NBITS:
         kk, nn = _int(v, "K", 0), _int(v, "N", 0)
         b_s = (kk, nn) if kk and nn else None
-    info["dtype"] = a.dtype_name if a else None
-    info["input_shape"] = a_s
-    info["output_shape"] = ys
+    layer = replace(
+        _identity(v, spec),
+        dtype=a.dtype_name if a else None,
+        input_shape=a_s,
+        output_shape=ys,
+        has_bias=c is not None,
+        bias_name=v.node.input[ci] if c is not None and ci is not None else None,
+    )
     # Params: a constant operand is a weight (usually B; W @ x puts it first); an activation x
     # activation product has none.
     is_weight = b is not None and b.constant
@@ -315,34 +303,33 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     if not is_weight and a is not None and a.constant and a_s is not None:
         is_weight, w, w_s, wi = True, a, a_s, ai
     if w is not None:
-        info["weight_shape"] = w_s
-        info["weight_dtype"] = w.dtype_name
-        if is_weight:
-            info["weight_name"] = v.node.input[wi]
-    info["has_bias"] = c is not None
-    info["bias_name"] = v.node.input[ci] if c is not None and ci is not None else None
+        layer = replace(
+            layer,
+            weight_shape=w_s,
+            weight_dtype=w.dtype_name,
+            weight_name=v.node.input[wi] if is_weight else None,
+        )
     if a_s is None or b_s is None or ys is None:
-        return Layer(**base, **info, note="operand shapes unknown")
-    if k in GEMM_OPS:
+        return replace(layer, note="operand shapes unknown")
+    if spec.operands is Operands.GEMM:
         ta, tb = _int(v, "transA", 0), _int(v, "transB", 0)
         m, kd = (a_s[1], a_s[0]) if ta else (a_s[0], a_s[1])
         n = b_s[0] if tb else b_s[1]
-        macs = cost.gemm_macs(m, kd, n)
-        info.update(in_channels=kd, out_channels=n)
+        sizes = cost.ContractionSizes(out_shape=(m, n), reduced=(kd,))
+        layer = replace(layer, in_channels=kd, out_channels=n)
     else:
-        if k == ("com.microsoft", "FusedMatMul"):  # A may be read transposed: K moves
+        if spec.operands is Operands.FUSED_MATMUL:  # A may be read transposed: K moves
             trans, batch = bool(v.attrs.get("transA")), bool(v.attrs.get("transBatchA"))
             a_s = tuple(d for d in fused_matmul_operand(a_s, trans, batch) if isinstance(d, int))
         kd = a_s[-1] if a_s else 1
-        macs = cost.matmul_macs(a_s, b_s, ys)
-        info.update(in_channels=kd, out_channels=ys[-1] if ys else None)
+        sizes = cost.ContractionSizes(out_shape=ys, reduced=(kd,))
+        layer = replace(layer, in_channels=kd, out_channels=ys[-1] if ys else None)
     c_s = c.static_shape if c else None
     bias_elems = prod(c_s) if c_s is not None else 0
     params = (prod(w_s) if is_weight and w_s is not None else 0) + bias_elems
-    return Layer(
-        **base,
-        **info,
-        macs=macs,
+    return replace(
+        layer,
+        macs=spec.macs(sizes),
         params=params,
         bias_adds=prod(ys) if c is not None else 0,
         weight_bytes=_bytes(w, c) if is_weight else _bytes(c),
@@ -350,20 +337,21 @@ def _matmul(v: Visit, base: dict[str, Any], k: tuple[str, str]) -> Layer | None:
     )
 
 
-def _einsum(v: Visit, base: dict[str, Any], info: dict[str, Any]) -> Layer | None:
+def _einsum(v: Visit, spec: ContractionOp) -> Layer | None:
+    layer = _identity(v, spec)
     eq = str(v.attrs.get("equation", "")).replace(" ", "")
     lhs = eq.split("->")[0].split(",")
     if len(lhs) == 1:
         return None  # a transpose, diagonal or reduction of one operand: no MACs
     if len(lhs) != 2 or len(v.inputs) != 2:
-        return Layer(**base, **info, note="einsum of more than two operands: cost not counted")
+        return replace(layer, note="einsum of more than two operands: cost not counted")
     a_s, b_s = (tin.static_shape for tin in v.inputs)
     if a_s is None or b_s is None:
-        return Layer(**base, **info, note="operand shapes unknown")
+        return replace(layer, note="operand shapes unknown")
     shapes = (a_s, b_s)
     terms = _einsum_terms(lhs, shapes)
     if terms is None:
-        return Layer(**base, **info, note="einsum equation does not match its operands")
+        return replace(layer, note="einsum equation does not match its operands")
     sizes: dict[str, int] = {}
     for term, shape in zip(terms, shapes, strict=True):
         for letter, d in zip(term, shape, strict=True):
@@ -374,27 +362,28 @@ def _einsum(v: Visit, base: dict[str, Any], info: dict[str, Any]) -> Layer | Non
         once = sorted(c for c in sizes if "".join(lhs).count(c) == 1 and c.isalpha())
         rhs = _ellipsis_letters(terms, lhs) + "".join(once)
     if set(rhs) - set(sizes):
-        return Layer(**base, **info, note="einsum equation does not match its operands")
+        return replace(layer, note="einsum equation does not match its operands")
     if not set(sizes) - set(rhs):
         return None  # an outer or element-wise product, not a contraction
     out = v.outputs[0].static_shape if v.outputs else None
     weights = [
-        (name, shape)
+        (name, tin, shape)
         for name, tin, shape in zip(v.node.input, v.inputs, shapes, strict=True)
         if tin.constant
     ]
-    extra: dict[str, Any] = {}
     if weights:
-        extra = {"weight_name": weights[0][0], "weight_shape": weights[0][1]}
-        extra["weight_dtype"] = v.inputs[list(v.node.input).index(weights[0][0])].dtype_name
-    return Layer(
-        **base,
-        **info,
-        **extra,
+        name, tin, shape = weights[0]
+        layer = replace(layer, weight_name=name, weight_shape=shape, weight_dtype=tin.dtype_name)
+    index = cost.ContractionSizes(
+        out_shape=tuple(d for c, d in sizes.items() if c in rhs),
+        reduced=tuple(d for c, d in sizes.items() if c not in rhs),
+    )
+    return replace(
+        layer,
         input_shape=a_s,
         output_shape=out,
-        macs=cost.einsum_macs(sizes),
-        params=sum(prod(shape) for _, shape in weights),
+        macs=spec.macs(index),
+        params=sum(prod(shape) for _, _, shape in weights),
         bias_adds=0,
     )
 

@@ -110,6 +110,17 @@ def report_dict(report: ModelReport) -> dict[str, Any]:
             "layers": t.layers,
             "unknown_layers": t.unknown_layers,
             "weight_bytes": t.weight_bytes,
+            "by_category": {
+                name: {
+                    "macs": c.macs,
+                    "flops": c.flops,
+                    "params": c.params,
+                    "layers": c.layers,
+                    "unknown_layers": c.unknown_layers,
+                    "weight_bytes": c.weight_bytes,
+                }
+                for name, c in t.by_category.items()
+            },
         }
         layers = [layer_dict(x) for x in sorted(facts.layers, key=lambda x: x.index)]
         notes = [
