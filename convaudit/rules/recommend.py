@@ -9,14 +9,13 @@ reach by striding only in their last conv along each axis).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
 
 from convaudit import cost
 
 WIDTH_MULTIPLE = 8  # hardware-friendly channel counts; the fix rounds the same way
-WIDTH_POLICIES = ("ratio", "saving", "budget")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +109,47 @@ def round_width(x: float, step: int = WIDTH_MULTIPLE) -> int:
     return max(step, step * math.floor(x / step + 0.5))
 
 
+@dataclass(frozen=True, kw_only=True)
+class WidthTargets:
+    """What a width policy aims for (each policy reads its own field)."""
+
+    width_ratio: float = 0.0333
+    target_saving: float = 4.0
+    mac_budget: int | None = None
+
+
+def _widest(shape: ConvShape, cap: int, fits: Callable[[int], bool]) -> int:
+    """The widest multiple of 8 up to ``cap`` whose bottleneck MACs ``fits``; else 8."""
+    best = WIDTH_MULTIPLE
+    for width in range(WIDTH_MULTIPLE, cap + 1, WIDTH_MULTIPLE):
+        if fits(bottleneck(shape, width).macs):
+            best = width
+    return best
+
+
+def _by_ratio(shape: ConvShape, cap: int, t: WidthTargets) -> int:
+    return min(round_width(shape.in_channels * t.width_ratio), cap)
+
+
+def _by_saving(shape: ConvShape, cap: int, t: WidthTargets) -> int:
+    return _widest(shape, cap, lambda after: after * t.target_saving <= shape.macs)
+
+
+def _by_budget(shape: ConvShape, cap: int, t: WidthTargets) -> int:
+    budget = t.mac_budget
+    return _widest(shape, cap, lambda after: budget is not None and after <= budget)
+
+
+WidthPolicy = Callable[[ConvShape, int, WidthTargets], int]
+# name (the width_policy param's value) -> the width it picks, given the cap below break-even.
+WIDTH_POLICY_TABLE: dict[str, WidthPolicy] = {
+    "ratio": _by_ratio,
+    "saving": _by_saving,
+    "budget": _by_budget,
+}
+WIDTH_POLICIES = tuple(WIDTH_POLICY_TABLE)
+
+
 def bottleneck_width(
     shape: ConvShape,
     *,
@@ -129,22 +169,13 @@ def bottleneck_width(
     cap = width_cap(shape)
     if cap is None:
         return None
-    if policy == "ratio":
-        return min(round_width(shape.in_channels * width_ratio), cap)
-    if policy not in ("saving", "budget"):
+    pick = WIDTH_POLICY_TABLE.get(policy)
+    if pick is None:
         raise ValueError(f"unknown width policy {policy!r}")
-    before = shape.macs
-    best = WIDTH_MULTIPLE
-    for width in range(WIDTH_MULTIPLE, cap + 1, WIDTH_MULTIPLE):
-        after = bottleneck(shape, width).macs
-        ok = (
-            after * target_saving <= before
-            if policy == "saving"
-            else mac_budget is not None and after <= mac_budget
-        )
-        if ok:
-            best = width
-    return best
+    targets = WidthTargets(
+        width_ratio=width_ratio, target_saving=target_saving, mac_budget=mac_budget
+    )
+    return pick(shape, cap, targets)
 
 
 # -- global-average-pool head (Network-in-Network) --------------------------------------------

@@ -159,3 +159,15 @@ def test_recommendation_needs_known_before_figures() -> None:
 
     assert kinds.recommendation("bottleneck", View()) is None  # type: ignore[arg-type]
     assert kinds.recommendation(None, View()) is None  # type: ignore[arg-type]
+
+
+def test_width_policies_are_one_table() -> None:
+    from convaudit.rules import recommend
+
+    assert recommend.WIDTH_POLICIES == ("ratio", "saving", "budget")
+    assert kinds.KIND_PARAMS["width_policy"].choices == recommend.WIDTH_POLICIES
+    shape = recommend.ConvShape(
+        in_channels=480, out_channels=48, kernel=(5, 5), in_spatial=(14, 14), out_spatial=(14, 14)
+    )
+    with pytest.raises(ValueError, match="unknown width policy 'widest'"):
+        recommend.bottleneck_width(shape, policy="widest")

@@ -44,8 +44,7 @@ FACTS: dict[str, Fact] = _with_needs_met(
 )
 FACT_NAMES = tuple(sorted(FACTS))
 
-# Params read by the recommendation arithmetic (besides those a rule's match refers to).
-RECOMMENDATION_PARAMS: dict[str, str] = {name: p.type for name, p in KIND_PARAMS.items()}
+# The value a kind's param takes when the rule does not set it.
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in KIND_PARAMS.items()}
 
 
@@ -76,7 +75,6 @@ __all__ = [
     "DEFAULTS",
     "FACTS",
     "FACT_NAMES",
-    "RECOMMENDATION_PARAMS",
     "Bound",
     "Fact",
     "FactView",
