@@ -1,4 +1,6 @@
-"""The orchestrator: scan(paths, config) -> AuditResult. The CLI and Python users both call this."""
+"""The orchestrator: scan(paths, config) -> AuditResult over many models, and fix(...).
+
+The CLI and Python users both call this; the per-model audit is ``convaudit.audit``."""
 
 from __future__ import annotations
 
@@ -6,19 +8,40 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from convaudit.audit import (
+    ERROR_PROBLEMS,
+    analyse_model,
+    find,
+    load_ruleset,
+    scan_one,
+    scan_one_safe,
+)
 from convaudit.config import Config
-from convaudit.errors import ConfigError, ConvauditError, InputShapeError, ModelLoadError
-from convaudit.records import AuditResult, Finding, ModelFacts, ModelReport
+from convaudit.errors import ConfigError
+from convaudit.records import AuditResult, ModelReport
+from convaudit.version import __version__
 
 if TYPE_CHECKING:
     from convaudit.fix.result import FixResult
-    from convaudit.model.loader import LoadedModel
     from convaudit.rules.engine import RuleSet
 
-__version__ = "0.1.0"
-
-# Problems that mean part of the model could not be costed: they are errors in the report.
-ERROR_PROBLEMS = {"unknown-domain", "unknown-op"}
+# The per-model audit lives in convaudit.audit (fix and diff use it too); its names stay
+# importable from here, where they were first published.
+__all__ = [
+    "ERROR_PROBLEMS",
+    "__version__",
+    "analyse_model",
+    "expand_paths",
+    "fails",
+    "find",
+    "fix",
+    "load_ruleset",
+    "parse_shard",
+    "scan",
+    "scan_one",
+    "scan_one_safe",
+    "select_shard",
+]
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -29,94 +52,6 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     from convaudit.discover import discover
 
     return list(discover(paths).models)
-
-
-def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
-    """Facts for one model with the config's input shapes and dims applied."""
-    from convaudit.model.analyse import analyse
-
-    input_shapes, dims = config.shapes_for(path)
-    try:
-        return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
-    except InputShapeError as exc:  # the shapes came from the config: say so by type
-        raise ConfigError(exc.message, path=exc.path) from None
-
-
-def load_ruleset(config: Config) -> RuleSet:
-    """Built-in and configured rule files, validated, with the config applied (once per scan)."""
-    from convaudit.rules.engine import RuleSet
-
-    return RuleSet.from_config(config)
-
-
-def find(facts: ModelFacts, config: Config, rules: RuleSet | None = None) -> tuple[Finding, ...]:
-    """Findings of the configured rules on one model's facts (suppressed ones left out)."""
-    return (rules or load_ruleset(config)).run(facts)[0]
-
-
-def scan_one(
-    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
-) -> ModelReport:
-    """The report for one model; input problems are recorded in ``errors``, not raised.
-
-    ``weights`` keeps the model open after the scan to read its CA101 layers' weights.
-    """
-    if not weights:
-        return _scan_one(path, config, rules, None)
-    from convaudit.model.loader import load_model
-
-    try:
-        opened = load_model(path)
-    except ConvauditError as exc:
-        return ModelReport(path=path, facts=None, errors=(str(exc),))
-    with opened as loaded:
-        return _scan_one(path, config, rules, loaded)
-
-
-def _scan_one(
-    path: str, config: Config, rules: RuleSet | None, loaded: LoadedModel | None
-) -> ModelReport:
-    try:
-        facts = analyse_model(path, config, loaded)
-    except ConvauditError as exc:
-        return ModelReport(path=path, facts=None, errors=(str(exc),))
-    errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
-    found, suppressed = (rules or load_ruleset(config)).run(facts)
-    findings = found + _budget_findings(facts, config)
-    if loaded is not None:
-        from convaudit.fix.weights import add_weight_facts
-
-        try:
-            findings = add_weight_facts(facts, findings, loaded)
-        except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
-            errors = (*errors, f"--weights: {exc}")
-    return ModelReport(
-        path=path, facts=facts, findings=findings, errors=errors, suppressed=suppressed
-    )
-
-
-def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
-    from convaudit.budgets import check_budgets
-
-    return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
-
-
-def scan_one_safe(
-    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
-) -> ModelReport:
-    """``scan_one`` that also records an unexpected exception in the report, so that one model
-    hitting a bug in a batch does not hide the others (the CLI still exits 2 for it)."""
-    try:
-        return scan_one(path, config, rules, weights=weights)
-    except Exception as exc:
-        return ModelReport(
-            path=path,
-            facts=None,
-            errors=(
-                f"{path}: internal error: {type(exc).__name__}: {exc} "
-                "(please report it with the model or a description of it)",
-            ),
-        )
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -190,8 +125,8 @@ def scan(
     gets a report whose ``errors`` say why, so one bad file does not hide the others.
     ``jobs`` > 1 scans in that many processes (same result, same order); ``shard=(i, n)`` keeps
     slice i of n of the sorted models; ``progress(done, total, path)`` is called as models finish.
-    ``weights`` reads each CA101-flagged layer's weights (one at a time) and adds the energy
-    retained and the predicted error at the recommended width to the finding.
+    ``weights`` reads the weights of each layer given a bottleneck recommendation (one at a
+    time) and adds the energy retained and the predicted error at its width to the finding.
     """
     config = config or Config()
     rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
@@ -234,11 +169,11 @@ def fix(
 ) -> FixResult:
     """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
 
-    Rewrites every CA101 finding (or the ``nodes`` named) at ``width``, at the width that saves
-    ``target_saving``x, or at the finding's recommended width. Raises ``FixError`` on a refusal
-    (output equal to the input without ``in_place``, a bad width, ...). A measured error above
-    ``max_error`` is not an exception: ``result.exceeded`` is set and nothing is written unless
-    ``force``.
+    Rewrites every conv with a bottleneck recommendation (or the ``nodes`` named) at ``width``,
+    at the width that saves ``target_saving``x, or at the recommended width. Raises
+    ``FixError`` on a refusal (output equal to the input without ``in_place``, a bad width, ...).
+    A measured error above ``max_error`` is not an exception: ``result.exceeded`` is set and
+    nothing is written unless ``force``.
     """
     from convaudit.fix.pipeline import FixOptions, run_fix
 

@@ -487,7 +487,7 @@ def main(
 ) -> None:
     """convaudit: where the compute goes in an ONNX model, and how to cut it."""
     if version:
-        from convaudit import __version__
+        from convaudit.version import __version__
 
         typer.echo(f"convaudit {__version__}")
         raise typer.Exit(0)

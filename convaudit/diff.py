@@ -180,7 +180,7 @@ def compare(
 
 def diff(base: str, head: str, config: Config | None = None) -> ModelDiff:
     """Scan BASE and HEAD with ``config`` and compare them (``config.max_increase`` applies)."""
-    from convaudit.api import scan_one
+    from convaudit.audit import scan_one
 
     config = config or Config()
     for p in (base, head):

@@ -165,6 +165,11 @@ class ModelFacts:
         return None
 
 
+# The recommendation kind of a 1x1 bottleneck in front of a KxK conv: what ``fix`` rewrites and
+# ``scan --weights`` measures. Code keys on the kind, never on the id of the rule that gives it.
+BOTTLENECK = "bottleneck"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Recommendation:
     """A concrete change with exact before/after figures."""

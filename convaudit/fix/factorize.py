@@ -11,9 +11,10 @@ U = P_rᵀ C^{-1/2}, V = P_rᵀ C^{1/2} M. Everything is computed in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from convaudit.weightmath import fold, predicted_error, unfold
 
 # Eigenvalues of C below this share of its mean eigenvalue are lifted: an input channel that is
 # always zero would otherwise make C^{-1/2} infinite.
@@ -33,38 +34,7 @@ class Factors:
     @property
     def predicted_error(self) -> float:
         """Relative output error √(1−E) for white inputs (whitened: on the calibration data)."""
-        return float(np.sqrt(max(0.0, 1.0 - self.energy)))
-
-
-def unfold(w: np.ndarray) -> np.ndarray:
-    """W[Cout, Cin, *K] -> M[Cin, Cout·prod(K)] in float64."""
-    w64 = np.asarray(w, dtype=np.float64)
-    return np.ascontiguousarray(np.moveaxis(w64, 1, 0).reshape(w64.shape[1], -1))
-
-
-def fold(m: np.ndarray, cout: int, kernel: tuple[int, ...]) -> np.ndarray:
-    """Inverse of ``unfold`` for r rows: M[r, Cout·prod(K)] -> W[Cout, r, *K]."""
-    r = m.shape[0]
-    return np.ascontiguousarray(np.moveaxis(m.reshape(r, cout, *kernel), 0, 1))
-
-
-def energy_curve(singular: np.ndarray) -> np.ndarray:
-    """E(r) for r = 0..len(singular): cumulative kept squared singular values over the total."""
-    sq = np.asarray(singular, dtype=np.float64) ** 2
-    total = float(sq.sum())
-    cum = np.concatenate([[0.0], np.cumsum(sq)])
-    return cum / total if total > 0 else np.ones_like(cum)
-
-
-def energy_at(w: np.ndarray, width: int) -> float:
-    """E(width) of W unfolded along Cin (eigenvalues only: cheap; used by ``scan --weights``)."""
-    m = unfold(w)
-    # The eigenvalues of M Mᵀ (Cin × Cin) are the squared singular values: cheaper than an SVD of
-    # a wide matrix, and exact enough for a share of energy.
-    gram = m @ m.T
-    eig = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
-    curve = energy_curve(np.sqrt(eig))
-    return float(curve[min(width, len(curve) - 1)])
+        return predicted_error(self.energy)
 
 
 def _sqrt_and_inv(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,15 +108,25 @@ def compose(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def covariance_update(acc: dict[str, Any], x: np.ndarray) -> None:
-    """Add activations x[N, C, *spatial] to a running second moment ``acc`` (sum and count)."""
-    c = x.shape[1]
-    flat = np.moveaxis(np.asarray(x, dtype=np.float64), 1, -1).reshape(-1, c)
-    acc["sum"] = acc.get("sum", 0.0) + flat.T @ flat
-    acc["count"] = acc.get("count", 0) + flat.shape[0]
+class SecondMoment:
+    """A running second moment of a conv's input channels, fed batch by batch: the whitening
+    needs only the sum of x xᵀ and the count, never every activation at once."""
 
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
 
-def covariance(acc: dict[str, Any]) -> np.ndarray:
-    """The second moment E[x xᵀ] over every position and sample seen (uncentred: the conv is
-    linear, so its error on x is (W'−W)·x, whose mean square is tr(ΔWᵀ E[x xᵀ] ΔW))."""
-    return np.asarray(acc["sum"] / max(int(acc["count"]), 1))
+    def add(self, x: np.ndarray) -> None:
+        """Add activations x[N, C, *spatial] (every position of every sample counts)."""
+        c = x.shape[1]
+        flat = np.moveaxis(np.asarray(x, dtype=np.float64), 1, -1).reshape(-1, c)
+        gram = flat.T @ flat
+        self.total = gram if self.total is None else self.total + gram
+        self.count += flat.shape[0]
+
+    def covariance(self) -> np.ndarray:
+        """The second moment E[x xᵀ] over every position and sample seen (uncentred: the conv
+        is linear, so its error on x is (W'−W)·x, whose mean square is tr(ΔWᵀ E[x xᵀ] ΔW))."""
+        if self.total is None:
+            raise ValueError("no activations were added")
+        return self.total / max(self.count, 1)

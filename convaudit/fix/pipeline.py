@@ -18,6 +18,8 @@ from convaudit.config import Config
 from convaudit.errors import ConvauditError, FixError, ModelLoadError
 from convaudit.fix import factorize, plan, rewrite, validate
 from convaudit.fix.result import FixResult, LayerFix
+from convaudit.model.tensor_users import bn_epsilon
+from convaudit.weightmath import energy_at, fold_batchnorm
 
 # Protobuf cannot serialise 2 GB; leave room for the graph itself.
 EXTERNAL_THRESHOLD = 2**31 - 2**26
@@ -102,7 +104,7 @@ def _effective_weights(
         return w, b, None
     bn = next(n for n in graph.node if n.output and n.output[0] == p.bn_name)
     scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
-    w2, b2 = rewrite.fold_batchnorm(w, b, scale, shift, mean, var, rewrite.bn_epsilon(bn))
+    w2, b2 = fold_batchnorm(w, b, scale, shift, mean, var, bn_epsilon(bn))
     return w2, b2, b2
 
 
@@ -141,7 +143,7 @@ def _with_energy(loaded: Any, facts: Any, x: LayerFix) -> LayerFix:
     if x.width is None or layer is None or not layer.weight_name or plan.groups(layer) > 1:
         return x
     try:
-        energy = factorize.energy_at(loaded.read_tensor(layer.weight_name), x.width)
+        energy = energy_at(loaded.read_tensor(layer.weight_name), x.width)
     except (KeyError, ConvauditError):
         return x
     return replace(x, energy=energy, predicted_error=float(np.sqrt(max(0.0, 1.0 - energy))))
@@ -225,7 +227,7 @@ def run_fix(
     path: str | Path, output: str | Path | None, options: FixOptions, config: Config
 ) -> FixResult:
     """Rewrite the planned convs of ``path`` into ``output``; see ``convaudit.api.fix``."""
-    from convaudit.api import analyse_model, find
+    from convaudit.audit import analyse_model, find
     from convaudit.model.analyse import analyse
     from convaudit.model.loader import load_model
 
@@ -295,12 +297,12 @@ def run_fix(
         feeds, source = validate.input_feeds(
             probe, options.inputs, input_shapes=input_shapes, dims=dims, seed=options.seed
         )
-        cov_acc: dict[str, dict[str, Any]] = {x: {} for x in x_names}
+        cov_acc = {x: factorize.SecondMoment() for x in x_names}
         seen: dict[str, np.ndarray] = {}  # first feed only: enough for a per-layer error
         for k, values in enumerate(validate.capture(probe, x_names, feeds)):
             for x, value in values.items():
                 if options.inputs is not None:
-                    factorize.covariance_update(cov_acc[x], value)
+                    cov_acc[x].add(value)
                 if k == 0:
                     seen[x] = value
         del probe
@@ -308,7 +310,7 @@ def run_fix(
             leftover.unlink()
         covs = None
         if options.inputs is not None:
-            covs = {x: factorize.covariance(acc) for x, acc in cov_acc.items()}
+            covs = {x: acc.covariance() for x, acc in cov_acc.items()}
         results, rewrites = _factorise(plans, weights, seen, covs, structure.graph, opset)
         del seen, covs
         full = onnx.load(str(src), load_external_data=True)

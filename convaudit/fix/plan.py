@@ -13,11 +13,12 @@ import onnx
 from convaudit import cost
 from convaudit.errors import FixError
 from convaudit.fix.result import LayerFix
+from convaudit.model.tensor_users import TensorIndex, foldable_bn
 from convaudit.records import Finding, Layer, ModelFacts
 from convaudit.rules import recommend
+from convaudit.weights import FLOAT_DTYPES
 
 BOTTLENECK_RULE = "CA101"
-FLOAT_DTYPES = {"float32", "float16", "float64"}
 QUANTIZED_OPS = {"QLinearConv", "ConvInteger"}
 DEQUANTIZE_OPS = {"DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear"}
 STEP = recommend.WIDTH_MULTIPLE  # SIMD-friendly, and r=8 is already overhead-bound
@@ -125,38 +126,6 @@ def width_for_saving(layer: Layer, target: float) -> int | None:
     return r if r >= step else None
 
 
-class GraphIndex:
-    """Who produces and consumes each tensor of the main graph."""
-
-    def __init__(self, graph: onnx.GraphProto, ir_version: int = 8) -> None:
-        self.initializers = {t.name for t in graph.initializer}
-        # Before IR 4 every initializer had to be listed as a graph input too: such an input is
-        # still a constant. From IR 4 on, an initializer that is also an input can be overridden.
-        self.graph_inputs = {v.name for v in graph.input}
-        if ir_version < 4:
-            self.graph_inputs -= self.initializers
-        self.graph_outputs = {v.name for v in graph.output}
-        self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in graph.node:
-            for o in node.output:
-                if o:
-                    self.producer[o] = node
-            for name in node_inputs(node):
-                self.consumers.setdefault(name, []).append(node)
-
-
-def node_inputs(node: onnx.NodeProto) -> list[str]:
-    """The node's inputs plus names its subgraphs read from the outer scope."""
-    names = [i for i in node.input if i]
-    for attr in node.attribute:
-        subs = [attr.g] if attr.HasField("g") else list(attr.graphs)
-        for g in subs:
-            for sub in g.node:
-                names.extend(node_inputs(sub))
-    return names
-
-
 def layer_fields(layer: Layer) -> dict[str, Any]:
     """The LayerFix fields that describe the original conv, rewritten or not."""
     return {
@@ -174,28 +143,7 @@ def _skip(layer: Layer, reason: str, **extra: Any) -> LayerFix:
     return LayerFix(**layer_fields(layer), rewritten=False, reason=reason, **extra)
 
 
-def foldable_bn(layer: Layer, index: GraphIndex) -> str | None:
-    """The output name of a BatchNormalization that alone consumes the conv's output."""
-    out = layer.outputs[0] if layer.outputs else ""
-    users = index.consumers.get(out, [])
-    if len(users) != 1 or out in index.graph_outputs:
-        return None
-    bn = users[0]
-    if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
-        return None
-    if len([o for o in bn.output if o]) != 1 or bn.input[0] != out:
-        return None
-    training = [a.i for a in bn.attribute if a.name == "training_mode"]
-    if training and training[0]:
-        return None
-    params = list(bn.input[1:5])
-    ok = len(params) == 4 and all(
-        p in index.initializers and p not in index.graph_inputs for p in params
-    )
-    return bn.output[0] if ok else None
-
-
-def _check(layer: Layer, index: GraphIndex) -> str | None:
+def _check(layer: Layer, index: TensorIndex) -> str | None:
     """Why ``layer`` cannot be rewritten, or None."""
     if layer.graph != "main":
         return "inside a subgraph or function: only the main graph is rewritten"
@@ -255,7 +203,7 @@ def select(
         raise FixError(
             f"--target-saving must be above 1 (a MAC ratio), got {options.target_saving}"
         )
-    index = GraphIndex(proto.graph, proto.ir_version)
+    index = TensorIndex(proto.graph, proto.ir_version)
     by_name = {layer.name: layer for layer in facts.layers}
     recommended = {
         (f.graph or "main", f.node): f.recommendation.width

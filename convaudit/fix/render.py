@@ -7,8 +7,9 @@ import math
 from typing import Any
 
 from convaudit.fix.result import FixResult, LayerFix
-from convaudit.fix.weights import energy_pct
 from convaudit.humanize import human
+from convaudit.version import __version__
+from convaudit.weights import energy_pct
 
 FORMATS = ("table", "json")
 SCHEMA_VERSION = 1
@@ -53,8 +54,6 @@ def layer_dict(x: LayerFix) -> dict[str, Any]:
 
 def document(r: FixResult) -> dict[str, Any]:
     """The whole fix report as JSON-ready data (keys are added, never renamed or dropped)."""
-    from convaudit import __version__
-
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "convaudit", "version": __version__},

@@ -14,7 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from convaudit.errors import FixError
-from convaudit.fix.plan import node_inputs
+from convaudit.model.tensor_users import node_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,30 +27,6 @@ class ConvRewrite:
     bias: np.ndarray | None = None  # a new bias (after folding BN); None keeps the node's own
     bn_output: str | None = None  # output of the BatchNormalization folded into this conv
     groups: int = 1  # a grouped conv's pair is grouped the same way
-
-
-def fold_batchnorm(
-    w: np.ndarray,
-    b: np.ndarray | None,
-    scale: np.ndarray,
-    shift: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    epsilon: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Conv followed by inference BatchNormalization as one conv: (W·s, (b − mean)·s + shift)."""
-    s = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
-    w2 = np.asarray(w, np.float64) * s.reshape(-1, *([1] * (w.ndim - 1)))
-    b0 = np.zeros_like(s) if b is None else np.asarray(b, np.float64)
-    return w2, (b0 - np.asarray(mean, np.float64)) * s + np.asarray(shift, np.float64)
-
-
-def bn_epsilon(node: onnx.NodeProto) -> float:
-    """The node's epsilon attribute (ONNX default 1e-5)."""
-    for a in node.attribute:
-        if a.name == "epsilon":
-            return float(a.f)
-    return 1e-5
 
 
 class _Names:

@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 from fixmodels import low_rank_weight
 
-from convaudit.fix.factorize import (
-    compose,
-    covariance,
-    covariance_update,
-    energy_at,
-    energy_curve,
-    factorize,
-    unfold,
-)
+from convaudit.fix.factorize import SecondMoment, compose, factorize
+from convaudit.weightmath import energy_at, energy_curve, unfold
 
 
 def test_full_rank_factorisation_is_exact() -> None:
@@ -68,9 +61,9 @@ def test_whitened_factorisation_wins_on_correlated_inputs() -> None:
     # Activations near an 8-dimensional subspace of the 64 channels.
     basis = rng.standard_normal((cin, r))
     x = rng.standard_normal((4000, r)) @ basis.T + 0.01 * rng.standard_normal((4000, cin))
-    acc: dict[str, object] = {}
-    covariance_update(acc, x.reshape(4000, cin, 1, 1))
-    cov = covariance(acc)
+    acc = SecondMoment()
+    acc.add(x.reshape(4000, cin, 1, 1))
+    cov = acc.covariance()
     np.testing.assert_allclose(cov, x.T @ x / 4000, rtol=1e-10)
     m = unfold(w)
 

@@ -16,7 +16,8 @@ from fixmodels import attr, conv_model, conv_nodes, rel_error, run, same_outputs
 from onnx import helper, numpy_helper
 
 from convaudit.fix.factorize import factorize
-from convaudit.fix.rewrite import ConvRewrite, fold_batchnorm, rewrite_conv
+from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
+from convaudit.weightmath import fold_batchnorm
 
 CIN, COUT, K = 16, 8, 3
 SHAPE = (1, CIN, 13, 12)

@@ -1,0 +1,112 @@
+"""The per-model audit: one model's facts, its rule findings and budgets (and, on request, what
+its flagged layers' weights say). ``api`` runs it over many models; ``fix`` and ``diff`` on one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from convaudit.config import Config
+from convaudit.errors import ConfigError, ConvauditError, InputShapeError, ModelLoadError
+from convaudit.records import Finding, ModelFacts, ModelReport
+
+if TYPE_CHECKING:
+    from convaudit.model.loader import LoadedModel
+    from convaudit.rules.engine import RuleSet
+
+# Problems that mean part of the model could not be costed: they are errors in the report.
+ERROR_PROBLEMS = {"unknown-domain", "unknown-op"}
+
+
+def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
+    """Facts for one model with the config's input shapes and dims applied."""
+    from convaudit.model.analyse import analyse
+
+    input_shapes, dims = config.shapes_for(path)
+    try:
+        return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
+    except InputShapeError as exc:  # the shapes came from the config: say so by type
+        raise ConfigError(exc.message, path=exc.path) from None
+
+
+def load_ruleset(config: Config) -> RuleSet:
+    """Built-in and configured rule files, validated, with the config applied (once per scan)."""
+    from convaudit.rules.engine import RuleSet
+
+    return RuleSet.from_config(config)
+
+
+def find(facts: ModelFacts, config: Config, rules: RuleSet | None = None) -> tuple[Finding, ...]:
+    """Findings of the configured rules on one model's facts (suppressed ones left out)."""
+    return (rules or load_ruleset(config)).run(facts)[0]
+
+
+def rules_of_kind(rules: RuleSet, kind: str) -> tuple[str, ...]:
+    """Ids of the rules whose findings recommend ``kind`` (every loaded rule, enabled or not):
+    how code names the rule behind a recommendation without writing its id."""
+    return tuple(sorted(r.id for r in rules.available.values() if r.recommendation == kind))
+
+
+def scan_one(
+    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
+) -> ModelReport:
+    """The report for one model; input problems are recorded in ``errors``, not raised.
+
+    ``weights`` keeps the model open after the scan to read the weights of the layers its
+    bottleneck recommendations are about.
+    """
+    if not weights:
+        return _scan_one(path, config, rules, None)
+    from convaudit.model.loader import load_model
+
+    try:
+        opened = load_model(path)
+    except ConvauditError as exc:
+        return ModelReport(path=path, facts=None, errors=(str(exc),))
+    with opened as loaded:
+        return _scan_one(path, config, rules, loaded)
+
+
+def _scan_one(
+    path: str, config: Config, rules: RuleSet | None, loaded: LoadedModel | None
+) -> ModelReport:
+    try:
+        facts = analyse_model(path, config, loaded)
+    except ConvauditError as exc:
+        return ModelReport(path=path, facts=None, errors=(str(exc),))
+    errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
+    found, suppressed = (rules or load_ruleset(config)).run(facts)
+    findings = found + _budget_findings(facts, config)
+    if loaded is not None:
+        from convaudit.weights import add_weight_facts
+
+        try:
+            findings = add_weight_facts(facts, findings, loaded)
+        except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
+            errors = (*errors, f"--weights: {exc}")
+    return ModelReport(
+        path=path, facts=facts, findings=findings, errors=errors, suppressed=suppressed
+    )
+
+
+def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
+    from convaudit.budgets import check_budgets
+
+    return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
+
+
+def scan_one_safe(
+    path: str, config: Config, rules: RuleSet | None = None, *, weights: bool = False
+) -> ModelReport:
+    """``scan_one`` that also records an unexpected exception in the report, so that one model
+    hitting a bug in a batch does not hide the others (the CLI still exits 2 for it)."""
+    try:
+        return scan_one(path, config, rules, weights=weights)
+    except Exception as exc:
+        return ModelReport(
+            path=path,
+            facts=None,
+            errors=(
+                f"{path}: internal error: {type(exc).__name__}: {exc} "
+                "(please report it with the model or a description of it)",
+            ),
+        )

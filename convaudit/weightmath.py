@@ -1,0 +1,63 @@
+"""Pure numpy maths on conv weights that ``scan --weights`` and ``fix`` share: the unfolding along
+input channels, the energy a rank-r factorisation keeps, and BatchNorm folding. No onnx here.
+
+W[Cout, Cin, *K] is unfolded into M = Cin × (Cout·prod(K)); the best rank-r input-channel
+factorisation keeps E(r) = Σ_{i≤r} σᵢ² / Σ σᵢ² of M's squared singular values (Eckart–Young),
+and for white inputs its relative output error is √(1−E).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unfold(w: np.ndarray) -> np.ndarray:
+    """W[Cout, Cin, *K] -> M[Cin, Cout·prod(K)] in float64."""
+    w64 = np.asarray(w, dtype=np.float64)
+    return np.ascontiguousarray(np.moveaxis(w64, 1, 0).reshape(w64.shape[1], -1))
+
+
+def fold(m: np.ndarray, cout: int, kernel: tuple[int, ...]) -> np.ndarray:
+    """Inverse of ``unfold`` for r rows: M[r, Cout·prod(K)] -> W[Cout, r, *K]."""
+    r = m.shape[0]
+    return np.ascontiguousarray(np.moveaxis(m.reshape(r, cout, *kernel), 0, 1))
+
+
+def energy_curve(singular: np.ndarray) -> np.ndarray:
+    """E(r) for r = 0..len(singular): cumulative kept squared singular values over the total."""
+    sq = np.asarray(singular, dtype=np.float64) ** 2
+    total = float(sq.sum())
+    cum = np.concatenate([[0.0], np.cumsum(sq)])
+    return cum / total if total > 0 else np.ones_like(cum)
+
+
+def energy_at(w: np.ndarray, width: int) -> float:
+    """E(width) of W unfolded along Cin (eigenvalues only: cheap; used by ``scan --weights``)."""
+    m = unfold(w)
+    # The eigenvalues of M Mᵀ (Cin × Cin) are the squared singular values: cheaper than an SVD of
+    # a wide matrix, and exact enough for a share of energy.
+    gram = m @ m.T
+    eig = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
+    curve = energy_curve(np.sqrt(eig))
+    return float(curve[min(width, len(curve) - 1)])
+
+
+def predicted_error(energy: float) -> float:
+    """Relative output error √(1−E) of a factorisation keeping ``energy``, for white inputs."""
+    return float(np.sqrt(max(0.0, 1.0 - energy)))
+
+
+def fold_batchnorm(
+    w: np.ndarray,
+    b: np.ndarray | None,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    epsilon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conv followed by inference BatchNormalization as one conv: (W·s, (b − mean)·s + shift)."""
+    s = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    w2 = np.asarray(w, np.float64) * s.reshape(-1, *([1] * (w.ndim - 1)))
+    b0 = np.zeros_like(s) if b is None else np.asarray(b, np.float64)
+    return w2, (b0 - np.asarray(mean, np.float64)) * s + np.asarray(shift, np.float64)
