@@ -135,10 +135,12 @@ RulesDirOption = Annotated[
     typer.Option("--rules-dir", help="Also load the YAML rules of this folder (repeatable)."),
 ]
 MaxMacsOption = Annotated[
-    str | None, typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (CA900 when over).")
+    str | None,
+    typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (an error when over)."),
 ]
 MaxParamsOption = Annotated[
-    str | None, typer.Option("--max-params", help="Param budget, e.g. 25.6M (CA900 when over).")
+    str | None,
+    typer.Option("--max-params", help="Param budget, e.g. 25.6M (an error when over)."),
 ]
 PathsArgument = Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")]
 
@@ -203,7 +205,7 @@ def scan(
     rules_dir: RulesDirOption = None,
     select: Annotated[
         list[str] | None,
-        typer.Option("--select", help="Only these rule codes or prefixes, e.g. CA1,CA205."),
+        typer.Option("--select", help="Only these rule codes or prefixes (`rules list`)."),
     ] = None,
     ignore: Annotated[
         list[str] | None, typer.Option("--ignore", help="Skip these rule codes or prefixes.")
@@ -222,7 +224,7 @@ def scan(
         bool,
         typer.Option(
             "--weights",
-            help="Read flagged layers' weights: energy retained and predicted error (CA101).",
+            help="Read flagged layers' weights: energy kept and predicted error of a bottleneck.",
         ),
     ] = False,
 ) -> None:
@@ -278,7 +280,9 @@ def fix(
     ] = None,
     node: Annotated[
         list[str] | None,
-        typer.Option("--node", help="Rewrite this conv (repeatable); default: CA101 findings."),
+        typer.Option(
+            "--node", help="Rewrite this conv (repeatable); default: bottleneck findings."
+        ),
     ] = None,
     width: Annotated[
         int | None, typer.Option("--width", help="Bottleneck width (rounded to a multiple of 8).")
@@ -315,7 +319,7 @@ def fix(
 
         if fmt not in RENDERERS:
             raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(RENDERERS)}")
-        # The same config as scan: CA101's params and suppressions decide what gets rewritten.
+        # The same config as scan: the bottleneck rule's params and suppressions decide the rewrite.
         config = _config([str(model)], config_file, input_shape, dim, rules_dir)
         result = api_fix(
             model,
@@ -347,7 +351,9 @@ def diff(
     ] = None,
     max_increase: Annotated[
         str | None,
-        typer.Option("--max-increase", help="Allowed MAC/param growth, e.g. 2% (CA900 when over)."),
+        typer.Option(
+            "--max-increase", help="Allowed MAC/param growth, e.g. 2% (an error when over)."
+        ),
     ] = None,
     max_macs: MaxMacsOption = None,
     max_params: MaxParamsOption = None,
@@ -412,7 +418,7 @@ def rules_list(config_file: ConfigOption = None, rules_dir: RulesDirOption = Non
 
 @rules_app.command("explain")
 def rules_explain(
-    rule: Annotated[str, typer.Argument(help="A rule id, e.g. CA101.")],
+    rule: Annotated[str, typer.Argument(help="A rule id (see `convaudit rules list`).")],
     config_file: ConfigOption = None,
     rules_dir: RulesDirOption = None,
 ) -> None:

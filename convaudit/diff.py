@@ -76,7 +76,7 @@ class ModelDiff:
     layers: tuple[LayerChange, ...]
     new_findings: tuple[Finding, ...]
     fixed_findings: tuple[Finding, ...]
-    budget_findings: tuple[Finding, ...] = ()  # CA900 on HEAD (absolute budgets and growth)
+    budget_findings: tuple[Finding, ...] = ()  # broken budgets on HEAD (absolute and growth)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -135,6 +135,13 @@ def finding_key(f: Finding) -> tuple[str, str | None, str | None, str]:
     return (f.rule, f.graph, f.node, str(f.facts.get("metric", "")))
 
 
+def is_budget_finding(f: Finding) -> bool:
+    """A broken budget (absolute or growth): the exit code counts it as is, never as "new"."""
+    from convaudit.budgets import RULE_ID  # the budget check's own id, defined there only
+
+    return f.rule == RULE_ID
+
+
 def compare(
     base: ModelReport, head: ModelReport, *, max_increase: float | None = None
 ) -> ModelDiff:
@@ -161,7 +168,7 @@ def compare(
 
     base_keys = {base_key(f) for f in base.findings}
     head_keys = {finding_key(f) for f in head.findings}
-    budget = tuple(f for f in head.findings if f.rule == "CA900")
+    budget = tuple(f for f in head.findings if is_budget_finding(f))
     if max_increase is not None:
         from convaudit.budgets import check_increase
 
@@ -171,7 +178,7 @@ def compare(
         head=head.facts,
         layers=layers,
         new_findings=tuple(
-            f for f in head.findings if finding_key(f) not in base_keys and f.rule != "CA900"
+            f for f in head.findings if finding_key(f) not in base_keys and not is_budget_finding(f)
         ),
         fixed_findings=tuple(f for f in base.findings if base_key(f) not in head_keys),
         budget_findings=budget,

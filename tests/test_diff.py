@@ -123,3 +123,13 @@ def test_cli_diff_json_and_missing_file(tmp_path: Path) -> None:
     assert "nope.onnx: no such file" in missing.stderr
     bad_fmt = runner.invoke(app, ["diff", TEXTBOOK, BOTTLENECK, "-f", "sarif"])
     assert bad_fmt.exit_code == 2
+
+
+def test_a_broken_budget_on_head_is_a_budget_finding_not_a_new_one() -> None:
+    from convaudit.config import Config
+
+    # 10M MACs: BASE (5,268,480) is under it, HEAD (112,896,000) over.
+    d = diff(BOTTLENECK, TEXTBOOK, Config(max_macs=10_000_000))
+    assert [f.facts["metric"] for f in d.budget_findings] == ["macs"]
+    assert all(f.facts.get("metric") != "macs" for f in d.new_findings)
+    assert [f.facts.get("metric") for f in d.findings].count("macs") == 1
