@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 ERROR_PROBLEMS = {"unknown-domain", "unknown-op"}
 
 
-def analyse_model(path: str, config: Config, loaded: LoadedModel | None = None) -> ModelFacts:
-    """Facts for one model with the config's input shapes and dims applied."""
+def analyse_model(
+    path: str, config: Config, loaded: LoadedModel | None = None, *, shapes_of: str | None = None
+) -> ModelFacts:
+    """Facts for one model with the config's input shapes and dims applied: those for
+    ``shapes_of`` when given (fix scans its temp file with the input model's shapes)."""
     from convaudit.model.analyse import analyse
 
-    input_shapes, dims = config.shapes_for(path)
+    input_shapes, dims = config.shapes_for(path if shapes_of is None else shapes_of)
     try:
         return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
     except InputShapeError as exc:  # the shapes came from the config: say so by type

@@ -5,8 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import onnx
 
@@ -16,9 +15,8 @@ from convaudit.fix.result import LayerFix
 from convaudit.model.tensor_users import TensorIndex, foldable_bn
 from convaudit.records import Finding, Layer, ModelFacts
 from convaudit.rules import recommend
-from convaudit.weights import FLOAT_DTYPES
+from convaudit.weights import FLOAT_DTYPES, recommends_bottleneck
 
-BOTTLENECK_RULE = "CA101"
 QUANTIZED_OPS = {"QLinearConv", "ConvInteger"}
 DEQUANTIZE_OPS = {"DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear"}
 STEP = recommend.WIDTH_MULTIPLE  # SIMD-friendly, and r=8 is already overhead-bound
@@ -31,10 +29,12 @@ class Options:
     nodes: tuple[str, ...] = ()
     width: int | None = None
     target_saving: float | None = None
+    # The rules whose findings recommend a bottleneck: only to name them in messages.
+    rule_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
+class LayerPlan:
     """One conv to rewrite at ``width``."""
 
     layer: Layer
@@ -126,24 +126,27 @@ def width_for_saving(layer: Layer, target: float) -> int | None:
     return r if r >= step else None
 
 
-def layer_fields(layer: Layer) -> dict[str, Any]:
-    """The LayerFix fields that describe the original conv, rewritten or not."""
-    return {
-        "name": layer.name,
-        "op_type": layer.op_type,
-        "kernel_shape": layer.kernel_shape,
-        "in_channels": layer.in_channels,
-        "out_channels": layer.out_channels,
-        "before_macs": layer.total_macs,
-        "before_params": layer.params,
-    }
+def rules_label(rule_ids: Sequence[str]) -> str:
+    """How messages name the rules behind bottleneck recommendations (the built-in one's id)."""
+    return " or ".join(rule_ids) or "bottleneck"
 
 
-def _skip(layer: Layer, reason: str, **extra: Any) -> LayerFix:
-    return LayerFix(**layer_fields(layer), rewritten=False, reason=reason, **extra)
+def original(layer: Layer) -> LayerFix:
+    """A candidate as first described: the original conv, not rewritten; the stages add their
+    figures (or the reason it is skipped) with ``dataclasses.replace``."""
+    return LayerFix(
+        name=layer.name,
+        op_type=layer.op_type,
+        kernel_shape=layer.kernel_shape,
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        before_macs=layer.total_macs,
+        before_params=layer.params,
+        rewritten=False,
+    )
 
 
-def _check(layer: Layer, index: TensorIndex) -> str | None:
+def decline_reason(layer: Layer, index: TensorIndex) -> str | None:
     """Why ``layer`` cannot be rewritten, or None."""
     if layer.graph != "main":
         return "inside a subgraph or function: only the main graph is rewritten"
@@ -195,7 +198,7 @@ def select(
     findings: Sequence[Finding],
     proto: onnx.ModelProto,
     options: Options,
-) -> tuple[list[Plan], list[LayerFix]]:
+) -> tuple[list[LayerPlan], list[LayerFix]]:
     """The convs to rewrite (with widths) and the candidates skipped (with reasons)."""
     if options.width is not None and options.width < 1:
         raise FixError(f"--width must be a positive integer, got {options.width}")
@@ -205,10 +208,11 @@ def select(
         )
     index = TensorIndex(proto.graph, proto.ir_version)
     by_name = {layer.name: layer for layer in facts.layers}
+    # (width, id of the rule that recommends it) per flagged conv: the id is the width's source.
     recommended = {
-        (f.graph or "main", f.node): f.recommendation.width
+        (f.graph or "main", f.node): (f.recommendation.width, f.rule)
         for f in findings
-        if f.rule == BOTTLENECK_RULE and f.recommendation is not None and f.node
+        if recommends_bottleneck(f) and f.recommendation is not None and f.node
     }
     if options.nodes:
         candidates: list[Layer] = []
@@ -222,12 +226,12 @@ def select(
     else:
         flagged = set(recommended)
         candidates = [x for x in facts.layers if (x.graph, x.name) in flagged]
-    plans: list[Plan] = []
+    plans: list[LayerPlan] = []
     skipped: list[LayerFix] = []
     for layer in dict.fromkeys(candidates):
-        reason = _check(layer, index)
+        reason = decline_reason(layer, index)
         if reason is not None:
-            skipped.append(_skip(layer, reason))
+            skipped.append(replace(original(layer), reason=reason))
             continue
         limit = break_even(layer)
         notes: list[str] = []
@@ -240,30 +244,30 @@ def select(
             found = width_for_saving(layer, options.target_saving)
             if found is None:
                 skipped.append(
-                    _skip(
-                        layer,
-                        f"no width saves {options.target_saving:g}x: width {step} saves only "
-                        f"{(layer.macs or 0) / bottleneck_macs(layer, step):.1f}x",
+                    replace(
+                        original(layer),
+                        reason=f"no width saves {options.target_saving:g}x: width {step} saves "
+                        f"only {(layer.macs or 0) / bottleneck_macs(layer, step):.1f}x",
                         break_even=limit,
                     )
                 )
                 continue
             width, source = found, "--target-saving"
-        elif recommended.get((layer.graph, layer.name)):
-            given = recommended[(layer.graph, layer.name)]
+        elif recommended.get((layer.graph, layer.name), (None, ""))[0]:
+            given, rule = recommended[(layer.graph, layer.name)]
             assert given is not None
-            width, source = round_width(given, step), BOTTLENECK_RULE
+            width, source = round_width(given, step), rule
         else:
             raise FixError(
-                f"--node {layer.name!r} has no {BOTTLENECK_RULE} recommendation: "
+                f"--node {layer.name!r} has no {rules_label(options.rule_ids)} recommendation: "
                 "pass --width N or --target-saving X",
                 path=facts.path,
             )
         if width >= limit:
             skipped.append(
-                _skip(
-                    layer,
-                    f"width {width} is at or above the break-even width {limit:.1f}: "
+                replace(
+                    original(layer),
+                    reason=f"width {width} is at or above the break-even width {limit:.1f}: "
                     "the bottleneck would not save MACs",
                     width=width,
                     width_source=source,
@@ -272,7 +276,7 @@ def select(
             )
             continue
         plans.append(
-            Plan(
+            LayerPlan(
                 layer=layer,
                 width=width,
                 width_source=source,

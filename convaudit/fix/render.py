@@ -77,7 +77,7 @@ def document(r: FixResult) -> dict[str, Any]:
             "speedup": _round(r.speedup, 3),
         },
         "external_data": r.external_data,
-        "remaining_ca101": list(r.remaining_findings),
+        "remaining_ca101": list(r.remaining_findings),  # named before kinds; a JSON contract
         "notes": list(r.notes),
         "fix_seconds": _round(r.fix_seconds, 3),
     }
@@ -166,7 +166,8 @@ def render_table(r: FixResult) -> str:
         )
     lines.extend(f"note: {n}" for n in r.notes)
     if r.remaining_findings:
-        lines.append(f"still flagged by CA101: {', '.join(r.remaining_findings)}")
+        by = " or ".join(r.remaining_rules) or "a bottleneck rule"
+        lines.append(f"still flagged by {by}: {', '.join(r.remaining_findings)}")
     lines.append(r.message)
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ class LayerFix:
     rewritten: bool
     reason: str | None = None  # why it was skipped
     width: int | None = None
-    width_source: str | None = None  # "--width", "CA101", "--target-saving"
+    width_source: str | None = None  # "--width", "--target-saving", or the recommending rule
     break_even: float | None = None  # widths at or above this save no MACs
     before_macs: int | None = None
     after_macs: int | None = None
@@ -59,7 +59,8 @@ class FixResult:
     max_error: float | None = None  # the --max-error the run was held to
     exceeded: bool = False  # measured error above max_error
     message: str = ""  # why nothing was written, or what was written
-    remaining_findings: tuple[str, ...] = ()  # CA101 nodes still flagged after the rewrite
+    remaining_findings: tuple[str, ...] = ()  # rewritten convs still given a bottleneck
+    remaining_rules: tuple[str, ...] = ()  # the rules that still give them one
     notes: tuple[str, ...] = ()  # caveats about the run (an input that fails onnx.checker, ...)
 
     @property

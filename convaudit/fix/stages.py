@@ -1,0 +1,370 @@
+"""The stages of a ``fix`` run, each a function of the records before it (``fix.context``).
+
+    select_layers -> probe -> factorise -> rewrite -> verify -> commit
+
+select_layers scans the model and decides which convs to rewrite at which width (or why not);
+probe runs the original model once to see what each of those convs reads; factorise fits each
+conv's 1x1 + KxK factors and measures that layer alone; rewrite does the graph surgery into a
+scratch file and runs onnx.checker; verify compares the two models with onnxruntime and scans
+the result; commit moves the file into place or says why it did not. Nothing reaches the
+user's output path before commit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from convaudit.audit import analyse_model, find, load_ruleset, rules_of_kind
+from convaudit.errors import ConvauditError, FixError
+from convaudit.fix import plan, validate
+from convaudit.fix.context import (
+    Activations,
+    Feeds,
+    Fitted,
+    FixContext,
+    Rewritten,
+    Selection,
+)
+from convaudit.fix.factorize import Factors, SecondMoment, factorize
+from convaudit.fix.request import refuse_overwriting_input_data
+from convaudit.fix.result import FixResult, LayerFix
+from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
+from convaudit.model.loader import LoadedModel, load_model
+from convaudit.model.tensor_users import bn_epsilon
+from convaudit.records import BOTTLENECK, ModelFacts
+from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error
+from convaudit.weights import recommends_bottleneck
+
+# -- select_layers -----------------------------------------------------------------------------
+
+
+def select_layers(ctx: FixContext) -> Selection:
+    """Scan the model with the configured rules; plan each candidate conv or say why not."""
+    opts = ctx.options
+    with load_model(ctx.src) as loaded:
+        facts = analyse_model(str(ctx.src), ctx.config, loaded)
+        rules = load_ruleset(ctx.config)
+        rule_ids = rules_of_kind(rules, BOTTLENECK)
+        plans, skipped = plan.select(
+            facts,
+            find(facts, ctx.config, rules),
+            loaded.proto,
+            plan.Options(
+                nodes=opts.nodes,
+                width=opts.width,
+                target_saving=opts.target_saving,
+                rule_ids=rule_ids,
+            ),
+        )
+        skipped = [_with_energy(loaded, facts, x) for x in skipped]
+        structure = loaded.proto  # payload-free: enough to find nodes and attributes
+        # Each planned weight is read here, and dropped, so that an unreadable one (a missing
+        # .data file) is the model's error before any work; factorise reads it again, one conv
+        # at a time, so no weight is held while the probe runs.
+        for p in plans:
+            _effective_weights(loaded, p, structure.graph)
+    src_external = _uses_external_data(structure)
+    if plans and src_external and not opts.in_place:
+        refuse_overwriting_input_data(ctx.src, ctx.dst, structure)
+    return Selection(
+        facts=facts,
+        rules=rules,
+        rule_ids=rule_ids,
+        plans=tuple(plans),
+        skipped=tuple(skipped),
+        structure=structure,
+        opset=next((o.version for o in structure.opset_import if o.domain in ("", "ai.onnx")), 11),
+        external=src_external or _weight_bytes(structure) > opts.external_threshold,
+    )
+
+
+def _with_energy(loaded: LoadedModel, facts: ModelFacts, x: LayerFix) -> LayerFix:
+    """A candidate skipped at a given width still gets its E(r): every candidate is reported."""
+    layer = next((y for y in facts.layers if y.name == x.name and y.graph == "main"), None)
+    if x.width is None or layer is None or not layer.weight_name or plan.groups(layer) > 1:
+        return x
+    try:
+        energy = energy_at(loaded.read_tensor(layer.weight_name), x.width)
+    except (KeyError, ConvauditError):
+        return x
+    return replace(x, energy=energy, predicted_error=predicted_error(energy))
+
+
+def _uses_external_data(model: onnx.ModelProto) -> bool:
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in model.graph.initializer)
+
+
+def _weight_bytes(model: onnx.ModelProto) -> int:
+    # From dims and dtype, which the payload-free structure keeps: no payload is read.
+    sizes = [_tensor_bytes(t) for t in model.graph.initializer]
+    sizes += [_tensor_bytes(a.t) for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    return sum(sizes)
+
+
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    try:
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 8
+    return int(np.prod(t.dims, dtype=np.int64)) * itemsize
+
+
+def nothing_to_rewrite(ctx: FixContext, sel: Selection) -> FixResult:
+    """The result when no candidate is left to rewrite: nothing is written."""
+    what = (
+        f"no {plan.rules_label(sel.rule_ids)} finding"
+        if not sel.skipped and not ctx.options.nodes
+        else "every candidate skipped"
+    )
+    return replace(
+        _unwritten(ctx, sel),
+        message=f"nothing to rewrite ({what}); no file written",
+        fix_seconds=ctx.seconds(),
+    )
+
+
+def _unwritten(ctx: FixContext, sel: Selection) -> FixResult:
+    return FixResult(
+        input_path=str(ctx.src),
+        output_path=str(ctx.dst),
+        written=False,
+        layers=sel.skipped,
+        macs_before=sel.facts.totals.macs,
+        params_before=sel.facts.totals.params,
+        max_error=ctx.options.max_error,
+    )
+
+
+# -- probe -------------------------------------------------------------------------------------
+
+
+def probe(ctx: FixContext, sel: Selection, work: Path) -> tuple[Feeds, Activations]:
+    """The feeds, and the inputs each planned conv really sees on them (for the whitened SVD and
+    the per-layer error), from one session of the original with those tensors exposed.
+
+    The full model is loaded here and again in ``rewrite`` so that no more than one copy of the
+    weights is alive at a time: the probe session and the proto never coexist.
+    """
+    x_names = [p.layer.inputs[0] for p in sel.plans]
+    full = onnx.load(str(ctx.src), load_external_data=True)
+    probe_path = work / "probe.onnx"
+    validate.write_probe(full, x_names, probe_path)
+    del full
+    session = validate.session(probe_path)
+    runs, source = validate.input_feeds(
+        session,
+        ctx.options.inputs,
+        input_shapes=ctx.input_shapes,
+        dims=ctx.dims,
+        seed=ctx.options.seed,
+    )
+    calibrated = ctx.options.inputs is not None
+    moments = {x: SecondMoment() for x in x_names}
+    first: dict[str, np.ndarray] = {}  # first feed only: enough for a per-layer error
+    for k, values in enumerate(validate.capture(session, x_names, runs)):
+        for x, value in values.items():
+            if calibrated:
+                moments[x].add(value)
+            if k == 0:
+                first[x] = value
+    del session
+    for leftover in work.iterdir():
+        leftover.unlink()
+    covs = {x: m.covariance() for x, m in moments.items()} if calibrated else None
+    return Feeds(runs=tuple(runs), source=source), Activations(first=first, second_moments=covs)
+
+
+# -- factorise ---------------------------------------------------------------------------------
+
+
+def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
+    """Factors of every planned conv, and each one's error alone on the input it really sees.
+
+    Weights are read one conv at a time from the input file (BatchNorm folded in first).
+    """
+    results: list[LayerFix] = []
+    rewrites: list[ConvRewrite] = []
+    graph = sel.structure.graph
+    with load_model(ctx.src) as loaded:
+        for p in sel.plans:
+            w, b, new_bias = _effective_weights(loaded, p, graph)
+            x = p.layer.inputs[0]
+            groups = plan.groups(p.layer)
+            cov = None if seen.second_moments is None else seen.second_moments[x]
+            factors = factorize(w, p.width, cov, groups)
+            conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
+            measured = validate.layer_error(
+                conv, seen.first[x], w, b, factors.u, factors.v, sel.opset
+            )
+            results.append(_layer_result(p, factors, measured))
+            rewrites.append(
+                ConvRewrite(
+                    conv_output=p.layer.outputs[0],
+                    u=factors.u,
+                    v=factors.v,
+                    bias=new_bias,
+                    bn_output=p.bn_name,
+                    groups=groups,
+                )
+            )
+    return Fitted(layers=tuple(results), rewrites=tuple(rewrites))
+
+
+def _effective_weights(
+    loaded: LoadedModel, p: plan.LayerPlan, graph: onnx.GraphProto
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(W, b, new bias or None): the conv's weights with a following BatchNorm folded in."""
+    layer = p.layer
+    w = np.asarray(loaded.read_tensor(p.weight_name), dtype=np.float64)
+    b_name = layer.inputs[2] if len(layer.inputs) > 2 and layer.inputs[2] else None
+    b = None if b_name is None else np.asarray(loaded.read_tensor(b_name), dtype=np.float64)
+    if p.bn_name is None:
+        return w, b, None
+    bn = next(n for n in graph.node if n.output and n.output[0] == p.bn_name)
+    scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
+    w2, b2 = fold_batchnorm(w, b, scale, shift, mean, var, bn_epsilon(bn))
+    return w2, b2, b2
+
+
+def _layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -> LayerFix:
+    layer = p.layer
+    cout = layer.out_channels or 0
+    return replace(
+        plan.original(layer),
+        rewritten=True,
+        width=p.width,
+        width_source=p.width_source,
+        break_even=p.break_even,
+        after_macs=p.after_macs,
+        # Folding a BatchNorm into a conv without bias gives it one.
+        after_params=p.after_params + (0 if layer.has_bias or p.bn_name is None else cout),
+        energy=factors.energy,
+        predicted_error=factors.predicted_error,
+        whitened=factors.whitened,
+        measured_error=measured,
+        folded_bn=p.bn_name,
+        notes=p.notes,
+    )
+
+
+# -- rewrite -----------------------------------------------------------------------------------
+
+
+def rewrite(ctx: FixContext, sel: Selection, fitted: Fitted, work: Path) -> Rewritten:
+    """The surgery on a fresh full copy of the input, written into ``work`` and checked."""
+    full = onnx.load(str(ctx.src), load_external_data=True)
+    for p, rw in zip(sel.plans, fitted.rewrites, strict=True):
+        dtype = np.dtype(p.layer.weight_dtype or "float32")
+        rewrite_conv(full.graph, rw, dtype, declare_inputs=full.ir_version < 4)
+    tmp = work / ctx.dst.name
+    _write(full, tmp, sel.external)
+    del full
+    return Rewritten(model=tmp, layers=fitted.layers, notes=checker_notes(ctx.src, tmp))
+
+
+def _write(model: onnx.ModelProto, path: Path, external: bool) -> None:
+    if external:
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(path))
+
+
+def checker_notes(src: Path, tmp: Path) -> tuple[str, ...]:
+    """Run onnx.checker (full) on the rewritten model; refuse unless the input fails the same way.
+
+    An input that already fails the checker (an exporter's output without a declared shape, say)
+    cannot give an output that passes: then the rewrite must only add no new problem.
+    """
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)
+        return ()
+    except onnx.checker.ValidationError as exc:
+        problem = str(exc).strip()
+    try:
+        onnx.checker.check_model(str(src), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        if str(exc).strip() == problem:
+            return (
+                f"the input model already fails onnx.checker ({problem}); the rewrite adds "
+                "no new problem",
+            )
+    raise FixError(f"the rewritten model fails onnx.checker ({problem})")
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> FixResult:
+    """Both models on the same feeds (output error, latency), and the rewritten one scanned
+    again: its totals and the rewritten convs its rules still flag. Nothing written yet."""
+    original, rewritten = validate.session(ctx.src), validate.session(done.model)
+    errors = validate.output_errors(original, rewritten, feeds.runs)
+    lat = (
+        validate.latency(original, rewritten, feeds.runs[0])
+        if ctx.options.measure_latency
+        else (None, None)
+    )
+    del original, rewritten
+    # The input's shapes and dims: config globs match the input's path, not the temp file's.
+    after = analyse_model(str(done.model), ctx.config, shapes_of=str(ctx.src))
+    names = {x.name for x in done.layers}
+    still = [
+        f
+        for f in find(after, ctx.config, sel.rules)
+        if recommends_bottleneck(f) and f.node in names
+    ]
+    worst = max(errors.values()) if errors else 0.0
+    return replace(
+        _unwritten(ctx, sel),
+        layers=done.layers + sel.skipped,
+        macs_after=after.totals.macs,
+        params_after=after.totals.params,
+        output_errors=errors,
+        latency_before=lat[0],
+        latency_after=lat[1],
+        inputs_source=feeds.source,
+        external_data=sel.external,
+        exceeded=ctx.options.max_error is not None and worst > ctx.options.max_error,
+        remaining_findings=tuple(sorted(f.node or "" for f in still)),
+        remaining_rules=tuple(sorted({f.rule for f in still})),
+        notes=done.notes,
+    )
+
+
+# -- commit ------------------------------------------------------------------------------------
+
+
+def commit(ctx: FixContext, result: FixResult, done: Rewritten) -> FixResult:
+    """Move the rewritten model onto the output, unless its error is above --max-error (and
+    not --force): then nothing is written and the message says why."""
+    if result.exceeded and not ctx.options.force:
+        return replace(
+            result,
+            message=f"measured error {result.error or 0.0:.4g} is above --max-error "
+            f"{ctx.options.max_error:g}: no file written (--force writes it anyway)",
+            fix_seconds=ctx.seconds(),
+        )
+    dst = ctx.dst
+    if result.external_data:  # the data file first: the model must never point at a missing file
+        os.replace(done.model.parent / (dst.name + ".data"), dst.parent / (dst.name + ".data"))
+    os.replace(done.model, dst)
+    return replace(
+        result,
+        written=True,
+        message=f"wrote {dst}" + (f" (+ {dst.name}.data)" if result.external_data else ""),
+        fix_seconds=ctx.seconds(),
+    )
