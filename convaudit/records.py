@@ -167,7 +167,7 @@ class ModelFacts:
 
 # The recommendation kind of a 1x1 bottleneck in front of a KxK conv: what ``fix`` rewrites and
 # ``scan --weights`` measures. Code keys on the kind, never on the id of the rule that gives it.
-BOTTLENECK = "bottleneck"
+BOTTLENECK_KIND = "bottleneck"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from convaudit.model.loader import LoadedModel
 from convaudit.model.tensor_users import TensorIndex, bn_epsilon, foldable_bn
-from convaudit.records import BOTTLENECK, Finding, ModelFacts
+from convaudit.records import BOTTLENECK_KIND, Finding, ModelFacts
 from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error
 
 # Weights these dtypes factorise as they are; anything else is quantized or unknown.
@@ -22,7 +22,7 @@ FLOAT_DTYPES = {"float32", "float16", "float64"}
 
 def recommends_bottleneck(finding: Finding) -> bool:
     """Whether the finding recommends a 1x1 bottleneck (whatever rule gave it)."""
-    return finding.recommendation is not None and finding.recommendation.kind == BOTTLENECK
+    return finding.recommendation is not None and finding.recommendation.kind == BOTTLENECK_KIND
 
 
 def _energy(

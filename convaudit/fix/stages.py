@@ -36,7 +36,7 @@ from convaudit.fix.result import FixResult, LayerFix
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
 from convaudit.model.loader import LoadedModel, load_model
 from convaudit.model.tensor_users import bn_epsilon
-from convaudit.records import BOTTLENECK, ModelFacts
+from convaudit.records import BOTTLENECK_KIND, ModelFacts
 from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error
 from convaudit.weights import recommends_bottleneck
 
@@ -49,7 +49,7 @@ def select_layers(ctx: FixContext) -> Selection:
     with load_model(ctx.src) as loaded:
         facts = analyse_model(str(ctx.src), ctx.config, loaded)
         rules = load_ruleset(ctx.config)
-        rule_ids = rules_of_kind(rules, BOTTLENECK)
+        rule_ids = rules_of_kind(rules, BOTTLENECK_KIND)
         plans, skipped = plan.select(
             facts,
             find(facts, ctx.config, rules),

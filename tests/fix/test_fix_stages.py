@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from convaudit.audit import load_ruleset
 from convaudit.config import Config
 from convaudit.fix import request, stages
 from convaudit.fix.pipeline import FixOptions, run_fix
@@ -24,6 +25,16 @@ def _team_bottleneck_rule(folder: Path) -> Path:
     folder.mkdir()
     (folder / "team.yaml").write_text(text, encoding="utf-8")
     return folder
+
+
+def test_the_kind_fix_keys_on_is_the_registered_bottleneck_kind() -> None:
+    from convaudit.records import BOTTLENECK_KIND
+    from convaudit.rules.kinds import KINDS
+
+    assert KINDS[BOTTLENECK_KIND].name == "bottleneck"
+    assert "CA101" in {
+        r.id for r in load_ruleset(Config()).rules if r.recommendation == "bottleneck"
+    }
 
 
 def test_select_layers_records_the_plan_and_the_rule_behind_it(tmp_path: Path) -> None:

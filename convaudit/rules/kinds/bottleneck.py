@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convaudit.records import Recommendation
+from convaudit.records import BOTTLENECK_KIND, Recommendation
 from convaudit.rules import recommend
 from convaudit.rules.kinds.base import Before, Kind, KindParam, alternative_fact, conv_shape
 from convaudit.rules.subject import Fact, FactView
@@ -135,7 +135,7 @@ def _build(b: FactView, before: Before) -> Recommendation | None:
 
 
 BOTTLENECK = Kind(
-    name="bottleneck",
+    name=BOTTLENECK_KIND,  # one spelling, in records: fix and scan --weights key on it
     doc="a 1x1 conv reducing Cin to a narrower width before the KxK conv",
     provides=FACTS,
     params=PARAMS,
