@@ -18,7 +18,7 @@ from convaudit.audit import (
 )
 from convaudit.config import Config
 from convaudit.errors import ConfigError
-from convaudit.records import AuditResult, ModelReport
+from convaudit.records import AuditResult, ModelReport, at_or_above
 from convaudit.version import __version__
 
 if TYPE_CHECKING:
@@ -148,9 +148,7 @@ def scan(
 
 def fails(result: AuditResult, fail_on: str) -> bool:
     """Whether ``result`` has a finding at or above ``fail_on`` (error/warning/info/never)."""
-    rank = {"error": 0, "warning": 1, "info": 2}
-    limit = rank.get(fail_on, -1)
-    return any(rank.get(f.severity, 2) <= limit for f in result.findings)
+    return any(at_or_above(f.severity, fail_on) for f in result.findings)
 
 
 def fix(

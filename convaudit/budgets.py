@@ -14,8 +14,7 @@ from typing import Any
 from convaudit.config import Config
 from convaudit.errors import ConfigError
 from convaudit.humanize import human, parse_quantity
-from convaudit.records import Finding, ModelFacts
-from convaudit.report.common import RuleInfo
+from convaudit.records import Finding, ModelFacts, RuleInfo
 from convaudit.safe_io import shown
 
 RULE_ID = "CA900"

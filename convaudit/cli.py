@@ -37,7 +37,6 @@ app = typer.Typer(
 T = TypeVar("T")
 FORMATS = ("table", "json", "markdown", "sarif", "junit", "html", "github")  # = report.REPORTERS
 DIFF_FORMATS = ("table", "json", "markdown")
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -386,8 +385,9 @@ def diff(
         result = api_diff(str(base), str(head), config)
         _keep_inputs([output], [str(base), str(head)])
         _emit(DIFF_REPORTERS[fmt](result), output)
-        limit = SEVERITY_RANK.get(config.fail_on, 3)  # "never" ranks above every severity
-        hits = [f for f in result.findings if SEVERITY_RANK.get(f.severity, 2) >= limit]
+        from convaudit.records import at_or_above
+
+        hits = [f for f in result.findings if at_or_above(f.severity, config.fail_on)]
         return Exit.FINDINGS if hits else Exit.CLEAN
 
     _run(run)

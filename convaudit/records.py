@@ -29,6 +29,43 @@ class Category(str, Enum):
 CONV_CATEGORIES = frozenset({Category.CONV, Category.CONV_TRANSPOSE})
 
 
+class Severity(str, Enum):
+    """A finding's severity. Members are str so JSON, config values and ``== "error"`` are
+    unchanged; ``rank`` is the one ordering every module uses (0 is the worst)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    def __str__(self) -> str:  # "error", not "Severity.ERROR", in messages and f-strings
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def rank(self) -> int:
+        """0 for error, 1 for warning, 2 for info: sort ascending for worst first."""
+        return SEVERITY_NAMES.index(self.value)
+
+
+# Worst first. The order of this tuple is the ranking; nothing else may restate it.
+SEVERITY_NAMES: tuple[str, ...] = tuple(s.value for s in Severity)
+
+
+def severity_rank(severity: str) -> int:
+    """The rank of a severity given as text (0 worst); an unknown name ranks after every one."""
+    return SEVERITY_NAMES.index(severity) if severity in SEVERITY_NAMES else len(SEVERITY_NAMES)
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """Whether ``severity`` is as bad as ``threshold`` or worse ("never" is above every one:
+    nothing reaches it)."""
+    if threshold not in SEVERITY_NAMES:
+        return False
+    return severity_rank(severity) <= severity_rank(threshold)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Layer:
     """One costed node (a conv, a matmul-like op), with its exact cost or None when unknown.
@@ -238,14 +275,40 @@ class BaselineSummary:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RuleInfo:
+    """What a reporter needs to describe a rule (SARIF's tool.driver.rules, HTML legends)."""
+
+    id: str
+    name: str
+    summary: str
+    severity: str
+    description: str = ""  # the rule's "what" / "why" text
+    help_markdown: str = ""  # docs rendered for a reader (what / why / example / fix)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditResult:
     """The result of one ``scan`` call: one report per model, ordered by path."""
 
     reports: tuple[ModelReport, ...]
     tool_version: str = ""
     baseline: BaselineSummary | None = None  # set when scanned with --baseline
+    # The enabled rules the scan ran (budgets included), sorted by id: reporters describe rules
+    # from here, never from rule files. Empty for a result built by hand.
+    rules: tuple[RuleInfo, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         """All findings across reports."""
         return tuple(f for r in self.reports for f in r.findings)
+
+
+def worst_first_key(f: Finding) -> tuple[int, int, str, str, str]:
+    """The one finding order of every format: severity, then the MACs at stake (the
+    recommendation's before figure, else the layer's MACs), then node, rule and fingerprint."""
+    if f.recommendation is not None:
+        stake = f.recommendation.before_macs
+    else:
+        macs = f.facts.get("macs")
+        stake = macs if isinstance(macs, int) else 0
+    return (severity_rank(f.severity), -stake, f.node or "", f.rule, f.fingerprint)

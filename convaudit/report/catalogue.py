@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convaudit.report.common import RuleInfo
+from convaudit.records import RuleInfo
 
 DOC_TITLES = (
     ("what", "What it does"),

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from convaudit.humanize import human
-from convaudit.records import AuditResult, Finding, Layer, ModelReport
+from convaudit.records import (
+    SEVERITY_NAMES,
+    AuditResult,
+    Finding,
+    Layer,
+    ModelReport,
+    severity_rank,
+    worst_first_key,
+)
 
-SEVERITIES = ("error", "warning", "info")
-SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RuleInfo:
-    """What a reporter needs to describe a rule (SARIF's tool.driver.rules, HTML legends)."""
-
-    id: str
-    name: str
-    summary: str
-    severity: str
-    description: str = ""  # the rule's "what" / "why" text
-    help_markdown: str = ""  # docs rendered for a reader (what / why / example / fix)
+SEVERITIES = SEVERITY_NAMES
 
 
 def plural(n: int, word: str) -> str:
@@ -51,15 +45,9 @@ def reports_by_path(result: AuditResult) -> list[ModelReport]:
     return sorted(result.reports, key=lambda r: r.path)
 
 
-def finding_key(f: Finding) -> tuple[int, int, str, str, str]:
-    """Worst first: severity, then the biggest saving, then node name and rule."""
-    before = f.recommendation.before_macs if f.recommendation else 0
-    return (SEVERITY_ORDER.get(f.severity, 9), -before, f.node or "", f.rule, f.fingerprint)
-
-
 def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
-    """Findings worst first, deterministic."""
-    return sorted(findings, key=finding_key)
+    """Findings worst first, deterministic: the one order of every format."""
+    return sorted(findings, key=worst_first_key)
 
 
 def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
@@ -113,7 +101,7 @@ def worst_flags(report: ModelReport) -> dict[tuple[str | None, str], str]:
         if f.node is None:
             continue
         key = (f.graph, f.node)
-        if key not in out or SEVERITY_ORDER.get(f.severity, 9) < SEVERITY_ORDER.get(out[key], 9):
+        if key not in out or severity_rank(f.severity) < severity_rank(out[key]):
             out[key] = f.severity
     return out
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from convaudit.records import AuditResult, Finding, Layer, ModelReport
+from convaudit.report.common import sorted_findings
 
 SCHEMA_VERSION = 1
 
@@ -131,7 +132,7 @@ def report_dict(report: ModelReport) -> dict[str, Any]:
         "model": model,
         "totals": totals,
         "layers": layers,
-        "findings": [finding_dict(f) for f in report.findings],
+        "findings": [finding_dict(f) for f in sorted_findings(report.findings)],
         "errors": list(report.errors),
         "notes": notes,
         "suppressed": [

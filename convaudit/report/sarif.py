@@ -13,9 +13,8 @@ from pathlib import PurePath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
-from convaudit.records import AuditResult, Finding, ModelReport
+from convaudit.records import AuditResult, Finding, ModelReport, RuleInfo
 from convaudit.report.common import (
-    RuleInfo,
     arithmetic,
     finding_path,
     reports_by_path,

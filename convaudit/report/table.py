@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Layer, ModelReport
+from convaudit.report.common import sorted_findings
 
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 HEADERS = (
     "name",
     "op",
@@ -96,14 +96,7 @@ def render_report(report: ModelReport) -> str:
     if report.findings:
         lines.append("")
         lines.append("findings:")
-        for f in sorted(
-            report.findings,
-            key=lambda f: (
-                SEVERITY_ORDER.get(f.severity, 9),
-                -(f.recommendation.before_macs if f.recommendation else f.facts.get("macs") or 0),
-                f.node or "",
-            ),
-        ):
+        for f in sorted_findings(report.findings):
             lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{f.node}]: {f.message}")
     for f in report.suppressed:
         lines.append(f"  suppressed {f.rule} [{f.node}]: {f.suppressed_reason}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from convaudit.config import Config, Suppression
 from convaudit.errors import ConfigError
-from convaudit.records import Finding, Layer, ModelFacts
+from convaudit.records import Finding, Layer, ModelFacts, worst_first_key
 from convaudit.rules.context import GraphContext
 from convaudit.rules.facts import Bound, Subject
 from convaudit.rules.kinds import recommendation
@@ -39,7 +39,6 @@ CORE_FACTS = (
     "params",
     "mac_share",
 )
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
 def selected(rule_id: str, select: Iterable[str], ignore: Iterable[str]) -> bool:
@@ -216,12 +215,4 @@ def _finding(rule: Rule, bound: Bound, model: str) -> Finding:
 
 def worst_first(findings: Iterable[Finding]) -> list[Finding]:
     """Severity, then MACs at stake, then node name."""
-    return sorted(
-        findings,
-        key=lambda f: (
-            SEVERITY_RANK.get(f.severity, 9),
-            -(f.recommendation.before_macs if f.recommendation else f.facts.get("macs") or 0),
-            f.node or "",
-            f.rule,
-        ),
-    )
+    return sorted(findings, key=worst_first_key)

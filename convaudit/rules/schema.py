@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from convaudit.records import SEVERITY_NAMES
 from convaudit.rules.template import Template
 
 SCHEMA_VERSION = 1
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = SEVERITY_NAMES
 FILE_KEYS = ("schema_version", "rules")
 RULE_KEYS = (
     "id",

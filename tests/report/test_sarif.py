@@ -8,9 +8,8 @@ from typing import Any
 
 from reportkit import textbook_finding, with_findings
 
-from convaudit.records import AuditResult, ModelReport
+from convaudit.records import AuditResult, ModelReport, RuleInfo
 from convaudit.report import sarif
-from convaudit.report.common import RuleInfo
 
 
 def _doc(result: AuditResult, **kw: Any) -> dict[str, Any]:
