@@ -138,7 +138,7 @@ def scan(
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     models = select_shard(expand_paths(items), shard)
     reports = _scan_all(models, config, jobs, progress, rules, weights)
-    result = AuditResult(reports=reports, tool_version=__version__)
+    result = AuditResult(reports=reports, tool_version=__version__, rules=rules.catalogue())
     if baseline is not None:
         from convaudit.baseline import apply_baseline
 

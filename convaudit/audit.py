@@ -77,8 +77,7 @@ def _scan_one(
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
     errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
-    found, suppressed = (rules or load_ruleset(config)).run(facts)
-    findings = found + _budget_findings(facts, config)
+    findings, suppressed = (rules or load_ruleset(config)).run(facts)  # budgets included
     if loaded is not None:
         from convaudit.weights import add_weight_facts
 
@@ -89,12 +88,6 @@ def _scan_one(
     return ModelReport(
         path=path, facts=facts, findings=findings, errors=errors, suppressed=suppressed
     )
-
-
-def _budget_findings(facts: ModelFacts, config: Config) -> tuple[Finding, ...]:
-    from convaudit.budgets import check_budgets
-
-    return check_budgets(facts, max_macs=config.max_macs, max_params=config.max_params)
 
 
 def scan_one_safe(

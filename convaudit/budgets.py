@@ -1,12 +1,15 @@
-"""Budgets: a model over its MAC or parameter budget (or grown too much) is a CA900 finding.
+"""Budgets: a model over its MAC or parameter budget (or grown too much) is a budget finding.
 
-A broken budget is an ordinary finding of severity error, so it flows through every report format
-and the findings exit code like any rule hit.
+A broken budget is an ordinary finding, so it flows through every report format and the findings
+exit code like any rule hit. Its rule (id, name, severity, docs) is the catalogue's rule marked
+``check: budget`` in the built-in pack, found by that mark (never by its id), so select, ignore
+and severity apply to it like to any rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from typing import Any
@@ -14,31 +17,19 @@ from typing import Any
 from convaudit.config import Config
 from convaudit.errors import ConfigError
 from convaudit.humanize import human, parse_quantity
-from convaudit.records import Finding, ModelFacts, RuleInfo
+from convaudit.records import Finding, ModelFacts
+from convaudit.rules.schema import Rule
 from convaudit.safe_io import shown
 
-RULE_ID = "CA900"
-RULE_NAME = "budget-exceeded"
+BUDGET_CHECK = "budget"
 
-BUDGET_RULE = RuleInfo(
-    id=RULE_ID,
-    name=RULE_NAME,
-    summary="The model exceeds a MAC or parameter budget, or grew more than allowed.",
-    severity="error",
-    description=(
-        "Fires when the model's total MACs exceed --max-macs (config max-macs), its total "
-        "parameters exceed --max-params (max-params), or, when comparing against a base model "
-        "with `convaudit diff`, its MACs or parameters grew by more than --max-increase."
-    ),
-    help_markdown=(
-        "**What it does**: checks the model's totals against the budgets you set "
-        "(`--max-macs 4.1G`, `--max-params 25.6M`, `--max-increase 2%` with `convaudit diff`).\n\n"
-        "**Why is this bad?** A budget is a deployment constraint (latency, memory, energy); "
-        "a model over it will miss its target on the device.\n\n"
-        "**Fix**: act on the other findings (bottlenecks, factorised kernels), or raise the "
-        "budget deliberately in the config so the change is reviewed."
-    ),
-)
+
+@functools.cache
+def builtin_budget_rule() -> Rule:
+    """The built-in pack's budget rule, for callers that have no configured rule set."""
+    from convaudit.rules.loader import load_rules
+
+    return next(r for r in load_rules().values() if r.check == BUDGET_CHECK)
 
 
 def parse_budget(flag: str, text: str) -> int:
@@ -60,43 +51,55 @@ def parse_increase(text: str, flag: str = "--max-increase") -> float:
     return float(m.group(1)) / 100
 
 
-def _fingerprint(path: str, metric: str) -> str:
-    return hashlib.sha256(f"{RULE_ID}\0{path}\0{metric}".encode()).hexdigest()[:16]
+def _fingerprint(rule: Rule, path: str, metric: str) -> str:
+    return hashlib.sha256(f"{rule.id}\0{path}\0{metric}".encode()).hexdigest()[:16]
 
 
-def _over(path: str, metric: str, label: str, value: int, budget: int, flag: str) -> Finding:
+def _over(
+    rule: Rule, path: str, metric: str, label: str, value: int, budget: int, flag: str
+) -> Finding:
     excess = (value - budget) / budget
     return Finding(
-        rule=RULE_ID,
-        name=RULE_NAME,
-        severity="error",
+        rule=rule.id,
+        name=rule.name,
+        severity=rule.severity,
         node=None,
         graph=None,
         message=(
             f"total {label} {value:,} ({human(value)}) exceed the budget {flag} "
             f"{budget:,} ({human(budget)}) by {100 * excess:.1f}%"
         ),
-        fingerprint=_fingerprint(path, metric),
+        fingerprint=_fingerprint(rule, path, metric),
         facts={"metric": metric, "value": value, "budget": budget},
         model_path=path,
     )
 
 
 def check_budgets(
-    facts: ModelFacts, *, max_macs: int | None = None, max_params: int | None = None
+    facts: ModelFacts,
+    *,
+    max_macs: int | None = None,
+    max_params: int | None = None,
+    rule: Rule | None = None,
 ) -> tuple[Finding, ...]:
-    """CA900 findings for absolute budgets on one model's totals."""
+    """Budget findings (of ``rule``, by default the built-in budget rule) on one model's totals."""
+    rule = rule or builtin_budget_rule()
     out: list[Finding] = []
     t = facts.totals
     if max_macs is not None and t.macs > max_macs:
-        out.append(_over(facts.path, "macs", "MACs", t.macs, max_macs, "--max-macs"))
+        out.append(_over(rule, facts.path, "macs", "MACs", t.macs, max_macs, "--max-macs"))
     if max_params is not None and t.params > max_params:
-        out.append(_over(facts.path, "params", "params", t.params, max_params, "--max-params"))
+        out.append(
+            _over(rule, facts.path, "params", "params", t.params, max_params, "--max-params")
+        )
     return tuple(out)
 
 
-def check_increase(base: ModelFacts, head: ModelFacts, max_increase: float) -> tuple[Finding, ...]:
-    """CA900 findings when HEAD's MACs or params grew more than ``max_increase`` over BASE's."""
+def check_increase(
+    base: ModelFacts, head: ModelFacts, max_increase: float, *, rule: Rule | None = None
+) -> tuple[Finding, ...]:
+    """Budget findings when HEAD's MACs or params grew more than ``max_increase`` over BASE's."""
+    rule = rule or builtin_budget_rule()
     out: list[Finding] = []
     for metric, label in (("macs", "MACs"), ("params", "params")):
         before = getattr(base.totals, metric)
@@ -108,16 +111,16 @@ def check_increase(base: ModelFacts, head: ModelFacts, max_increase: float) -> t
         pct = "new" if before == 0 else f"+{100 * (after - before) / before:.2f}%"
         out.append(
             Finding(
-                rule=RULE_ID,
-                name=RULE_NAME,
-                severity="error",
+                rule=rule.id,
+                name=rule.name,
+                severity=rule.severity,
                 node=None,
                 graph=None,
                 message=(
                     f"total {label} grew {before:,} → {after:,} ({human(before)} → "
                     f"{human(after)}, {pct}), over --max-increase {100 * max_increase:g}%"
                 ),
-                fingerprint=_fingerprint(head.path, f"{metric}-increase"),
+                fingerprint=_fingerprint(rule, head.path, f"{metric}-increase"),
                 facts={
                     "metric": f"{metric}_increase",
                     "base": before,

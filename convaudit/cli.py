@@ -135,11 +135,11 @@ RulesDirOption = Annotated[
 ]
 MaxMacsOption = Annotated[
     str | None,
-    typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (an error when over)."),
+    typer.Option("--max-macs", help="MAC budget, e.g. 4.1G (a budget finding when over)."),
 ]
 MaxParamsOption = Annotated[
     str | None,
-    typer.Option("--max-params", help="Param budget, e.g. 25.6M (an error when over)."),
+    typer.Option("--max-params", help="Param budget, e.g. 25.6M (a budget finding when over)."),
 ]
 PathsArgument = Annotated[list[str], typer.Argument(help="ONNX files, directories or globs.")]
 
@@ -351,7 +351,7 @@ def diff(
     max_increase: Annotated[
         str | None,
         typer.Option(
-            "--max-increase", help="Allowed MAC/param growth, e.g. 2% (an error when over)."
+            "--max-increase", help="Allowed MAC/param growth, e.g. 2% (a budget finding when over)."
         ),
     ] = None,
     max_macs: MaxMacsOption = None,

@@ -137,9 +137,9 @@ def finding_key(f: Finding) -> tuple[str, str | None, str | None, str]:
 
 def is_budget_finding(f: Finding) -> bool:
     """A broken budget (absolute or growth): the exit code counts it as is, never as "new"."""
-    from convaudit.budgets import RULE_ID  # the budget check's own id, defined there only
+    from convaudit.budgets import builtin_budget_rule  # found by its check, not by an id
 
-    return f.rule == RULE_ID
+    return f.rule == builtin_budget_rule().id
 
 
 def compare(

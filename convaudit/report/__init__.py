@@ -41,13 +41,10 @@ REPORTERS: Mapping[str, Reporter] = _Registry()
 
 
 def render(result: AuditResult, fmt: str, *, config: Any = None) -> str:
-    """Render ``result`` in format ``fmt`` (a key of REPORTERS).
+    """Render ``result`` in format ``fmt`` (a key of REPORTERS), from the result alone.
 
-    SARIF describes every rule the scan ran, so it gets the rule catalogue for ``config``.
+    ``config`` is accepted for callers of the old signature and not read: the rules a format
+    describes are the catalogue the result carries (``AuditResult.rules``).
     """
-    if fmt == "sarif":
-        from convaudit.report import sarif
-        from convaudit.report.catalogue import rule_catalogue
-
-        return sarif.render(result, rules=rule_catalogue(config))
+    del config
     return REPORTERS[fmt](result)

@@ -103,10 +103,8 @@ def document(
     max_results: int = MAX_RESULTS,
 ) -> dict[str, Any]:
     """The SARIF log as plain dicts (one run, at most ``max_results`` results)."""
-    if rules is None:
-        from convaudit.report.catalogue import rule_catalogue
-
-        rules = rule_catalogue()
+    if rules is None:  # the rules the scan ran; a hand-built result describes its findings'
+        rules = result.rules
     catalogue: dict[str, RuleInfo] = {r.id: r for r in rules}
     reports = reports_by_path(result)
     for rep in reports:

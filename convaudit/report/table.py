@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Layer, ModelReport
-from convaudit.report.common import sorted_findings
+from convaudit.report.common import location, sorted_findings
 
 HEADERS = (
     "name",
@@ -97,9 +97,9 @@ def render_report(report: ModelReport) -> str:
         lines.append("")
         lines.append("findings:")
         for f in sorted_findings(report.findings):
-            lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{f.node}]: {f.message}")
+            lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{location(f)}]: {f.message}")
     for f in report.suppressed:
-        lines.append(f"  suppressed {f.rule} [{f.node}]: {f.suppressed_reason}")
+        lines.append(f"  suppressed {f.rule} [{location(f)}]: {f.suppressed_reason}")
     if report.baselined:
         lines.append(f"  ({len(report.baselined)} known findings hidden by the baseline)")
     for e in report.errors:

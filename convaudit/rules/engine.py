@@ -15,9 +15,17 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from convaudit.budgets import check_budgets
 from convaudit.config import Config, Suppression
 from convaudit.errors import ConfigError
-from convaudit.records import Finding, Layer, ModelFacts, worst_first_key
+from convaudit.records import (
+    Finding,
+    Layer,
+    ModelFacts,
+    RuleInfo,
+    worst_first_key,
+)
+from convaudit.rules.catalogue import catalogue
 from convaudit.rules.context import GraphContext
 from convaudit.rules.facts import Bound, Subject
 from convaudit.rules.kinds import recommendation
@@ -154,19 +162,37 @@ class RuleSet:
             config=config,
         )
 
+    @property
+    def budget_rule(self) -> Rule | None:
+        """The enabled rule evaluated from the budgets (``check: budget``), None when ignored."""
+        return next((r for r in self.rules if r.check == "budget"), None)
+
+    def catalogue(self) -> tuple[RuleInfo, ...]:
+        """The enabled rules as the catalogue a result carries, sorted by id."""
+        return catalogue(self.rules)
+
     def run(self, facts: ModelFacts) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
-        """(findings, suppressed findings) on one model, in graph order then rule id."""
-        if not self.rules:
-            return (), ()
-        graph = GraphContext(facts)
-        model = model_key(facts.path, self.config.root)
+        """(findings, suppressed findings) on one model: the match rules' in graph order then
+        rule id, then the budget rule's (from the config's budgets on the model's totals)."""
+        matchers = [r for r in self.rules if r.check == "match"]
         found: list[Finding] = []
-        for layer in sorted(facts.layers, key=lambda x: x.index):
-            subject = Subject(layer, facts, graph)
-            for rule in self.rules:
-                bound = Bound(subject, rule.params)
-                if matches(rule.match, bound):
-                    found.append(_finding(rule, bound, model))
+        if matchers:
+            graph = GraphContext(facts)
+            model = model_key(facts.path, self.config.root)
+            for layer in sorted(facts.layers, key=lambda x: x.index):
+                subject = Subject(layer, facts, graph)
+                for rule in matchers:
+                    bound = Bound(subject, rule.params)
+                    if matches(rule.match, bound):
+                        found.append(_finding(rule, bound, model))
+        budget = self.budget_rule
+        if budget is not None:
+            found += check_budgets(
+                facts,
+                max_macs=self.config.max_macs,
+                max_params=self.config.max_params,
+                rule=budget,
+            )
         kept: list[Finding] = []
         suppressed: list[Finding] = []
         for f in found:

@@ -10,6 +10,15 @@ from convaudit.rules.facts import FACTS
 from convaudit.rules.schema import Group, Leaf, Param, Rule
 from convaudit.rules.validate import nearest
 
+# What a rule evaluated outside the matcher compares, by its ``check``.
+CHECK_TEXT = {
+    "budget": (
+        "From the budgets, not per layer: the model's total MACs and params against max-macs "
+        "and max-params on every scan, and HEAD's growth over BASE against max-increase in "
+        "`convaudit diff`. No budget set, no finding."
+    ),
+}
+
 
 def render_list(rules: RuleSet) -> str:
     """One line per available rule: id, severity, on/off, name, summary."""
@@ -90,7 +99,12 @@ def explain(rule: Rule, *, enabled: bool = True) -> str:
             "## Options (current values; override in [tool.convaudit.params." + rule.id + "])",
         ]
         out += [f"{name}: {yaml_value(value)}" for name, value in rule.params.items()]
-    out += ["", "## Match", *_condition(rule.match, dict(rule.params), 0)]
+    if rule.check != "match":  # evaluated by convaudit itself: no match tree to show
+        if rule.docs.get("options"):
+            out += ["", "## Options (in the config file, or as flags)", rule.docs["options"]]
+        out += ["", "## Evaluated", _para(CHECK_TEXT.get(rule.check, rule.check))]
+    else:
+        out += ["", "## Match", *_condition(rule.match, dict(rule.params), 0)]
     used = [f for f in rule.facts_used() if f in FACTS]
     if used:
         out += ["", "## Facts"]

@@ -67,12 +67,23 @@ def rule_file_schema() -> dict[str, Any]:
             "example": {**text, "description": "An example that triggers the rule"},
             "fix": {**text, "description": "What to do instead, with the arithmetic"},
             "references": {"type": "array", "items": {"type": "string"}},
+            "options": {**text, "description": "Config keys of a rule convaudit evaluates"},
         },
     }
+    match_only = list(schema.MATCH_ONLY_KEYS)
+    always = [k for k in schema.REQUIRED_RULE_KEYS if k not in match_only]
     rule = {
         "type": "object",
         "additionalProperties": False,
-        "required": list(schema.REQUIRED_RULE_KEYS),
+        "required": always,
+        # check: budget (and any check but match) -> no match, message or params; else both
+        # match and message are required.
+        "if": {
+            "properties": {"check": {"not": {"const": "match"}}},
+            "required": ["check"],
+        },
+        "then": {"not": {"anyOf": [{"required": [k]} for k in match_only]}},
+        "else": {"required": [k for k in schema.REQUIRED_RULE_KEYS if k in match_only]},
         "properties": {
             "id": {
                 "type": "string",
@@ -98,6 +109,11 @@ def rule_file_schema() -> dict[str, Any]:
             },
             "docs": docs,
             "recommendation": {"enum": [*KIND_NAMES, None]},
+            "check": {
+                "enum": list(schema.CHECKS),
+                "description": "match (default): the match tree over layers; budget: the "
+                "model's totals against max-macs / max-params / max-increase",
+            },
         },
     }
     return {

@@ -22,10 +22,16 @@ RULE_KEYS = (
     "message",
     "docs",
     "recommendation",
+    "check",
 )
 REQUIRED_RULE_KEYS = ("id", "name", "summary", "severity", "match", "message", "docs")
+# How a rule is evaluated: "match" runs its match tree over every layer; "budget" compares the
+# model's totals with the configured budgets (max-macs, max-params, max-increase) and builds its
+# own message from the numbers, so such a rule has docs but no match, message or params.
+CHECKS = ("match", "budget")
+MATCH_ONLY_KEYS = ("params", "match", "message", "recommendation")
 DOC_KEYS = ("what", "why", "example", "fix")
-OPTIONAL_DOC_KEYS = ("references",)
+OPTIONAL_DOC_KEYS = ("references", "options")
 LEAF_KEYS = ("fact", "op", "value")
 GROUP_KEYS = ("all", "any", "not")
 
@@ -95,6 +101,7 @@ class Rule:
     line: int
     builtin: bool
     param_types: dict[str, str] = field(default_factory=dict)
+    check: str = "match"  # one of CHECKS
 
     def leaves(self) -> list[Leaf]:
         """Every leaf of the match tree, in file order."""

@@ -101,27 +101,18 @@ def _rule(f: _File, data: LineDict) -> Rule:
         f.rule_id = raw_id
     f.require(data, ["id"], "a rule")
     f.keys(data, schema.RULE_KEYS, "a rule")
+    check = data.get("check", "match")
+    if check not in schema.CHECKS:
+        raise f.fail(
+            data.key_lines["check"],
+            f"check {shown(check)} must be one of {', '.join(schema.CHECKS)}"
+            f"{nearest(str(check), schema.CHECKS)}",
+        )
+    if check != "match":
+        return _outside_rule(f, data, check)
     f.require(data, schema.REQUIRED_RULE_KEYS, "the rule")
     line = data.key_lines
-    rule_id = _text(f, data, "id")
-    if not schema.RULE_ID.fullmatch(rule_id):
-        raise f.fail(
-            line["id"], f"id {shown(rule_id)} must be a prefix of capitals and digits (ABC123)"
-        )
-    if f.builtin and not schema.BUILTIN_ID.fullmatch(rule_id):
-        raise f.fail(line["id"], "built-in rule ids are CA and three digits")
-    if not f.builtin and rule_id.startswith("CA"):
-        raise f.fail(line["id"], "the CA prefix is reserved for built-in rules: use your own")
-    name = _text(f, data, "name")
-    if not schema.RULE_NAME.fullmatch(name):
-        raise f.fail(line["name"], f"name {shown(name)} must be kebab-case, naming the problem")
-    severity = _text(f, data, "severity")
-    if severity not in schema.SEVERITIES:
-        raise f.fail(
-            line["severity"],
-            f"severity {shown(severity)} must be one of {', '.join(schema.SEVERITIES)}"
-            f"{nearest(severity, schema.SEVERITIES)}",
-        )
+    rule_id, name, severity = _header(f, data)
     params, types = _params(f, data)
     f.conditions = 0
     match = _condition(f, data["match"], line["match"], params, types)
@@ -176,6 +167,67 @@ def _rule(f: _File, data: LineDict) -> Rule:
                 f"{{{pname}}} in the message",
             )
     return rule
+
+
+def _header(f: _File, data: LineDict) -> tuple[str, str, str]:
+    """The checked id, name and severity every rule has."""
+    line = data.key_lines
+    rule_id = _text(f, data, "id")
+    if not schema.RULE_ID.fullmatch(rule_id):
+        raise f.fail(
+            line["id"], f"id {shown(rule_id)} must be a prefix of capitals and digits (ABC123)"
+        )
+    if f.builtin and not schema.BUILTIN_ID.fullmatch(rule_id):
+        raise f.fail(line["id"], "built-in rule ids are CA and three digits")
+    if not f.builtin and rule_id.startswith("CA"):
+        raise f.fail(line["id"], "the CA prefix is reserved for built-in rules: use your own")
+    name = _text(f, data, "name")
+    if not schema.RULE_NAME.fullmatch(name):
+        raise f.fail(line["name"], f"name {shown(name)} must be kebab-case, naming the problem")
+    severity = _text(f, data, "severity")
+    if severity not in schema.SEVERITIES:
+        raise f.fail(
+            line["severity"],
+            f"severity {shown(severity)} must be one of {', '.join(schema.SEVERITIES)}"
+            f"{nearest(severity, schema.SEVERITIES)}",
+        )
+    return rule_id, name, severity
+
+
+def _outside_rule(f: _File, data: LineDict, check: str) -> Rule:
+    """A rule evaluated outside the matcher (``check: budget``): its catalogue entry only.
+
+    Its match is an empty ``any`` (true of nothing), so even a caller that forgot to skip it
+    could not produce a finding from it.
+    """
+    if not f.builtin:  # convaudit evaluates it, so only its own pack can declare one
+        raise f.fail(data.key_lines["check"], f"check: {check} is reserved for built-in rules")
+    for key in schema.MATCH_ONLY_KEYS:
+        if key in data:
+            raise f.fail(
+                data.key_lines[key],
+                f"{key} does not apply to a rule with check: {check} (convaudit evaluates it)",
+            )
+    f.require(
+        data, [k for k in schema.REQUIRED_RULE_KEYS if k not in schema.MATCH_ONLY_KEYS], "the rule"
+    )
+    rule_id, name, severity = _header(f, data)
+    return Rule(
+        id=rule_id,
+        name=name,
+        summary=_text(f, data, "summary"),
+        severity=severity,
+        params={},
+        match=Group("any", (), data.line),
+        message=parse(""),
+        message_text="",
+        docs=_docs(f, data),
+        recommendation=None,
+        source=str(f.path),
+        line=data.line,
+        builtin=f.builtin,
+        check=check,
+    )
 
 
 def _params(f: _File, data: LineDict) -> tuple[dict[str, Any], dict[str, str]]:
@@ -297,6 +349,9 @@ def _docs(f: _File, data: LineDict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in schema.DOC_KEYS:
         out[key] = _text(f, docs, key)
+    options = docs.get("options")
+    if options is not None:
+        out["options"] = _text(f, docs, "options")
     refs = docs.get("references")
     if refs is not None:
         if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):

@@ -43,7 +43,8 @@ def test_every_builtin_rule_has_a_passing_and_a_failing_case() -> None:
 def test_rule_case(rule_id: str, case: dict[str, Any]) -> None:
     facts = build(case["nodes"])
     params = {rule_id: case["params"]} if case.get("params") else {}
-    ruleset = RuleSet.from_config(Config(select=(rule_id,), params=params))
+    budgets = case.get("budgets") or {}  # max_macs / max_params, for the budget rule
+    ruleset = RuleSet.from_config(Config(select=(rule_id,), params=params, **budgets))
     findings, _ = ruleset.run(facts)
     got = [(f.node, f) for f in findings]
     assert [n for n, _ in got] == [e["node"] for e in case["findings"]]

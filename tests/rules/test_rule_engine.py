@@ -152,7 +152,7 @@ def test_config_severity_params_and_selection_apply() -> None:
 @pytest.mark.parametrize(
     ("config", "pattern"),
     [
-        (Config(select=("CA9",)), r"select: 'CA9' matches no rule"),
+        (Config(select=("CA8",)), r"select: 'CA8' matches no rule"),
         (Config(ignore=("CA11",)), r"ignore: 'CA11' matches no rule \(did you mean CA101\?\)"),
         (
             Config(severity={"CA1011": "error"}),

@@ -409,7 +409,14 @@ def test_builtin_pack_is_found_and_complete() -> None:
     from convaudit.rules.loader import builtin_dir
 
     names = sorted(p.name for p in builtin_dir().glob("CA*.yaml"))
-    assert names == ["CA101.yaml", "CA102.yaml", "CA103.yaml", "CA104.yaml", "CA105.yaml"]
+    assert names == [
+        "CA101.yaml",
+        "CA102.yaml",
+        "CA103.yaml",
+        "CA104.yaml",
+        "CA105.yaml",
+        "CA900.yaml",
+    ]
     for rule in load_rules().values():
         assert rule.builtin and rule.docs["what"] and rule.docs["fix"] and rule.summary
 
@@ -437,5 +444,5 @@ def test_an_installed_wheel_finds_the_rules_it_ships(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert done.stdout.strip() == (
-        "['CA101', 'CA102', 'CA103', 'CA104', 'CA105'] {'_builtin_rules'}"
+        "['CA101', 'CA102', 'CA103', 'CA104', 'CA105', 'CA900'] {'_builtin_rules'}"
     ), done.stderr

@@ -1,11 +1,18 @@
-"""The rule catalogue reporters describe (SARIF's tool.driver.rules): enabled rules plus CA900."""
+"""Loaded rules as the catalogue a result carries: RuleInfo records with their docs rendered.
+
+Built once per scan from the rule set the scan ran, so that reporters describe rules (SARIF's
+tool.driver.rules) from the result alone and never read rule files while rendering.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from convaudit.records import RuleInfo
+from convaudit.rules.schema import Rule
 
+# ruff's rule-doc sections, in ruff's order; "fix" is the rule files' key for "Use instead".
 DOC_TITLES = (
     ("what", "What it does"),
     ("why", "Why is this bad?"),
@@ -14,27 +21,13 @@ DOC_TITLES = (
 )
 
 
-def rule_catalogue(config: Any = None) -> tuple[RuleInfo, ...]:
-    """Every rule a scan with ``config`` can report, sorted by id: the enabled rules (built-in and
-    the config's rule dirs, with its severities) and the budget rule CA900."""
-    from convaudit.budgets import BUDGET_RULE
-
-    infos = {BUDGET_RULE.id: BUDGET_RULE}
-    for info in engine_rules(config):
-        infos.setdefault(info.id, info)
+def catalogue(rules: Iterable[Rule]) -> tuple[RuleInfo, ...]:
+    """The rules as RuleInfo, sorted by id (one entry per id)."""
+    infos = {r.id: rule_info(r) for r in rules}
     return tuple(infos[k] for k in sorted(infos))
 
 
-def engine_rules(config: Any = None) -> list[RuleInfo]:
-    """The rule engine's enabled rules as RuleInfo."""
-    from convaudit.config import Config
-    from convaudit.rules.engine import RuleSet
-
-    ruleset = RuleSet.from_config(config if config is not None else Config())
-    return [rule_info(r) for r in ruleset.rules]
-
-
-def rule_info(rule: Any) -> RuleInfo:
+def rule_info(rule: Rule) -> RuleInfo:
     """A loaded rule (id, name, summary, severity, docs) as the reporters' RuleInfo."""
     docs: dict[str, Any] = dict(rule.docs or {})
     return RuleInfo(
@@ -43,7 +36,7 @@ def rule_info(rule: Any) -> RuleInfo:
         summary=rule.summary.strip(),
         severity=rule.severity,
         description=" ".join(str(docs.get(k, "")).strip() for k in ("what", "why") if docs.get(k)),
-        help_markdown=help_markdown(rule.id, rule.name, docs, getattr(rule, "params", {})),
+        help_markdown=help_markdown(rule.id, rule.name, docs, rule.params),
     )
 
 
@@ -58,9 +51,12 @@ def help_markdown(rule_id: str, name: str, docs: dict[str, Any], params: dict[st
             parts.append(f"### {title}\n\n```\n{text}\n```")
         else:
             parts.append(f"### {title}\n\n{text}")
+    options = str(docs.get("options", "")).strip()
     if params:
         opts = "\n".join(f"- `{k}` = `{v!r}`" for k, v in params.items())
         parts.append(f"### Options\n\n{opts}")
+    elif options:  # a rule evaluated outside the matcher documents its config keys instead
+        parts.append(f"### Options\n\n```\n{options}\n```")
     refs = docs.get("references") or []
     if refs:
         parts.append("### References\n\n" + "\n".join(f"- {r}" for r in refs))
