@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from convaudit.errors import ConfigError
+from convaudit.identity import model_key
 from convaudit.records import AuditResult, BaselineEntry, BaselineSummary, ModelReport
-from convaudit.rules.engine import model_key
 from convaudit.safe_io import clip, read_regular
 
 SCHEMA_VERSION = 1

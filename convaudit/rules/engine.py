@@ -7,20 +7,17 @@ model then costs one pass over its layers. The engine knows facts and operators,
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
 from convaudit.budgets import check_budgets
 from convaudit.config import Config, Suppression
 from convaudit.errors import ConfigError
+from convaudit.identity import fingerprint, model_key
 from convaudit.records import (
     Finding,
-    Layer,
     ModelFacts,
     RuleInfo,
     worst_first_key,
@@ -60,43 +57,6 @@ def selected(rule_id: str, select: Iterable[str], ignore: Iterable[str]) -> bool
     if not sel:
         return False
     return not ign or max(ign) < max(sel)
-
-
-def model_key(path: str, root: str | None = None) -> str:
-    """The model path as findings and baselines name it: relative to the config file's folder
-    (``root``) when below it, so a baseline matches from any cwd; else relative to the cwd."""
-    p = Path(path)
-    full = Path(os.path.abspath(p))
-    for base in ([Path(os.path.abspath(root))] if root is not None else []) + [Path.cwd()]:
-        try:
-            return full.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return p.as_posix()
-
-
-def fingerprint(rule_id: str, model: str, layer: Layer) -> str:
-    """Stable across re-exports: no node index, no MACs (which change with input shapes)."""
-    node = layer.name
-    if not node or node == f"{layer.op_type}_{layer.index}" or _auto_name(layer):
-        node = layer.outputs[0] if layer.outputs else layer.name
-    parts = (
-        rule_id,
-        model,
-        layer.graph,
-        node,
-        layer.op_type,
-        "x".join(map(str, layer.kernel_shape or ())),
-        f"{layer.in_channels}->{layer.out_channels}",
-        str(layer.group),
-    )
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
-
-
-def _auto_name(layer: Layer) -> bool:
-    """Names the walker invented for unnamed nodes: "<op_type>_<position>"."""
-    prefix = f"{layer.op_type}_"
-    return layer.name.startswith(prefix) and layer.name[len(prefix) :].isdigit()
 
 
 @dataclass(frozen=True)
