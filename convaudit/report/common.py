@@ -24,10 +24,23 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# One vocabulary in every format: a model that could not be scanned *failed*; findings have a
+# *severity*. "2 errors" beside "0 failed" read as a contradiction, so counts name findings.
+FAILED = "failed to scan"
+COUNT_HEADERS = tuple(f"{s} findings" for s in SEVERITY_NAMES)
+
+
 def counts_text(findings: Iterable[Finding]) -> str:
-    """ "0 errors · 1 warning · 0 info" """
+    """ "4 findings: 0 error · 1 warning · 3 info" (by severity)."""
     c = severity_counts(findings)
-    return f"{plural(c['error'], 'error')} · {plural(c['warning'], 'warning')} · {c['info']} info"
+    by = " · ".join(f"{c[s]} {s}" for s in SEVERITY_NAMES)
+    return f"{plural(sum(c.values()), 'finding')}: {by}"
+
+
+def failed_text(reports: Iterable[ModelReport]) -> str | None:
+    """ "1 failed to scan", or None when every model was scanned."""
+    n = sum(1 for r in reports if r.errors)
+    return f"{n} {FAILED}" if n else None
 
 
 def hidden_note(report: ModelReport) -> str | None:

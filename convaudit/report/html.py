@@ -11,10 +11,13 @@ from typing import Any
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Finding, Layer, ModelReport
 from convaudit.report.common import (
+    COUNT_HEADERS,
+    FAILED,
     channels,
     counts_text,
     dims,
     factor,
+    failed_text,
     hidden_note,
     layer_flag,
     layer_label,
@@ -243,7 +246,7 @@ def _overview(reports: list[ModelReport]) -> str:
     for mi, r in enumerate(reports):
         c = severity_counts(r.findings)
         t = r.facts.totals if r.facts else None
-        status = "failed" if r.errors else ("clean" if not r.findings else "findings")
+        status = FAILED if r.errors else ("clean" if not r.findings else "findings")
         rows.append(
             f'<tr><td><a href="#model-{mi}"><code>{escape(r.path)}</code></a></td>'
             f'<td class="num">{human(t.macs) if t else "-"}</td>'
@@ -253,9 +256,11 @@ def _overview(reports: list[ModelReport]) -> str:
         )
     return (
         '<div class="panel"><h3>Models</h3><table class="overview"><thead><tr><th>model</th>'
-        '<th class="num">MACs</th><th class="num">params</th><th class="num">errors</th>'
-        '<th class="num">warnings</th><th class="num">info</th><th>status</th>'
-        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+        '<th class="num">MACs</th><th class="num">params</th>'
+        + "".join(f'<th class="num">{h}</th>' for h in COUNT_HEADERS)
+        + "<th>status</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
     )
 
 
@@ -266,7 +271,12 @@ def render(result: AuditResult) -> str:
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
     expected = sum(2 for r in reports if r.facts is not None)
     version = f"convaudit {result.tool_version}" if result.tool_version else "convaudit"
-    meta = f"{plural(len(reports), 'model')} · {counts_text(result.findings)}"
+    failed = failed_text(reports)
+    meta = " · ".join(
+        x
+        for x in (plural(len(reports), "model"), failed, counts_text(result.findings))
+        if x is not None
+    )
     title = reports[0].path if len(reports) == 1 else meta
     body = [_overview(reports)] if len(reports) > 1 else []
     body += [_model(r, mi) for mi, r in enumerate(reports)]

@@ -9,10 +9,13 @@ from __future__ import annotations
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Finding, ModelReport
 from convaudit.report.common import (
+    COUNT_HEADERS,
+    FAILED,
     arithmetic,
     channels,
     counts_text,
     dims,
+    failed_text,
     hidden_note,
     is_flagged,
     layer_label,
@@ -41,7 +44,7 @@ def _code(text: str) -> str:
 
 def _summary(reports: list[ModelReport]) -> list[str]:
     lines = [
-        "| model | MACs | params | layers | errors | warnings | info | status |",
+        "| model | MACs | params | layers | " + " | ".join(COUNT_HEADERS) + " | status |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in reports:
@@ -51,7 +54,7 @@ def _summary(reports: list[ModelReport]) -> list[str]:
         else:
             t = r.facts.totals
             macs, params, layers = human(t.macs), human(t.params), str(t.layers)
-        status = "failed to scan" if r.errors else ("clean" if not r.findings else "findings")
+        status = FAILED if r.errors else ("clean" if not r.findings else "findings")
         lines.append(
             f"| {_cell(_code(r.path))} | {macs} | {params} | {layers} | {c['error']} | "
             f"{c['warning']} | {c['info']} | {status} |"
@@ -139,13 +142,13 @@ def truncate(lines: list[str], max_chars: int) -> str:
 def render(result: AuditResult, *, max_chars: int = MAX_CHARS) -> str:
     """The whole comment: marker, heading, summary table, one section per model."""
     reports = reports_by_path(result)
-    failed = sum(1 for r in reports if r.errors)
+    failed = failed_text(reports)
     lines = [
         MARKER,
         "## convaudit report",
         "",
         f"{len(reports)} model{'s' if len(reports) != 1 else ''} scanned"
-        + (f", {failed} failed" if failed else "")
+        + (f", {failed}" if failed else "")
         + f" · {counts_text(result.findings)}"
         + (f" · convaudit {result.tool_version}" if result.tool_version else ""),
         "",

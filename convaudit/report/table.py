@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Layer, ModelReport
-from convaudit.report.common import location, sorted_findings
+from convaudit.report.common import FAILED, location, sorted_findings
 
 HEADERS = (
     "name",
@@ -103,7 +103,7 @@ def render_report(report: ModelReport) -> str:
     if report.baselined:
         lines.append(f"  ({len(report.baselined)} known findings hidden by the baseline)")
     for e in report.errors:
-        lines.append(f"error: {e}")
+        lines.append(f"{FAILED}: {e}")
     return "\n".join(lines) + "\n"
 
 
