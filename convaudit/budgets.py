@@ -8,15 +8,11 @@ and severity apply to it like to any rule.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import re
-from typing import Any
 
-from convaudit.config import Config
-from convaudit.errors import ConfigError
-from convaudit.humanize import human, parse_quantity
+from convaudit.config.values import parse_count, parse_percent
+from convaudit.humanize import human
 from convaudit.records import Finding, ModelFacts
 from convaudit.rules.schema import Rule
 from convaudit.safe_io import shown
@@ -33,22 +29,13 @@ def builtin_budget_rule() -> Rule:
 
 
 def parse_budget(flag: str, text: str) -> int:
-    """ "4.1G" -> 4_100_000_000, as a ConfigError naming the flag when malformed."""
-    try:
-        value = parse_quantity(text)
-    except ValueError as exc:
-        raise ConfigError(f"{flag} {shown(text, 60)}: {exc}") from None
-    if value <= 0:
-        raise ConfigError(f"{flag} {shown(text)}: must be positive")
-    return value
+    """ "4.1G" -> 4_100_000_000: the parser the config file and Config(...) use too."""
+    return parse_count(text, f"{flag} {shown(text, 60)}")
 
 
 def parse_increase(text: str, flag: str = "--max-increase") -> float:
-    """ "2%" -> 0.02; "0.5%" -> 0.005; a bare number is a percentage too."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*", text)
-    if not m:
-        raise ConfigError(f"{flag} {shown(text)}: expected a percentage such as 2% or 0.5%")
-    return float(m.group(1)) / 100
+    """ "2%" -> 0.02: the parser the config file and Config(...) use too."""
+    return parse_percent(text, flag)
 
 
 def _fingerprint(rule: Rule, path: str, metric: str) -> str:
@@ -131,21 +118,3 @@ def check_increase(
             )
         )
     return tuple(out)
-
-
-def with_budget_flags(
-    config: Config,
-    *,
-    max_macs: str | None = None,
-    max_params: str | None = None,
-    max_increase: str | None = None,
-) -> Config:
-    """``config`` with the budget flags that were given (text as typed) replacing its values."""
-    changes: dict[str, Any] = {}
-    if max_macs is not None:
-        changes["max_macs"] = parse_budget("--max-macs", max_macs)
-    if max_params is not None:
-        changes["max_params"] = parse_budget("--max-params", max_params)
-    if max_increase is not None:
-        changes["max_increase"] = parse_increase(max_increase)
-    return dataclasses.replace(config, **changes) if changes else config

@@ -158,15 +158,14 @@ def _config(
     **flags: Any,
 ) -> Config:
     """The effective config: config file, then these flags on top."""
-    from convaudit.config import resolve
-    from convaudit.shapes_arg import parse_dims, parse_input_shapes
+    from convaudit.config import parse_dim_flags, parse_input_shape_flags, resolve
 
     return resolve(
         paths,
         config_file,
         rule_dirs=rules_dir or (),
-        input_shapes=parse_input_shapes(input_shape or []),
-        dims=parse_dims(dim or []),
+        input_shapes=parse_input_shape_flags(input_shape or []),
+        dims=parse_dim_flags(dim or []),
         **flags,
     )
 
@@ -232,7 +231,6 @@ def scan(
     def run() -> int:
         from convaudit.api import fails, parse_shard
         from convaudit.api import scan as api_scan
-        from convaudit.budgets import with_budget_flags
         from convaudit.report import REPORTERS, render
 
         if fmt not in REPORTERS:
@@ -250,8 +248,9 @@ def scan(
             ignore=ignore,
             fail_on=fail_on,
             baseline=baseline,
+            max_macs=max_macs,
+            max_params=max_params,
         )
-        config = with_budget_flags(config, max_macs=max_macs, max_params=max_params)
         result = api_scan(
             paths,
             config,
@@ -370,7 +369,6 @@ def diff(
     """
 
     def run() -> int:
-        from convaudit.budgets import with_budget_flags
         from convaudit.diff import diff as api_diff
         from convaudit.report.diff_report import DIFF_REPORTERS
 
@@ -378,9 +376,15 @@ def diff(
             raise ConvauditError(
                 f"unknown --format {fmt!r}; choose one of {', '.join(DIFF_FORMATS)}"
             )
-        config = _config([str(head)], config_file, input_shape, dim, fail_on=fail_on)
-        config = with_budget_flags(
-            config, max_macs=max_macs, max_params=max_params, max_increase=max_increase
+        config = _config(
+            [str(head)],
+            config_file,
+            input_shape,
+            dim,
+            fail_on=fail_on,
+            max_macs=max_macs,
+            max_params=max_params,
+            max_increase=max_increase,
         )
         result = api_diff(str(base), str(head), config)
         _keep_inputs([output], [str(base), str(head)])
@@ -446,7 +450,7 @@ def config_show(
 
     def run() -> int:
         from convaudit.api import load_ruleset
-        from convaudit.config_table import render
+        from convaudit.config import render
 
         config = _config([path] if path else [], config_file, None, None)
         load_ruleset(config)  # rule ids in select/severity/params are checked too

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 # The backstop of the one-line contract: whatever a message echoes (a 10 MB rule id, a YAML
@@ -16,6 +18,20 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """``text`` with line breaks turned to spaces, cut to ``limit`` characters with an ellipsis."""
     flat = _BREAKS.sub(" ", text[: limit * 2]).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def nearest(word: str, candidates: Iterable[str], *, quote: bool = False) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or an empty string.
+
+    The one did-you-mean of the project; ``quote`` prints the candidate as a repr ('select'),
+    as messages that quote the user's word do.
+    """
+    if len(word) > 200:  # no name is that long, and difflib on megabytes would hang
+        return ""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {close[0]!r}?)" if quote else f" (did you mean {close[0]}?)"
 
 
 class ConvauditError(Exception):
@@ -53,3 +69,18 @@ class ConfigError(ConvauditError):
 
 class FixError(ConvauditError):
     """A rewrite was refused or cannot be performed."""
+
+
+class UnknownInputError(ConfigError):
+    """An input shape names an input the model lacks; the caller says where the shape came from."""
+
+    def __init__(self, name: str, inputs: Iterable[str], *, path: str | Path | None = None) -> None:
+        self.input_name = name
+        self.inputs = tuple(sorted(inputs))
+        listed = ", ".join(self.inputs) or "(none)"
+        self.detail = f"names unknown input {name!r}; the model's inputs are {listed}"
+        super().__init__(f"--input-shape {self.detail}", path=path)
+
+
+class ConfigWarning(UserWarning):
+    """A config entry that changes nothing (e.g. a model glob matching no scanned model)."""

@@ -9,8 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from convaudit.cli import app
-from convaudit.config import Config, find_config, load_config, resolve
-from convaudit.config_table import parse_percent, render
+from convaudit.config import Config, find_config, load_config, parse_percent, render, resolve
 from convaudit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from convaudit import cost
-from convaudit.errors import FixError
+from convaudit.errors import FixError, nearest
 from convaudit.fix.result import LayerFix
 from convaudit.model.tensor_users import TensorIndex, foldable_bn
 from convaudit.records import Finding, Layer, ModelFacts
@@ -219,8 +218,7 @@ def select(
         for name in options.nodes:
             if name not in by_name:
                 convs = [x.name for x in facts.layers if x.category == "conv"]
-                near = difflib.get_close_matches(name, convs, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                hint = nearest(name, convs, quote=True)
                 raise FixError(f"--node {name!r}: no such costed layer{hint}", path=facts.path)
             candidates.append(by_name[name])
     else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from convaudit.budgets import check_budgets
 from convaudit.config import Config, Suppression
-from convaudit.errors import ConfigError
+from convaudit.errors import ConfigError, nearest
 from convaudit.identity import fingerprint, model_key
 from convaudit.records import (
     Finding,
@@ -29,7 +29,7 @@ from convaudit.rules.kinds import recommendation
 from convaudit.rules.loader import load_rules
 from convaudit.rules.matcher import matches
 from convaudit.rules.schema import Rule
-from convaudit.rules.validate import check_param, nearest
+from convaudit.rules.validate import check_param
 
 # Facts every finding records, besides those its rule reads.
 CORE_FACTS = (

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
-from convaudit.errors import ConfigError
+from convaudit.errors import ConfigError, nearest
 from convaudit.rules.engine import RuleSet
 from convaudit.rules.facts import FACTS
 from convaudit.rules.schema import Group, Leaf, Param, Rule
-from convaudit.rules.validate import nearest
 
 # What a rule evaluated outside the matcher compares, by its ``check``.
 CHECK_TEXT = {

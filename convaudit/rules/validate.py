@@ -6,12 +6,11 @@ the lines come from the LineDict mappings the loader builds.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from convaudit.errors import RuleFileError
+from convaudit.errors import RuleFileError, nearest
 from convaudit.rules import schema
 from convaudit.rules.facts import FACTS
 from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS
@@ -29,12 +28,6 @@ class LineDict(dict[str, Any]):
 
     line: int = 0
     key_lines: dict[str, int]
-
-
-def nearest(word: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean X?)`` for the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class _File:
