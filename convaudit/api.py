@@ -5,6 +5,7 @@ The CLI and Python users both call this; the per-model audit is ``convaudit.audi
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from convaudit.audit import (
     scan_one_safe,
 )
 from convaudit.config import Config
-from convaudit.errors import ConfigError
+from convaudit.errors import ConfigError, ConfigWarning
 from convaudit.records import AuditResult, ModelReport, at_or_above
 from convaudit.version import __version__
 
@@ -136,7 +137,10 @@ def scan(
 
         baseline = load_baseline(config.baseline)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    models = select_shard(expand_paths(items), shard)
+    found = expand_paths(items)
+    for message in config.unmatched(found):  # before sharding: another shard may match it
+        warnings.warn(message, ConfigWarning, stacklevel=2)
+    models = select_shard(found, shard)
     reports = _scan_all(models, config, jobs, progress, rules, weights)
     result = AuditResult(reports=reports, tool_version=__version__, rules=rules.catalogue())
     if baseline is not None:

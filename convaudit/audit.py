@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from convaudit.config import Config
-from convaudit.errors import ConfigError, ConvauditError, InputShapeError, ModelLoadError
+from convaudit.errors import (
+    ConfigError,
+    ConvauditError,
+    InputShapeError,
+    ModelLoadError,
+    UnknownInputError,
+)
 from convaudit.records import Finding, ModelFacts, ModelReport
 
 if TYPE_CHECKING:
@@ -24,9 +30,20 @@ def analyse_model(
     ``shapes_of`` when given (fix scans its temp file with the input model's shapes)."""
     from convaudit.model.analyse import analyse
 
-    input_shapes, dims = config.shapes_for(path if shapes_of is None else shapes_of)
+    shaped = path if shapes_of is None else shapes_of
+    input_shapes, dims = config.shapes_for(shaped)
     try:
         return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
+    except UnknownInputError as exc:
+        origin = config.shape_origin(shaped, exc.input_name)
+        if origin is None:  # a flag or the Python API: the walker's message names --input-shape
+            raise ConfigError(exc.message, path=exc.path) from None
+        # The file's entry is what to fix, not a flag the user never typed.
+        raise ConfigError(
+            f"{origin}: {shaped} has no input {exc.input_name!r}; its inputs are "
+            f"{', '.join(exc.inputs) or '(none)'}",
+            path=config.source,
+        ) from None
     except InputShapeError as exc:  # the shapes came from the config: say so by type
         raise ConfigError(exc.message, path=exc.path) from None
 

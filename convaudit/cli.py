@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from convaudit.errors import ConvauditError
+from convaudit.errors import ConfigWarning, ConvauditError
+
+_python_showwarning = warnings.showwarning
 
 if TYPE_CHECKING:
     from convaudit.config import Config
@@ -39,10 +42,21 @@ FORMATS = ("table", "json", "markdown", "sarif", "junit", "html", "github")  # =
 DIFF_FORMATS = ("table", "json", "markdown")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A config warning is one stderr line, like an error; others keep Python's format."""
+    if issubclass(category, ConfigWarning):
+        typer.echo(f"convaudit: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, *_, **__)
+
+
 def _guard(fn: Callable[[], T]) -> T:
     """Run ``fn``; user errors become one line and exit 2, bugs exit 2 with a hint to report."""
     try:
-        return fn()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ConfigWarning)
+            warnings.showwarning = _show_warning
+            return fn()
     except ConvauditError as exc:
         typer.echo(f"convaudit: error: {exc}", err=True)
         raise typer.Exit(Exit.ERROR) from None

@@ -42,6 +42,14 @@ class ConvauditError(Exception):
         self.message = one_line(message)
         super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
+    def at(self, path: str | Path) -> ConvauditError:
+        """The same error located at ``path`` (its type and fields kept, for callers to act on)."""
+        located = type(self).__new__(type(self))
+        located.__dict__.update(self.__dict__)
+        located.path = str(path)
+        Exception.__init__(located, f"{located.path}: {self.message}")
+        return located
+
 
 class ModelLoadError(ConvauditError):
     """The file is missing, empty, truncated, not ONNX, or its external data cannot be read."""
@@ -71,7 +79,7 @@ class FixError(ConvauditError):
     """A rewrite was refused or cannot be performed."""
 
 
-class UnknownInputError(ConfigError):
+class UnknownInputError(InputShapeError):
     """An input shape names an input the model lacks; the caller says where the shape came from."""
 
     def __init__(self, name: str, inputs: Iterable[str], *, path: str | Path | None = None) -> None:

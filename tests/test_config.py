@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from convaudit.cli import app
-from convaudit.config import Config, find_config, load_config, parse_percent, render, resolve
+from convaudit.config import (
+    Config,
+    ModelShapes,
+    Suppression,
+    find_config,
+    load_config,
+    parse_percent,
+    render,
+    resolve,
+)
 from convaudit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,3 +242,240 @@ def test_cli_config_show_and_errors(tmp_path: Path) -> None:
     unknown_rule = write(tmp_path / "u" / "convaudit.toml", "[severity]\nCA199 = 'error'\n")
     out = runner.invoke(app, ["scan", str(TEXTBOOK), "--config", str(unknown_rule)])
     assert out.exit_code == 2 and "unknown rule 'CA199'" in out.stderr
+
+
+# -- issue 11 item 4: Config(...) is validated like the flags and the file ---------------------
+
+
+def test_config_constructor_normalises_what_the_cli_accepts() -> None:
+    cfg = Config(
+        max_macs="100M",
+        max_params=25_600_000,
+        max_increase="2%",
+        select="CA1",
+        input_shapes={"input": "1x480x14x14"},
+    )
+    assert (cfg.max_macs, cfg.max_params, cfg.max_increase) == (100_000_000, 25_600_000, 0.02)
+    assert cfg.select == ("CA1",) and cfg.input_shapes == {"input": (1, 480, 14, 14)}
+    assert Config(max_increase=0.02).max_increase == 0.02  # the Python field is a fraction
+
+
+def test_config_constructor_budget_is_a_finding_not_an_internal_error() -> None:
+    import convaudit
+
+    result = convaudit.scan(str(TEXTBOOK), Config(max_macs="100M"))
+    (report,) = result.reports
+    assert report.errors == ()
+    (finding,) = [f for f in report.findings if f.rule == "CA900"]  # 112,896,000 > 100,000,000
+    assert finding.facts["budget"] == 100_000_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (
+            {"fail_on": "warnings"},
+            r"fail_on 'warnings' must be one of .* \(did you mean 'warning'\?\)",
+        ),
+        ({"severity": {"CA101": "fatal"}}, r"severity.CA101 'fatal' must be one of error, warning"),
+        ({"severity": {"CA 1": "error"}}, r"severity: 'CA 1' is not a rule id"),
+        ({"params": {"CA101": 3}}, r"params.CA101 must be a table of param = value"),
+        ({"select": ["CA 1"]}, r"select: 'CA 1' is not a rule code or prefix"),
+        ({"ignore": [1]}, r"ignore must be a list of rule codes or prefixes"),
+        ({"max_macs": "lots"}, r"max_macs='lots': not a quantity"),
+        ({"max_macs": 0}, r"max_macs=0: must be positive"),
+        ({"max_params": 2.5}, r"max_params=2.5: expected a count"),
+        ({"max_increase": "2"}, r"max_increase '2': expected a percentage like \"2%\""),
+        ({"max_increase": -0.1}, r"max_increase -0.1: expected a fraction"),
+        ({"input_shapes": {"x": "1xAx3"}}, r"input_shapes.x '1xAx3': expected a shape"),
+        ({"dims": {"batch": -1}}, r"dims.batch -1: expected a non-negative integer"),
+        ({"rule_dirs": [3]}, r"rule_dirs must be a list of paths"),
+        ({"suppressions": ({"rule": "CA101"},)}, r"suppressions must be a tuple of Suppression"),
+    ],
+)
+def test_config_constructor_refuses_what_the_cli_refuses(
+    kwargs: dict[str, Any], pattern: str
+) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        Config(**kwargs)
+
+
+def test_suppression_and_model_shapes_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match=r"'reason' is required"):
+        Suppression(rule="CA101", reason=" ")
+    with pytest.raises(ConfigError, match=r"Suppression.rule: 'ca101' is not a rule code"):
+        Suppression(rule="ca101", reason="x")
+    with pytest.raises(ConfigError, match=r"expected a non-negative integer"):
+        ModelShapes(pattern="*.onnx", dims={"batch": "one"})
+
+
+@pytest.mark.parametrize(
+    ("file_value", "flag_value", "pattern", "value"),
+    [
+        ("0", "0", "must be positive", None),  # a zero budget fails every model: a slip
+        ('"2.5M"', "2.5M", None, 2_500_000),
+        ("2500000", "2500000", None, 2_500_000),
+    ],
+)
+def test_max_macs_flag_and_file_agree(
+    tmp_path: Path, file_value: str, flag_value: str, pattern: str | None, value: int | None
+) -> None:
+    path = write(tmp_path / "convaudit.toml", f"max-macs = {file_value}\n")
+    if pattern is None:
+        assert load_config(path).max_macs == value
+        assert resolve([], str(path), max_macs=flag_value).max_macs == value
+        return
+    with pytest.raises(ConfigError, match=rf"convaudit.toml: max-macs: {pattern}"):
+        load_config(path)
+    empty = write(tmp_path / "empty" / "convaudit.toml", "")
+    with pytest.raises(ConfigError, match=rf"--max-macs '{flag_value}': {pattern}"):
+        resolve([], str(empty), max_macs=flag_value)
+
+
+@pytest.mark.parametrize(("text", "value"), [("2%", 0.02), ("0.5%", 0.005), ("2", None)])
+def test_max_increase_flag_and_file_agree(tmp_path: Path, text: str, value: float | None) -> None:
+    path = write(tmp_path / "convaudit.toml", f'max-increase = "{text}"\n')
+    empty = write(tmp_path / "empty" / "convaudit.toml", "")
+    if value is None:  # "2" could be 2% or 200%: refused by both
+        with pytest.raises(ConfigError, match=r"max-increase '2': expected a percentage"):
+            load_config(path)
+        with pytest.raises(ConfigError, match=r"--max-increase '2': expected a percentage"):
+            resolve([], str(empty), max_increase=text)
+        return
+    assert load_config(path).max_increase == value
+    assert resolve([], str(empty), max_increase=text).max_increase == value
+
+
+def test_cli_zero_budget_exits_2() -> None:
+    out = CliRunner().invoke(app, ["scan", str(TEXTBOOK), "--max-macs", "0"])
+    assert out.exit_code == 2
+    assert out.stderr.startswith("convaudit: error: --max-macs '0': must be positive")
+
+
+# -- issue 11 item 7: globs as .gitignore, entries that match nothing, keys in messages ----------
+
+
+@pytest.mark.parametrize(
+    ("rel", "pattern", "hit"),
+    [
+        ("models/legacy/a.onnx", "legacy/*.onnx", False),  # a slash anchors at the config folder
+        ("legacy/a.onnx", "legacy/*.onnx", True),
+        ("legacy/a.onnx", "/legacy/*.onnx", True),  # a leading slash changes nothing
+        ("models/legacy/a.onnx", "**/legacy/*.onnx", True),  # ** spans folders
+        ("legacy/a.onnx", "**/legacy/*.onnx", True),  # ... including none
+        ("legacy/sub/a.onnx", "legacy/*.onnx", False),  # * stays in one segment
+        ("legacy/sub/a.onnx", "legacy/**", True),
+        ("models/legacy/a.onnx", "*.onnx", True),  # no slash: a name at any depth
+        ("models/legacy/a.onnx", "legacy", True),  # ... a folder's name too
+        ("models/legacy/a.onnx", "legacy/", True),
+        ("models/legacy_v2/a.onnx", "legacy", False),
+        ("models/yolo_v8.onnx", "yolo[_-]*.onnx", True),
+        ("models/ab.onnx", "?.onnx", False),
+        ("models/a.onnx", "?.onnx", True),
+        ("models/a.onnx", "*", True),
+    ],
+)
+def test_model_globs_match_like_gitignore(
+    tmp_path: Path, rel: str, pattern: str, hit: bool
+) -> None:
+    cfg = Config(root=str(tmp_path))
+    assert cfg.path_matches(str(tmp_path / rel), pattern) is hit
+
+
+def test_globs_outside_the_config_folder_start_at_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(root=str(tmp_path / "project"))
+    assert cfg.path_matches("legacy/a.onnx", "legacy/*.onnx")
+    assert not cfg.path_matches("other/legacy/a.onnx", "legacy/*.onnx")
+
+
+def test_readme_suppression_example_applies_below_the_config_folder(tmp_path: Path) -> None:
+    model = tmp_path / "models" / "legacy" / "m.onnx"
+    model.parent.mkdir(parents=True)
+    shutil.copy(TEXTBOOK, model)
+    write(
+        tmp_path / "convaudit.toml",
+        "[[suppressions]]\nrule = 'CA101'\nmodel = '**/legacy/*.onnx'\nreason = 'frozen'\n",
+    )
+    import convaudit
+
+    result = convaudit.scan(str(model), resolve([str(model)]))
+    (report,) = result.reports
+    assert [f.rule for f in report.suppressed] == ["CA101"]
+    assert all(f.rule != "CA101" for f in report.findings)
+
+
+SHAPES_FOR_MISSING = """\
+[input-shapes."detectors/*.onnx"]
+images = "1x3x640x640"
+
+[[suppressions]]
+rule = "CA101"
+model = "legacy/*.onnx"
+reason = "frozen"
+"""
+
+
+def test_config_entries_that_match_no_model_warn(tmp_path: Path) -> None:
+    model = tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    shutil.copy(TEXTBOOK, model)
+    cfg_path = write(tmp_path / "convaudit.toml", SHAPES_FOR_MISSING)
+    import convaudit
+    from convaudit.errors import ConfigWarning
+
+    with pytest.warns(ConfigWarning) as caught:
+        convaudit.scan(str(model), load_config(cfg_path))
+    messages = [str(w.message) for w in caught]
+    assert messages[0].startswith(
+        f'{cfg_path}: input-shapes."detectors/*.onnx" matches none of the scanned models'
+    )
+    assert messages[1].startswith(
+        f"{cfg_path}: suppressions[0].model 'legacy/*.onnx' matches none of the scanned models"
+    )
+    assert len(messages) == 2
+    out = CliRunner().invoke(app, ["scan", str(model), "--config", str(cfg_path)])
+    lines = [line for line in out.stderr.splitlines() if line.startswith("convaudit: warning: ")]
+    assert len(lines) == 2 and 'input-shapes."detectors/*.onnx"' in lines[0]
+
+
+def test_matched_entries_do_not_warn(tmp_path: Path) -> None:
+    import warnings
+
+    model = tmp_path / "detectors" / "m.onnx"
+    model.parent.mkdir()
+    shutil.copy(TEXTBOOK, model)
+    cfg_path = write(
+        tmp_path / "convaudit.toml", '[input-shapes."detectors/*.onnx"]\ninput = "1x480x14x14"\n'
+    )
+    import convaudit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = convaudit.scan(str(model), load_config(cfg_path))
+    assert result.reports[0].errors == ()
+
+
+def test_input_shape_for_a_missing_input_names_the_file_and_key(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    shutil.copy(TEXTBOOK, model)
+    cfg_path = write(tmp_path / "convaudit.toml", '[input-shapes]\nimages = "1x3x8x8"\n')
+    out = CliRunner().invoke(app, ["scan", str(model)])
+    assert out.exit_code == 2
+    assert (
+        f"convaudit: error: {cfg_path}: input-shapes.images: {model} has no input 'images'; "
+        "its inputs are input"
+    ) in out.stderr
+    assert "--input-shape" not in out.stderr
+    glob_cfg = write(
+        tmp_path / "g" / "convaudit.toml", '[input-shapes."*.onnx"]\nimages = "1x3x8x8"\n'
+    )
+    out = CliRunner().invoke(app, ["scan", str(model), "--config", str(glob_cfg)])
+    assert f'{glob_cfg}: input-shapes."*.onnx".images: {model} has no input' in out.stderr
+    empty = write(tmp_path / "e" / "convaudit.toml", "")
+    flag = CliRunner().invoke(
+        app, ["scan", str(model), "--config", str(empty), "--input-shape", "x=1x2"]
+    )
+    assert "--input-shape names unknown input 'x'" in flag.stderr  # a flag is blamed as a flag

@@ -46,12 +46,12 @@ def analyse(
     except ConvauditError as exc:  # the walker does not know the file: name it here
         if exc.path is not None:
             raise
-        raise type(exc)(exc.message, path=path) from None
+        raise exc.at(path) from None
     opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
     try:
         layers = _stored_bytes(_cost(result), result)
     except ConvauditError as exc:  # costing does not know the file: name it here
-        raise type(exc)(exc.message, path=path) from None
+        raise exc.at(path) from None
     _check_resolved(str(path), result, layers)
     _check_positive(str(path), layers)
     totals = _totals(layers, result)

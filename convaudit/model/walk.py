@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from convaudit.errors import InputShapeError, ShapeError
+from convaudit.errors import InputShapeError, ShapeError, UnknownInputError
 from convaudit.model import contrib, control
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
@@ -80,10 +80,7 @@ class Walker:
             inputs[vi.name] = info
         unknown = set(self.input_shapes) - set(inputs)
         if unknown:
-            raise InputShapeError(
-                f"--input-shape names unknown input {sorted(unknown)[0]!r}; "
-                f"the model's inputs are {', '.join(sorted(inputs)) or '(none)'}"
-            )
+            raise UnknownInputError(sorted(unknown)[0], inputs)
         declared = {} if self.input_shapes else {vi.name: vi for vi in g.value_info}
         scope = Scope(graph="main", opsets=self.opsets, multiplier=1)
         self.walk_subgraph(g, env, scope, declared)
