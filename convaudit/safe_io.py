@@ -60,7 +60,14 @@ def shown(value: object, limit: int = ECHO_LIMIT) -> str:
 
 
 def human_bytes(n: int) -> str:
-    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    for unit, size in (
+        ("EiB", 1024**6),
+        ("PiB", 1024**5),
+        ("TiB", 1024**4),
+        ("GiB", 1024**3),
+        ("MiB", 1024**2),
+        ("KiB", 1024),
+    ):
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n} bytes"
@@ -84,7 +91,7 @@ def check_size(
     budget = memory_budget()
     if nbytes > budget:
         raise error(
-            f"{what} needs {human_bytes(nbytes)}, over the memory budget of "
+            f"{what} would take {human_bytes(nbytes)}, over the memory budget of "
             f"{human_bytes(budget)} (raise it with {BUDGET_ENV}=8G)",
             path=path,
         )
@@ -172,10 +179,8 @@ def check_output_path(path: str | Path, *, error: type[ConvauditError]) -> None:
     p = Path(path)
     try:
         mode = os.stat(p).st_mode  # follows links: a link to /dev/null is /dev/null
-    except FileNotFoundError:
+    except OSError:  # a new path, or one the writer itself will fail on and say why
         return
-    except OSError as exc:
-        raise error(f"cannot write the output ({exc.strerror or exc})", path=p) from None
     if stat.S_ISDIR(mode):
         raise error("is a directory: name the output file", path=p)
     if not stat.S_ISREG(mode):

@@ -154,7 +154,9 @@ def test_a_tensor_over_the_budget_is_refused(
     model = external_model(tmp_path, "w.bin")
     (tmp_path / "w.bin").write_bytes(bytes(16))
     monkeypatch.setenv(BUDGET_ENV, "8")
-    with pytest.raises(ModelLoadError, match=r"tensor 'w' needs 16 bytes, over the memory budget"):
+    with pytest.raises(
+        ModelLoadError, match=r"tensor 'w' would take 16 bytes, over the memory budget"
+    ):
         read_w(model)
 
 

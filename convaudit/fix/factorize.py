@@ -11,14 +11,20 @@ U = P_rᵀ C^{-1/2}, V = P_rᵀ C^{1/2} M. Everything is computed in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from convaudit.errors import FixError
 from convaudit.weightmath import fold, predicted_error, unfold
 
 # Eigenvalues of C below this share of its mean eigenvalue are lifted: an input channel that is
 # always zero would otherwise make C^{-1/2} infinite.
 _RIDGE = 1e-6
+# The absolute floor under that share: a covariance whose mean eigenvalue is below it (all-zero
+# calibration inputs) carries no direction to weight by, and a ridge proportional to 0 would
+# make C^{-1/2} infinite: such a C is whitened by the identity (the plain SVD).
+_SCALE_FLOOR = 1e-30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,9 +46,17 @@ class Factors:
 def _sqrt_and_inv(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """C^{1/2} and C^{-1/2} of a symmetric positive semi-definite matrix, ridge-regularised."""
     c = (np.asarray(cov, dtype=np.float64) + np.asarray(cov, dtype=np.float64).T) / 2
+    if not np.all(np.isfinite(c)):
+        raise FixError(
+            "the calibration activations reaching a rewritten conv hold NaN or inf: "
+            "the model computes them from --inputs; pass inputs it handles"
+        )
     vals, vecs = np.linalg.eigh(c)
-    floor = _RIDGE * max(float(np.mean(np.abs(vals))), np.finfo(np.float64).tiny)
-    vals = np.clip(vals, floor, None)
+    scale = float(np.mean(np.abs(vals)))
+    if not scale > _SCALE_FLOOR:
+        identity = np.eye(c.shape[0])
+        return identity, identity
+    vals = np.clip(vals, _RIDGE * scale, None)
     root = np.sqrt(vals)
     return (vecs * root) @ vecs.T, (vecs / root) @ vecs.T
 
@@ -99,6 +113,13 @@ def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None, groups: 
     v = np.concatenate(vs)
     energy = kept / total if total > 0 else 1.0
     return Factors(u=u, v=v, width=width, energy=energy, whitened=cov is not None)
+
+
+def finite_as(dtype: np.dtype[Any], *arrays: np.ndarray) -> bool:
+    """True if every value stays finite once cast to the model's ``dtype`` (float16 overflows
+    at 65,504): a rewrite must never write inf or NaN weights."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.all(np.isfinite(np.asarray(a).astype(dtype)))) for a in arrays)
 
 
 def compose(u: np.ndarray, v: np.ndarray) -> np.ndarray:

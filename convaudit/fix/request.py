@@ -15,6 +15,7 @@ import onnx
 from convaudit.config import Config
 from convaudit.errors import FixError, ModelLoadError
 from convaudit.fix.context import FixContext, FixOptions
+from convaudit.safe_io import check_output_path
 
 
 def context(
@@ -49,6 +50,7 @@ def _paths(path: str | Path, output: str | Path | None, options: FixOptions) -> 
     dst = Path(output)
     if dst.is_dir():  # refused before the rewrite and its measurements, not at the final rename
         raise FixError("is a directory: -o names the output model file", path=dst)
+    check_output_path(dst, error=FixError)  # never a device or FIFO (-o /dev/null)
     if _same_file(src, dst) and not options.in_place:
         raise FixError(
             "output is the input model: pass a different -o, or --in-place to replace it",

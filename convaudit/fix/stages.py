@@ -12,6 +12,7 @@ user's output path before commit.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -30,13 +31,14 @@ from convaudit.fix.context import (
     Rewritten,
     Selection,
 )
-from convaudit.fix.factorize import Factors, SecondMoment, factorize
+from convaudit.fix.factorize import Factors, SecondMoment, factorize, finite_as
 from convaudit.fix.request import refuse_overwriting_input_data
 from convaudit.fix.result import FixResult, LayerFix
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
-from convaudit.model.loader import LoadedModel, load_model
+from convaudit.model.loader import LoadedModel, check_external_data, load_model
 from convaudit.model.tensor_users import bn_epsilon
 from convaudit.records import BOTTLENECK_KIND, ModelFacts
+from convaudit.safe_io import clip, shown
 from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error
 from convaudit.weights import recommends_bottleneck
 
@@ -47,6 +49,7 @@ def select_layers(ctx: FixContext) -> Selection:
     """Scan the model with the configured rules; plan each candidate conv or say why not."""
     opts = ctx.options
     with load_model(ctx.src) as loaded:
+        check_external_data(loaded)  # before onnx.load opens any of those files itself
         facts = analyse_model(str(ctx.src), ctx.config, loaded)
         rules = load_ruleset(ctx.config)
         rule_ids = rules_of_kind(rules, BOTTLENECK_KIND)
@@ -70,7 +73,8 @@ def select_layers(ctx: FixContext) -> Selection:
             _effective_weights(loaded, p, structure.graph)
     src_external = _uses_external_data(structure)
     if plans and src_external and not opts.in_place:
-        refuse_overwriting_input_data(ctx.src, ctx.dst, structure)
+        with validate.quiet_onnx():
+            refuse_overwriting_input_data(ctx.src, ctx.dst, structure)
     return Selection(
         facts=facts,
         rules=rules,
@@ -153,11 +157,11 @@ def probe(ctx: FixContext, sel: Selection, work: Path) -> tuple[Feeds, Activatio
     weights is alive at a time: the probe session and the proto never coexist.
     """
     x_names = [p.layer.inputs[0] for p in sel.plans]
-    full = onnx.load(str(ctx.src), load_external_data=True)
+    full = validate.load_full(ctx.src)
     probe_path = work / "probe.onnx"
     validate.write_probe(full, x_names, probe_path)
     del full
-    session = validate.session(probe_path)
+    session = validate.session(probe_path, shown_as=ctx.src)
     runs, source = validate.input_feeds(
         session,
         ctx.options.inputs,
@@ -199,6 +203,12 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
             groups = plan.groups(p.layer)
             cov = None if seen.second_moments is None else seen.second_moments[x]
             factors = factorize(w, p.width, cov, groups)
+            dtype = np.dtype(p.layer.weight_dtype or "float32")
+            if not finite_as(dtype, factors.u, factors.v):
+                raise FixError(
+                    f"layer {shown(p.layer.name)}: its factorised weights are not finite in "
+                    f"{dtype} (inf or NaN): no file written"
+                )
             conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
             measured = validate.layer_error(
                 conv, seen.first[x], w, b, factors.u, factors.v, sel.opset
@@ -259,7 +269,7 @@ def _layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -
 
 def rewrite(ctx: FixContext, sel: Selection, fitted: Fitted, work: Path) -> Rewritten:
     """The surgery on a fresh full copy of the input, written into ``work`` and checked."""
-    full = onnx.load(str(ctx.src), load_external_data=True)
+    full = validate.load_full(ctx.src)
     for p, rw in zip(sel.plans, fitted.rewrites, strict=True):
         dtype = np.dtype(p.layer.weight_dtype or "float32")
         rewrite_conv(full.graph, rw, dtype, declare_inputs=full.ir_version < 4)
@@ -283,6 +293,10 @@ def _write(model: onnx.ModelProto, path: Path, external: bool) -> None:
         onnx.save_model(model, str(path))
 
 
+# full_check runs shape inference too, which raises its own error type.
+_CHECKER_ERRORS = (onnx.checker.ValidationError, onnx.shape_inference.InferenceError)
+
+
 def checker_notes(src: Path, tmp: Path) -> tuple[str, ...]:
     """Run onnx.checker (full) on the rewritten model; refuse unless the input fails the same way.
 
@@ -292,12 +306,12 @@ def checker_notes(src: Path, tmp: Path) -> tuple[str, ...]:
     try:
         onnx.checker.check_model(str(tmp), full_check=True)
         return ()
-    except onnx.checker.ValidationError as exc:
-        problem = str(exc).strip()
+    except _CHECKER_ERRORS as exc:
+        problem = clip(str(exc))
     try:
         onnx.checker.check_model(str(src), full_check=True)
-    except onnx.checker.ValidationError as exc:
-        if str(exc).strip() == problem:
+    except _CHECKER_ERRORS as exc:
+        if clip(str(exc)) == problem:
             return (
                 f"the input model already fails onnx.checker ({problem}); the rewrite adds "
                 "no new problem",
@@ -327,7 +341,7 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
         for f in find(after, ctx.config, sel.rules)
         if recommends_bottleneck(f) and f.node in names
     ]
-    worst = max(errors.values()) if errors else 0.0
+    worst = _worst(errors)
     return replace(
         _unwritten(ctx, sel),
         layers=done.layers + sel.skipped,
@@ -338,11 +352,19 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
         latency_after=lat[1],
         inputs_source=feeds.source,
         external_data=sel.external,
-        exceeded=ctx.options.max_error is not None and worst > ctx.options.max_error,
+        # NaN is never "below" a budget (NaN > max is False): a non-finite error is over any.
+        exceeded=not math.isfinite(worst)
+        or (ctx.options.max_error is not None and not worst <= ctx.options.max_error),
         remaining_findings=tuple(sorted(f.node or "" for f in still)),
         remaining_rules=tuple(sorted({f.rule for f in still})),
         notes=done.notes,
     )
+
+
+def _worst(errors: dict[str, float]) -> float:
+    """The largest error; a non-finite one wins (max() is order-dependent with NaN)."""
+    measured = list(errors.values())
+    return next((e for e in measured if not math.isfinite(e)), max(measured, default=0.0))
 
 
 # -- commit ------------------------------------------------------------------------------------
@@ -352,10 +374,14 @@ def commit(ctx: FixContext, result: FixResult, done: Rewritten) -> FixResult:
     """Move the rewritten model onto the output, unless its error is above --max-error (and
     not --force): then nothing is written and the message says why."""
     if result.exceeded and not ctx.options.force:
+        worst = _worst(dict(result.output_errors))
+        over = (
+            f"above --max-error {ctx.options.max_error:g}" if math.isfinite(worst) else "not finite"
+        )
         return replace(
             result,
-            message=f"measured error {result.error or 0.0:.4g} is above --max-error "
-            f"{ctx.options.max_error:g}: no file written (--force writes it anyway)",
+            message=f"measured error {worst:.4g} is {over}: "
+            "no file written (--force writes it anyway)",
             fix_seconds=ctx.seconds(),
         )
     dst = ctx.dst

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+import warnings
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +17,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from convaudit.errors import FixError
+from convaudit.safe_io import check_size, clip, open_regular, shown
 
 Feed = dict[str, np.ndarray]
+_NO_NPZ = "calibration file not found"
 
 # onnxruntime type strings -> numpy dtypes for the input types models commonly declare.
 _ORT_TYPES = {
@@ -41,12 +47,18 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
-def session(model: str | Path | bytes) -> Any:
-    """A single-threaded CPU onnxruntime session (quiet)."""
-    ort = require_onnxruntime()
+def session(model: str | Path | bytes, *, shown_as: str | Path | None = None) -> Any:
+    """A single-threaded CPU onnxruntime session (quiet).
 
+    ``shown_as`` is the file an error names: the user's model, not a temporary probe of it.
+    """
+    ort = require_onnxruntime()
+    # Fatal only, globally and per session: onnxruntime's own coloured multi-line log lines
+    # (written to stderr by C++) would break the one-line error contract; its errors still
+    # come back as exceptions, turned into one FixError line below.
+    ort.set_default_logger_severity(4)
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4
     # One thread: on a busy machine thread contention swamps the difference being measured,
     # and the before/after ratio of single-threaded runs is the stable figure.
     opts.intra_op_num_threads = 1
@@ -55,8 +67,33 @@ def session(model: str | Path | bytes) -> Any:
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        where = "" if isinstance(model, bytes) else f"{model}: "
-        raise FixError(f"{where}onnxruntime cannot load the model ({exc})") from None
+        where = shown_as if shown_as is not None else None if isinstance(model, bytes) else model
+        raise FixError(
+            f"onnxruntime cannot load the model ({clip(str(exc))})", path=where
+        ) from None
+
+
+@contextmanager
+def quiet_onnx() -> Iterator[None]:
+    """onnx warns (Python UserWarning, on stderr) about unknown external-data keys: they are
+    harmless to us, and stderr carries one error line at most."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Ignoring unknown external data key")
+        yield
+
+
+def load_full(path: Path, *, shown_as: Path | None = None) -> onnx.ModelProto:
+    """``path`` with its weights, by onnx; its errors become one FixError line naming the model.
+
+    The caller has checked every external-data entry first (``check_external_data``): onnx
+    opens those files itself.
+    """
+    try:
+        with quiet_onnx():
+            return onnx.load(str(path), load_external_data=True)
+    except (ValueError, OSError, onnx.checker.ValidationError) as exc:
+        reason = clip(str(exc))
+        raise FixError(f"onnx cannot load the model ({reason})", path=shown_as or path) from None
 
 
 def _resolve(
@@ -100,20 +137,22 @@ def input_feeds(
         for name, (shape, dtype) in specs.items():
             dims_ = _resolve(name, shape, input_shapes or {}, dims or {})
             if dtype is None:
-                raise FixError(f"input {name!r}: unsupported type for random inputs: pass --inputs")
+                raise FixError(
+                    f"input {shown(name)}: unsupported type for random inputs: pass --inputs"
+                )
+            # Declared shapes are the model's word, not memory: 2^31-1 x ... is 56 TiB.
+            check_size(
+                math.prod(dims_) * np.dtype(dtype).itemsize,
+                f"a random feed for input {shown(name)} of shape {'x'.join(map(str, dims_))}",
+                error=FixError,
+            )
             if np.issubdtype(dtype, np.floating):
                 feed[name] = rng.standard_normal(dims_).astype(dtype)
             else:
                 feed[name] = np.zeros(dims_, dtype=dtype)
         return [feed], f"random normal (seed {seed})"
     path = Path(npz)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in data.files}
-    except FileNotFoundError:
-        raise FixError("calibration file not found", path=path) from None
-    except (OSError, ValueError) as exc:
-        raise FixError(f"cannot read calibration inputs ({exc})", path=path) from None
+    arrays = read_npz(path)
     missing = sorted(set(specs) - set(arrays))
     if missing:
         raise FixError(
@@ -140,6 +179,47 @@ def input_feeds(
     if not feeds or any(a.size == 0 for feed in feeds for a in feed.values()):
         raise FixError("calibration inputs hold no samples", path=path)
     return feeds, f"{path.name} ({len(feeds)} run{'s' if len(feeds) != 1 else ''})"
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a calibration .npz, each header checked against the memory budget before
+    its data is read (a 300-byte header can declare 368 PiB), and every value finite."""
+    with open_regular(path, error=FixError, what="calibration file", missing=_NO_NPZ) as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            raise FixError("calibration file is not an .npz archive (np.savez)", path=path)
+        fh.seek(0)
+        try:
+            total = 0
+            with zipfile.ZipFile(fh) as archive:
+                for member in archive.infolist():
+                    with archive.open(member) as entry:
+                        shape, dtype = _npy_header(entry)
+                    total += math.prod(shape) * dtype.itemsize
+                    check_size(total, "the calibration arrays", path=path, error=FixError)
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as data:
+                arrays = {k: np.asarray(data[k]) for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+            reason = clip(str(exc))
+            raise FixError(f"cannot read calibration inputs ({reason})", path=path) from None
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            raise FixError(f"calibration input {shown(name)} holds NaN or inf values", path=path)
+    return arrays
+
+
+def _npy_header(entry: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype from a .npy header, without reading the data (numpy's own parser)."""
+    version = np.lib.format.read_magic(entry)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(entry)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(entry)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("object arrays are not read (they would need pickle)")
+    return tuple(int(d) for d in shape), dtype
 
 
 def _check_calibration_shape(
