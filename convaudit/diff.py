@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from convaudit.config import Config
 from convaudit.errors import ModelLoadError
 from convaudit.records import Finding, Layer, ModelFacts, ModelReport
+
+if TYPE_CHECKING:
+    from convaudit.rules.schema import Rule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,17 +139,23 @@ def finding_key(f: Finding) -> tuple[str, str | None, str | None, str]:
     return (f.rule, f.graph, f.node, str(f.facts.get("metric", "")))
 
 
-def is_budget_finding(f: Finding) -> bool:
-    """A broken budget (absolute or growth): the exit code counts it as is, never as "new"."""
-    from convaudit.budgets import builtin_budget_rule  # found by its check, not by an id
+def is_budget_finding(f: Finding, rule: Rule | None = None) -> bool:
+    """A broken budget (absolute or growth): the exit code counts it as is, never as "new".
+    ``rule`` is the budget rule the scan ran (by default the built-in one, found by its check)."""
+    from convaudit.budgets import builtin_budget_rule
 
-    return f.rule == builtin_budget_rule().id
+    return f.rule == (rule or builtin_budget_rule()).id
 
 
 def compare(
-    base: ModelReport, head: ModelReport, *, max_increase: float | None = None
+    base: ModelReport,
+    head: ModelReport,
+    *,
+    max_increase: float | None = None,
+    budget_rule: Rule | None = None,
 ) -> ModelDiff:
-    """The diff of two scanned models (both must have scanned)."""
+    """The diff of two scanned models (both must have scanned); growth over ``max_increase`` is
+    a finding of ``budget_rule`` (the built-in budget rule by default)."""
     for r in (base, head):
         if r.facts is None or r.errors:
             raise ModelLoadError(
@@ -168,17 +178,19 @@ def compare(
 
     base_keys = {base_key(f) for f in base.findings}
     head_keys = {finding_key(f) for f in head.findings}
-    budget = tuple(f for f in head.findings if is_budget_finding(f))
+    budget = tuple(f for f in head.findings if is_budget_finding(f, budget_rule))
     if max_increase is not None:
         from convaudit.budgets import check_increase
 
-        budget += check_increase(base.facts, head.facts, max_increase)
+        budget += check_increase(base.facts, head.facts, max_increase, rule=budget_rule)
     return ModelDiff(
         base=base.facts,
         head=head.facts,
         layers=layers,
         new_findings=tuple(
-            f for f in head.findings if finding_key(f) not in base_keys and not is_budget_finding(f)
+            f
+            for f in head.findings
+            if finding_key(f) not in base_keys and not is_budget_finding(f, budget_rule)
         ),
         fixed_findings=tuple(f for f in base.findings if base_key(f) not in head_keys),
         budget_findings=budget,
@@ -187,7 +199,7 @@ def compare(
 
 def diff(base: str, head: str, config: Config | None = None) -> ModelDiff:
     """Scan BASE and HEAD with ``config`` and compare them (``config.max_increase`` applies)."""
-    from convaudit.audit import scan_one
+    from convaudit.audit import load_ruleset, scan_one
 
     config = config or Config()
     for p in (base, head):
@@ -195,4 +207,11 @@ def diff(base: str, head: str, config: Config | None = None) -> ModelDiff:
 
         if not Path(p).is_file():
             raise ModelLoadError("no such file", path=p)
-    return compare(scan_one(base, config), scan_one(head, config), max_increase=config.max_increase)
+    rules = load_ruleset(config)
+    budget = rules.budget_rule  # None when select/ignore turned budgets off: no growth check
+    return compare(
+        scan_one(base, config, rules),
+        scan_one(head, config, rules),
+        max_increase=config.max_increase if budget is not None else None,
+        budget_rule=budget,
+    )

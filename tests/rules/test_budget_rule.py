@@ -180,3 +180,22 @@ def test_json_schema_knows_the_check() -> None:
     assert list(validator.iter_errors(with_match)) != []
     doc["rules"][0]["check"] = "match"  # a match rule still needs match and message
     assert list(validator.iter_errors(doc)) != []
+
+
+def test_diff_growth_follows_the_configured_budget_rule(tmp_path: Path) -> None:
+    # textbook_bottleneck (5,268,480 MACs) -> textbook_5x5 (112,896,000): +2042.9%, over 2%.
+    bottleneck = str(ROOT / "sample_models" / "textbook_bottleneck.onnx")
+    cfg = tmp_path / "convaudit.toml"
+    args = ["diff", bottleneck, TEXTBOOK, "--max-increase", "2%", "--config", str(cfg)]
+    cfg.write_text('fail-on = "error"\n', encoding="utf-8")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "CA900 budget-exceeded" in res.stdout
+    cfg.write_text('fail-on = "error"\nignore = ["CA900"]\n', encoding="utf-8")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.stdout
+    assert "CA900" not in res.stdout
+    cfg.write_text('fail-on = "error"\n[severity]\nCA900 = "warning"\n', encoding="utf-8")
+    res = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert res.exit_code == 0, res.stdout
+    budgets = json.loads(res.stdout)["budget_findings"]
+    assert [(f["rule"], f["severity"]) for f in budgets] == [("CA900", "warning")] * 2
