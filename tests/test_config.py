@@ -116,7 +116,7 @@ def test_flags_override_file_shapes_per_model(tmp_path: Path) -> None:
         ),
         ("params = {CA101 = 3}", r"params.CA101 must be a table of param = value"),
         ("max-macs = 'lots'", r"max-macs: not a quantity"),
-        ("max-increase = 2", r'max-increase 2: expected a percentage like "2%"'),
+        ("max-increase = -2", r'max-increase -2: expected a percentage like "2%"'),
         ("input-shapes = {images = '1xAx3'}", r"input-shapes.images '1xAx3': expected a shape"),
         ("input-shapes = {images = '1x=3x8x8'}", r"input-shapes.images '1x=3x8x8': expected a"),
         ("dims = {batch = -1}", r"dims.batch -1: expected a non-negative integer"),
@@ -219,8 +219,9 @@ def test_render_reads_back_as_the_same_config(tmp_path: Path) -> None:
 
 def test_parse_percent() -> None:
     assert parse_percent("2%") == 0.02 and parse_percent(" 12.5 % ") == 0.125
+    assert parse_percent("2") == 0.02 and parse_percent(2) == 0.02  # a bare number is a percentage
     with pytest.raises(ConfigError):
-        parse_percent("2")
+        parse_percent("2x")
 
 
 def test_default_config() -> None:
@@ -285,7 +286,7 @@ def test_config_constructor_budget_is_a_finding_not_an_internal_error() -> None:
         ({"max_macs": "lots"}, r"max_macs='lots': not a quantity"),
         ({"max_macs": 0}, r"max_macs=0: must be positive"),
         ({"max_params": 2.5}, r"max_params=2.5: expected a count"),
-        ({"max_increase": "2"}, r"max_increase '2': expected a percentage like \"2%\""),
+        ({"max_increase": "2x"}, r"max_increase '2x': expected a percentage like \"2%\""),
         ({"max_increase": -0.1}, r"max_increase -0.1: expected a fraction"),
         ({"input_shapes": {"x": "1xAx3"}}, r"input_shapes.x '1xAx3': expected a shape"),
         ({"dims": {"batch": -1}}, r"dims.batch -1: expected a non-negative integer"),
@@ -332,14 +333,16 @@ def test_max_macs_flag_and_file_agree(
         resolve([], str(empty), max_macs=flag_value)
 
 
-@pytest.mark.parametrize(("text", "value"), [("2%", 0.02), ("0.5%", 0.005), ("2", None)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("2%", 0.02), ("0.5%", 0.005), ("2", 0.02), ("2 x", None)]
+)
 def test_max_increase_flag_and_file_agree(tmp_path: Path, text: str, value: float | None) -> None:
     path = write(tmp_path / "convaudit.toml", f'max-increase = "{text}"\n')
     empty = write(tmp_path / "empty" / "convaudit.toml", "")
-    if value is None:  # "2" could be 2% or 200%: refused by both
-        with pytest.raises(ConfigError, match=r"max-increase '2': expected a percentage"):
+    if value is None:  # not a percentage: refused by both, each naming where it came from
+        with pytest.raises(ConfigError, match=r"max-increase '2 x': expected a percentage"):
             load_config(path)
-        with pytest.raises(ConfigError, match=r"--max-increase '2': expected a percentage"):
+        with pytest.raises(ConfigError, match=r"--max-increase '2 x': expected a percentage"):
             resolve([], str(empty), max_increase=text)
         return
     assert load_config(path).max_increase == value

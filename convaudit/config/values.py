@@ -124,12 +124,11 @@ def parse_count(value: Any, where: str, src: str | None = None) -> int:
 
 
 def parse_percent(value: Any, key: str = "--max-increase", src: str | None = None) -> float:
-    """max-increase as text, always with its sign: "2%" -> 0.02.
-
-    A bare number is refused everywhere (flag and file alike): "2" could mean 2% or 200%, and
-    the Python field holds a fraction (0.02), so only the "%" makes text unambiguous.
-    """
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%\s*", value) if isinstance(value, str) else None
+    """max-increase as the flag and the file write it: "2%" -> 0.02; a bare number ("2", or a
+    TOML 2) is a percentage too, as the flag has always read it."""
+    if (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0:
+        return float(value) / 100
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*", value) if isinstance(value, str) else None
     if not m:
         raise ConfigError(f'{key} {shown(value)}: expected a percentage like "2%"', path=src)
     return float(m.group(1)) / 100
