@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from convaudit.errors import ConfigError, nearest
+from convaudit.records import SEVERITY_NAMES
 from convaudit.safe_io import shown
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = SEVERITY_NAMES  # the one ranking (records), worst first
 FAIL_ON = (*SEVERITIES, "never")
 CODE = re.compile(r"ALL|[A-Z]{1,8}[0-9]{0,4}")
 SHAPE_EXAMPLE = "1x3x224x224"
