@@ -22,11 +22,13 @@ from convaudit.model.wire import (
     DOUBLE_DATA,
     FLOAT_DATA,
     LEN,
+    MAX_DEPTH,
     PAYLOAD_FIELDS,
     RAW_DATA,
     STRING_DATA,
     VARINT,
     Buffer,
+    NestingError,
     TensorLocation,
     WireError,
     encode_varint,
@@ -52,6 +54,19 @@ _PACKED_DTYPES: dict[tuple[int, int], np.dtype[Any]] = {
     (DOUBLE_DATA, _T.DOUBLE): np.dtype("<f8"),
     (DOUBLE_DATA, _T.COMPLEX128): np.dtype("<c16"),
 }
+
+
+_TOO_DEEP = (
+    f"protobuf messages nest more than {MAX_DEPTH} deep (subgraphs inside subgraphs): "
+    "protobuf and onnx cannot read the model; flatten the nested If/Loop/Scan nodes"
+)
+
+
+class MissingTensorError(ModelLoadError, KeyError):
+    """``read_tensor`` of a name no initializer or Constant holds. A KeyError too, so a caller
+    that treats "not stored" as "computed by a node" keeps working; anyone else gets one line."""
+
+    __str__ = BaseException.__str__  # KeyError's would quote the whole message
 
 
 class LoadedModel:
@@ -80,8 +95,18 @@ class LoadedModel:
         return tensor is not None and tensor.data_location != _T.EXTERNAL
 
     def read_tensor(self, name: str) -> np.ndarray:
-        """Return one tensor's values, reading only its own bytes. KeyError if there is none."""
-        tensor = self._index()[name]
+        """Return one tensor's values, reading only its own bytes.
+
+        MissingTensorError (a ModelLoadError and a KeyError) when no initializer or Constant
+        holds it: a node input naming a tensor nothing stores or computes, or one computed.
+        """
+        tensor = self._index().get(name)
+        if tensor is None:
+            raise MissingTensorError(
+                f"tensor {name!r} is not stored in the model (no initializer or Constant holds"
+                " it): check the node that reads it",
+                path=self.path,
+            )
         location = self.stripped.get(name)
         if location is not None:
             data = _read_span(self._open(), self.path, location.offset, location.length, name)
@@ -149,6 +174,8 @@ def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
                 content, stripped = strip_payloads(buf, keep_bytes)
     except FileNotFoundError:
         raise ModelLoadError("no such file", path=file) from None
+    except NestingError:
+        raise ModelLoadError(_TOO_DEEP, path=file) from None
     except WireError as err:
         message = f"malformed protobuf ({err} at byte {err.offset})"
         raise ModelLoadError(message, path=file) from None
@@ -157,6 +184,8 @@ def load_model(path: str | Path, *, keep_bytes: int = 4096) -> LoadedModel:
     try:
         proto = onnx.ModelProto.FromString(content)
     except DecodeError as err:
+        if "MaxDepth" in str(err):  # nesting the stripper does not enter (value types, ...)
+            raise ModelLoadError(_TOO_DEEP, path=file) from None
         message = f"not an ONNX model (protobuf decode failed: {err})"
         raise ModelLoadError(message, path=file) from None
     if not proto.HasField("graph"):

@@ -31,6 +31,15 @@ class WireError(Exception):
         self.past_end = past_end
 
 
+# protobuf's parser (upb, and so onnx.load) refuses messages nested deeper than this; the
+# stripper stops at the same depth, before its own recursion could reach Python's limit.
+MAX_DEPTH = 100
+
+
+class NestingError(WireError):
+    """Messages nest deeper than protobuf can parse (subgraphs inside subgraphs, ...)."""
+
+
 def read_varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     """Decode the varint at ``pos``; return (value, position after it)."""
     result = 0
@@ -148,6 +157,7 @@ class _Stripper:
         # Never strip an empty payload: there is nothing to save and nothing to read back.
         self.keep_bytes = max(keep_bytes, 1)
         self.stripped: dict[str, TensorLocation] = {}
+        self.depth = 0  # messages entered: the model is 1, its graph 2, a node 3, ...
         graph, node = self.graph, self.node
         # ModelProto.graph 7, training_info 20, functions 25.
         self.model_fields: dict[int, Handler] = {7: graph, 20: self.training, 25: self.function}
@@ -160,6 +170,15 @@ class _Stripper:
 
     def message(self, start: int, end: int, handlers: dict[int, Handler]) -> bytes | None:
         """Rebuild ``buf[start:end]`` with ``handlers`` applied to its fields; None if unchanged."""
+        self.depth += 1
+        try:
+            return self._message(start, end, handlers)
+        finally:
+            self.depth -= 1
+
+    def _message(self, start: int, end: int, handlers: dict[int, Handler]) -> bytes | None:
+        if self.depth > MAX_DEPTH:
+            raise NestingError(f"messages nest more than {MAX_DEPTH} deep", start)
         buf = self.buf
         out: list[bytes] = []
         copied = start  # bytes before this offset are already in ``out``
