@@ -56,6 +56,8 @@ def _walk_body(
         multiplier=multiplier,
         producers=scope.producers.new_child(),
         root=scope.root,
+        depth=scope.nested(label.rsplit(".", 1)[0]),
+        calls=scope.calls,
     )
     for name in bound:  # body inputs shadow outer producers
         sub.producers.pop(name, None)

@@ -9,6 +9,7 @@ for control flow and for contrib convolutions that ONNX has no schema for.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +38,7 @@ from convaudit.records import ScanProblem
 __all__ = ["BranchGroup", "Env", "Scope", "Visit", "WalkResult", "Walker", "node_attrs"]
 
 INT64_MAX = (1 << 63) - 1
+MAX_VISITS = 4_000_000
 
 
 class Walker:
@@ -142,6 +144,13 @@ class Walker:
         scope: Scope,
         declared: Mapping[str, onnx.ValueInfoProto],
     ) -> None:
+        if len(self.visits) >= MAX_VISITS:
+            # Each call site walks its function body again: functions calling functions twice
+            # per level multiply (2 ** depth); stop before time and memory run out.
+            raise ShapeError(
+                f"the graph expands to more than {MAX_VISITS:,} node visits (functions calling"
+                " functions multiply their bodies): the model is too large to analyse"
+            )
         node_id = f"{scope.graph}/{i}"
         name = node.name or f"{node.op_type}_{i}"
         attrs = node_attrs(node)
@@ -311,6 +320,13 @@ class Walker:
     ) -> list[TensorInfo]:
         from convaudit.model.functions import instantiate
 
+        called = f"{fn.domain}.{fn.name}" + (f":{fn.overload}" if fn.overload else "")
+        if called in scope.calls:
+            chain = " -> ".join((*scope.calls[scope.calls.index(called) :], called))
+            raise ShapeError(
+                f"node {name!r}: function {called} calls itself ({chain}): the model is invalid"
+            )
+        depth = scope.nested(name)
         label = f"function:{fn.domain}.{fn.name}@{name}"
         uses = self.labels[label] = self.labels.get(label, 0) + 1
         if uses > 1:  # call nodes that share a name (or have none) in different graphs
@@ -335,6 +351,8 @@ class Walker:
             multiplier=scope.multiplier,
             producers=producers,
             root=label,
+            depth=depth,
+            calls=(*scope.calls, called),
         )
         for i, n in enumerate(_topological(body)):
             self._visit(n, i, local, inner, {})
@@ -366,23 +384,40 @@ def _const_attr(a: onnx.AttributeProto) -> tuple[int, tuple[int, ...], list[Any]
 
 
 def _topological(nodes: Any) -> list[onnx.NodeProto]:
-    """Nodes in an order where producers come first (exports are usually sorted already)."""
+    """Nodes in an order where producers come first (exports are usually sorted already).
+
+    The order is that of repeated passes over the nodes in file order, each pass taking every
+    node whose inputs are ready by then; a cycle or a missing producer leaves the rest in file
+    order at the end. It is computed in O(n log n): a node's pass is the latest of its inputs'
+    ready times, one pass later for an input whose first producer comes after it in the file.
+    """
     nodes = list(nodes)
-    produced = {o for n in nodes for o in n.output if o}
-    ready: set[str] = set()
+    producers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for o in n.output:
+            if o:
+                producers.setdefault(o, []).append(i)
+    consumers: dict[str, list[int]] = {}
+    waiting = [0] * len(nodes)  # distinct produced inputs not yet ready
+    for i, n in enumerate(nodes):
+        for name in {x for x in n.input if x and x in producers}:
+            consumers.setdefault(name, []).append(i)
+            waiting[i] += 1
+    passes = [0] * len(nodes)  # the earliest pass each node can join
+    heap = [(0, i) for i, count in enumerate(waiting) if count == 0]  # already sorted
     ordered: list[onnx.NodeProto] = []
-    pending = nodes
-    while pending:
-        rest = []
-        for n in pending:
-            needs = [i for i in n.input if i and i in produced]
-            if all(i in ready for i in needs):
-                ordered.append(n)
-                ready.update(o for o in n.output if o)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):  # a cycle or a missing producer: keep file order
-            ordered.extend(rest)
-            break
-        pending = rest
+    placed = [False] * len(nodes)
+    while heap:
+        p, i = heapq.heappop(heap)
+        ordered.append(nodes[i])
+        placed[i] = True
+        for o in nodes[i].output:
+            # The first producer placed makes the tensor ready; later namesakes change nothing.
+            for c in consumers.pop(o, ()) if o else ():
+                passes[c] = max(passes[c], p + (1 if i > c else 0))
+                waiting[c] -= 1
+                if waiting[c] == 0:
+                    heapq.heappush(heap, (passes[c], c))
+    if len(ordered) < len(nodes):  # a cycle or a missing producer: keep file order
+        ordered.extend(n for n, done in zip(nodes, placed, strict=True) if not done)
     return ordered

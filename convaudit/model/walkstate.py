@@ -16,11 +16,13 @@ from typing import Any, Protocol
 import onnx
 from onnx import helper
 
+from convaudit.errors import ShapeError
 from convaudit.model.graph import NodeGraph
 from convaudit.model.tensors import TensorInfo
 from convaudit.records import ScanProblem
 
 Env = ChainMap[str, TensorInfo]
+MAX_DEPTH = 100
 
 
 @dataclass
@@ -59,6 +61,21 @@ class Scope:
     producers: ChainMap[str, str] = field(default_factory=ChainMap)
     root: str = "main"  # name scope: subgraphs share their parent's, a function call has its own
     depth: int = 0  # subgraphs and function calls entered on the way here
+    calls: tuple[str, ...] = ()  # the model-local functions being called, outermost first
+
+    def nested(self, node: str) -> int:
+        """The depth of a subgraph or function body entered from ``node`` in this scope.
+
+        Bounded so that the walk (which recurses per level) stays far from Python's recursion
+        limit: onnx's checker stops nested functions at the same depth, and protobuf cannot
+        parse subgraphs nested anywhere near it.
+        """
+        if self.depth >= MAX_DEPTH:
+            raise ShapeError(
+                f"node {node!r}: subgraphs and function calls nest more than {MAX_DEPTH} deep:"
+                " the model is invalid"
+            )
+        return self.depth + 1
 
 
 @dataclass
