@@ -33,6 +33,19 @@ def get_schema(op_type: str, domain: str, version: int) -> onnx.defs.OpSchema | 
         return None
 
 
+# Unary ops whose output has the input's type and shape whatever their attributes (ONNX's
+# inference for them copies the input's). On a float tensor the answer needs no protobuf round
+# trip through onnx, which is most of the walk's time on long activation chains; any other input
+# (an int tensor some of them refuse, a sequence) still goes through ONNX's own inference.
+_SAME_AS_INPUT = frozenset(
+    {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu"}
+    | {"Softplus", "Softsign", "Mish", "ThresholdedRelu", "Abs", "Neg", "Exp", "Log", "Sqrt"}
+    | {"Reciprocal", "Floor", "Ceil", "Erf", "Sin", "Cos", "Identity"}
+)
+# the types every listed op accepts at every opset (bfloat16 came later, and not to all)
+_FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE})
+
+
 def infer_outputs(
     node: onnx.NodeProto,
     inputs: Sequence[TensorInfo],
@@ -48,6 +61,12 @@ def infer_outputs(
     schema = get_schema(node.op_type, domain, opsets.get(domain, opsets.get("ai.onnx", 1)))
     if schema is None:
         return None
+    if domain == "" and node.op_type in _SAME_AS_INPUT and len(node.output) == 1:
+        x = inputs[0] if len(inputs) == 1 and node.input[0] else UNKNOWN
+        shape = x.shape if x.kind == "tensor" and x.elem_type in _FLOATS else None
+        # a negative dim goes the slow way, to the check that refuses it
+        if shape is not None and all(not isinstance(d, int) or d >= 0 for d in shape):
+            return [TensorInfo(elem_type=x.elem_type, shape=shape)]
     types: dict[str, onnx.TypeProto] = {}
     data: dict[str, onnx.TensorProto] = {}
     for name, info in zip(node.input, inputs, strict=True):
