@@ -29,12 +29,13 @@ from convaudit.rules.kinds import recommendation
 from convaudit.rules.loader import load_rules
 from convaudit.rules.matcher import matches
 from convaudit.rules.schema import Rule
-from convaudit.rules.validate import check_param
+from convaudit.rules.validate import check_param, incoherence
 
 # Facts every finding records, besides those its rule reads.
 CORE_FACTS = (
     "op",
     "kernel",
+    "kernel_size",  # a built-in message once read it: findings keep the key (JSON contract)
     "in_channels",
     "out_channels",
     "group",
@@ -112,6 +113,9 @@ class RuleSet:
             if overrides:
                 changes["params"] = {**rule.params, **overrides}
             configured[rule_id] = dataclasses.replace(rule, **changes) if changes else rule
+            problem = incoherence(configured[rule_id]) if overrides else None
+            if problem is not None:  # a config that could only ever find nothing
+                raise ConfigError(f"params.{rule_id}: {problem}", path=src)
         enabled = tuple(
             r for r in configured.values() if selected(r.id, config.select, config.ignore)
         )

@@ -109,13 +109,34 @@ def round_width(x: float, step: int = WIDTH_MULTIPLE) -> int:
     return max(step, step * math.floor(x / step + 0.5))
 
 
+# What published bottleneck architectures reduce a KxK conv's input to, by the positions the
+# kernel reads (its area). Below 25 positions (3x3, 1x7, 5x1, 1-D k3): Cin/4, ResNet's bottleneck
+# (He et al. 2015) and within GoogLeNet's 3x3 reductions (0.19-0.5 of Cin, Szegedy et al. 2014,
+# Table 1) and Inception-v3's before its 1x7/7x1 stacks (0.17-0.35). From 25 (5x5 and up,
+# 3x3x3): Cin/30, GoogLeNet's inception (4a) 5x5 reduction 480 -> 16, the narrowest of its 5x5
+# reductions (1/8 to 1/30); the expensive kernels are the ones it reduced hardest.
+SMALL_KERNEL_RATIO = 0.25
+LARGE_KERNEL_RATIO = 0.0333
+LARGE_KERNEL_AREA = 25
+
+
 @dataclass(frozen=True, kw_only=True)
 class WidthTargets:
-    """What a width policy aims for (each policy reads its own field)."""
+    """What a width policy aims for (each policy reads its own fields)."""
 
-    width_ratio: float = 0.0333
+    width_ratio: float | None = None  # None: the published ratio for the kernel's area
+    small_kernel_ratio: float = SMALL_KERNEL_RATIO
+    large_kernel_ratio: float = LARGE_KERNEL_RATIO
+    large_kernel_area: int = LARGE_KERNEL_AREA
     target_saving: float = 4.0
     mac_budget: int | None = None
+
+    def ratio(self, kernel: Sequence[int]) -> float:
+        """The ratio policy's width / Cin for a kernel: width_ratio, or the published one."""
+        if self.width_ratio is not None:
+            return self.width_ratio
+        large = prod(kernel) >= self.large_kernel_area
+        return self.large_kernel_ratio if large else self.small_kernel_ratio
 
 
 def _widest(shape: ConvShape, cap: int, fits: Callable[[int], bool]) -> int:
@@ -127,20 +148,22 @@ def _widest(shape: ConvShape, cap: int, fits: Callable[[int], bool]) -> int:
     return best
 
 
-def _by_ratio(shape: ConvShape, cap: int, t: WidthTargets) -> int:
-    return min(round_width(shape.in_channels * t.width_ratio), cap)
+def _by_ratio(shape: ConvShape, cap: int, t: WidthTargets) -> int | None:
+    return min(round_width(shape.in_channels * t.ratio(shape.kernel)), cap)
 
 
-def _by_saving(shape: ConvShape, cap: int, t: WidthTargets) -> int:
+def _by_saving(shape: ConvShape, cap: int, t: WidthTargets) -> int | None:
     return _widest(shape, cap, lambda after: after * t.target_saving <= shape.macs)
 
 
-def _by_budget(shape: ConvShape, cap: int, t: WidthTargets) -> int:
+def _by_budget(shape: ConvShape, cap: int, t: WidthTargets) -> int | None:
     budget = t.mac_budget
-    return _widest(shape, cap, lambda after: budget is not None and after <= budget)
+    if budget is None or shape.macs <= budget:  # already within it: nothing to recommend
+        return None
+    return _widest(shape, cap, lambda after: after <= budget)
 
 
-WidthPolicy = Callable[[ConvShape, int, WidthTargets], int]
+WidthPolicy = Callable[[ConvShape, int, WidthTargets], "int | None"]
 # name (the width_policy param's value) -> the width it picks, given the cap below break-even.
 WIDTH_POLICY_TABLE: dict[str, WidthPolicy] = {
     "ratio": _by_ratio,
@@ -154,16 +177,21 @@ def bottleneck_width(
     shape: ConvShape,
     *,
     policy: str = "ratio",
-    width_ratio: float = 0.0333,
+    width_ratio: float | None = None,
+    small_kernel_ratio: float = SMALL_KERNEL_RATIO,
+    large_kernel_ratio: float = LARGE_KERNEL_RATIO,
+    large_kernel_area: int = LARGE_KERNEL_AREA,
     target_saving: float = 4.0,
     mac_budget: int | None = None,
 ) -> int | None:
     """The recommended width, a multiple of 8 below the break-even width (None if none saves).
 
-    - ``ratio``: Cin * width_ratio rounded to a multiple of 8 (0.0333 ~ 1/30 is GoogLeNet's
-      inception (4a) 5x5 reduction, 480 -> 16);
+    - ``ratio``: Cin * ratio rounded to a multiple of 8; the ratio is ``width_ratio``, or when
+      that is None the published one for the kernel (``WidthTargets.ratio``): Cin/4 below 25
+      kernel positions, Cin/30 from 25 (GoogLeNet's inception (4a) 5x5 reduction, 480 -> 16);
     - ``saving``: the widest multiple of 8 that still saves at least ``target_saving`` times;
-    - ``budget``: the widest multiple of 8 whose bottleneck fits in ``mac_budget`` MACs.
+    - ``budget``: the widest multiple of 8 whose bottleneck fits in ``mac_budget`` MACs (None
+      for a layer already within the budget).
     When no width meets a saving or budget target the narrowest (8) is returned.
     """
     cap = width_cap(shape)
@@ -173,9 +201,24 @@ def bottleneck_width(
     if pick is None:
         raise ValueError(f"unknown width policy {policy!r}")
     targets = WidthTargets(
-        width_ratio=width_ratio, target_saving=target_saving, mac_budget=mac_budget
+        width_ratio=width_ratio,
+        small_kernel_ratio=small_kernel_ratio,
+        large_kernel_ratio=large_kernel_ratio,
+        large_kernel_area=large_kernel_area,
+        target_saving=target_saving,
+        mac_budget=mac_budget,
     )
     return pick(shape, cap, targets)
+
+
+def max_ratio_saving(ratio: float) -> float:
+    """The most a bottleneck of width Cin * ratio can save: 1 / ratio.
+
+    Before / after = Cout·Cin·K / (r·Cin·(Hi·Wi)/(Ho·Wo) + Cout·r·K) < Cout·Cin·K / (Cout·r·K)
+    = Cin / r, approached only as Cout·K grows far beyond Cin (a 3x3 Cin = Cout at Cin/4
+    saves 9 / (1/4 + 9/4) = 3.6x).
+    """
+    return 1.0 / ratio
 
 
 # -- global-average-pool head (Network-in-Network) --------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 from convaudit.errors import RuleFileError, nearest
 from convaudit.rules import schema
 from convaudit.rules.facts import FACTS
-from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS
+from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS, KINDS
+from convaudit.rules.kinds.base import Floor
 from convaudit.rules.schema import Group, Leaf, Param, Rule
 from convaudit.rules.template import TemplateError, check_spec, parse
 from convaudit.safe_io import shown
@@ -150,6 +151,9 @@ def _rule(f: _File, data: LineDict) -> Rule:
         builtin=f.builtin,
         param_types=types,
     )
+    problem = incoherence(rule)
+    if problem is not None:
+        raise f.fail(line.get("params", line["recommendation"]), problem)
     used = {leaf.value.name for leaf in rule.leaves() if isinstance(leaf.value, Param)}
     used |= set(message.names)
     for pname in params:
@@ -221,6 +225,38 @@ def _outside_rule(f: _File, data: LineDict, check: str) -> Rule:
         builtin=f.builtin,
         check=check,
     )
+
+
+def floors(rule: Rule) -> dict[str, Floor]:
+    """Lower bounds every finding of ``rule`` meets: ``ge``/``gt`` leaves on numbers reached
+    through ``all`` groups only (a bound under ``any`` or ``not`` binds nothing)."""
+    out: dict[str, Floor] = {}
+    stack: list[schema.Condition] = [rule.match]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Group):
+            if node.kind == "all":
+                stack.extend(node.children)
+            continue
+        if node.op not in ("ge", "gt"):
+            continue
+        param = node.value.name if isinstance(node.value, Param) else None
+        value = rule.params.get(param) if param is not None else node.value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if node.fact not in out or float(value) > out[node.fact].value:
+            out[node.fact] = Floor(fact=node.fact, value=float(value), param=param)
+    return out
+
+
+def incoherence(rule: Rule) -> str | None:
+    """Why ``rule``'s recommendation params can never yield a finding under its own match
+    (``width_policy = saving`` aiming below ``min_saving``), or None."""
+    if rule.recommendation is None:
+        return None
+    kind = KINDS[rule.recommendation]
+    params = {p.name: rule.params.get(p.name, p.default) for p in kind.params}
+    return kind.check(params, floors(rule))
 
 
 def _params(f: _File, data: LineDict) -> tuple[dict[str, Any], dict[str, str]]:

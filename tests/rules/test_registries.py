@@ -37,7 +37,7 @@ LEAVES = (
 )
 # 35 from the layer record + 10 from the graph (the 45 an early plan_facts import used to leave)
 # + 22 from the kinds: 7 bottleneck, 3 global-pool-head, 7 factorize-kernel, 5 separable.
-EXPECTED_COUNT = 67
+EXPECTED_COUNT = 69
 ONE_PER_TABLE = ("op", "fed_by_1x1", "bottleneck_width", "head_saving", "stacked_3x3_count")
 
 
@@ -101,7 +101,10 @@ def test_kind_params_have_their_defaults_and_types() -> None:
     got = {n: (p.type, p.default) for n, p in kinds.KIND_PARAMS.items()}
     assert got == {
         "width_policy": ("str", "ratio"),
-        "width_ratio": ("float", 0.0333),
+        "width_ratio": ("float", None),  # null: the published ratio for the kernel (issue 9)
+        "small_kernel_ratio": ("float", 0.25),  # ResNet's Cin/4 before a 3x3
+        "large_kernel_ratio": ("float", 0.0333),  # GoogLeNet 4a's 5x5 reduction, 480 -> 16
+        "large_kernel_area": ("int", 25),
         "target_saving": ("float", 4.0),
         "mac_budget": ("int", None),
     }
@@ -131,7 +134,9 @@ def test_kind_params_are_checked_with_their_own_messages(
 
 
 def test_valid_kind_params_load() -> None:
-    config = Config(params={"CA101": {"mac_budget": None, "width_ratio": 1, "target_saving": 1.5}})
+    # width_ratio 1 saves at most 1x: it loads only with a min_saving it can meet (issue 9)
+    params = {"mac_budget": None, "width_ratio": 1, "target_saving": 1.5, "min_saving": 1}
+    config = Config(params={"CA101": params})
     rule = RuleSet.from_config(config).available["CA101"]
     assert rule.params["mac_budget"] is None and rule.params["width_ratio"] == 1
 

@@ -14,6 +14,14 @@ def dims(shape: tuple[int, ...] | None) -> str | None:
     return None if shape is None else "x".join(str(d) for d in shape)
 
 
+def kernel_name(kernel: tuple[int, ...] | None) -> str | None:
+    """A kernel as people name it: "5x5", "5x1", "3x3x3", and "1-D k3" for one axis (a bare
+    "3" reads as a count, not a kernel)."""
+    if not kernel:
+        return None
+    return f"1-D k{kernel[0]}" if len(kernel) == 1 else dims(kernel)
+
+
 def _spatial(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
     return None if shape is None or len(shape) < 3 else tuple(shape[2:])
 
@@ -31,6 +39,18 @@ LAYER_FACTS: tuple[Fact, ...] = (
         lambda b: b.layer.kernel_shape,
     ),
     Fact("kernel_size", "str", 'kernel as text, "5x5"', lambda b: dims(b.layer.kernel_shape)),
+    Fact(
+        "kernel_name",
+        "str",
+        'kernel as named in messages: "5x5", "5x1", "3x3x3", "1-D k3"',
+        lambda b: kernel_name(b.layer.kernel_shape),
+    ),
+    Fact(
+        "pointwise_name",
+        "str",
+        'the pointwise kernel of the same rank: "1x1", "1x1x1", "1-D k1"',
+        lambda b: kernel_name(tuple(1 for _ in b.layer.kernel_shape or ())),
+    ),
     Fact(
         "kernel_max",
         "int",

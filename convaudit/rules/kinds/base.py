@@ -6,7 +6,7 @@ suggested change), the params its arithmetic reads, and how it becomes a ``Recom
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +40,32 @@ class Before:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Floor:
+    """A lower bound a rule's match puts on a fact every finding must meet (``saving >= 3``)."""
+
+    fact: str
+    value: float
+    param: str | None = None  # the rule param that sets it ("min_saving"), None for a literal
+
+    @property
+    def name(self) -> str:
+        """What the user changes to move it: "min_saving" or "the match's saving bound"."""
+        return self.param or f"the match's {self.fact} bound"
+
+    @property
+    def setting(self) -> str:
+        """It as the user set it: "min_saving = 3" or "the match's saving >= 3"."""
+        return f"{self.param} = {self.value:g}" if self.param else f"{self.name} {self.value:g}"
+
+
+Check = Callable[[Mapping[str, Any], Mapping[str, Floor]], "str | None"]
+
+
+def _coherent(params: Mapping[str, Any], floors: Mapping[str, Floor]) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Kind:
     """One recommendation kind: its facts, its params and its ``Recommendation`` builder."""
 
@@ -49,6 +75,9 @@ class Kind:
     needs: tuple[str, ...] = ()  # facts it reads that other tables provide
     params: tuple[KindParam, ...] = ()
     build: Callable[[FactView, Before], Recommendation | None]
+    # Why these params (kind defaults filled in) can never produce a finding under the rule's
+    # floors on this kind's facts, or None: a config that silently finds nothing is an error.
+    check: Check = _coherent
 
 
 def conv_shape(b: FactView) -> recommend.ConvShape | None:
