@@ -12,7 +12,7 @@ import dataclasses
 import heapq
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -37,6 +37,8 @@ from convaudit.records import ScanProblem
 
 __all__ = ["BranchGroup", "Env", "Scope", "Visit", "WalkResult", "Walker", "node_attrs"]
 
+_V = TypeVar("_V")
+_W = TypeVar("_W")
 INT64_MAX = (1 << 63) - 1
 MAX_VISITS = 4_000_000
 
@@ -152,49 +154,53 @@ class Walker:
                 " functions multiply their bodies): the model is too large to analyse"
             )
         node_id = f"{scope.graph}/{i}"
-        name = node.name or f"{node.op_type}_{i}"
+        op_type, inputs, outputs = node.op_type, tuple(node.input), tuple(node.output)
+        name = node.name or f"{op_type}_{i}"
         attrs = node_attrs(node)
-        ins = [env.get(n, UNKNOWN) if n else UNKNOWN for n in node.input]
+        ins = [_lookup(env, n, UNKNOWN) if n else UNKNOWN for n in inputs]
         self.digraph.add_node(
             node_id,
-            op_type=node.op_type,
+            op_type=op_type,
             domain=node.domain,
             name=name,
             graph=scope.graph,
             attrs=attrs,
             layer=None,
             # Input order and static input shapes let rules follow a node's data input.
-            inputs=tuple(node.input),
-            outputs=tuple(node.output),
+            inputs=inputs,
+            outputs=outputs,
             input_shapes=tuple(i.static_shape for i in ins),
         )
-        for n in node.input:
-            src = scope.producers.get(n) if n else None
+        for n in inputs:
+            src = _lookup(scope.producers, n, None) if n else None
             if src is not None:
                 self.digraph.add_edge(src, node_id, tensor=n)
-        for n in node.output:
+        for n in outputs:
             if n:
                 scope.producers[n] = node_id
         outs = self._resolve(node, node_id, name, attrs, ins, env, scope)
         std = node.domain in ("", "ai.onnx", "com.microsoft")
-        if std and node.op_type in ("Identity", "DequantizeLinear") and ins and ins[0].constant:
+        if std and op_type in ("Identity", "DequantizeLinear") and ins and ins[0].constant:
             # Exporters fan one de-duplicated weight out through Identity nodes; a QDQ model
             # stores its weights quantized and dequantizes them on the way to the conv.
-            origin = resolve_alias(self.aliases, scope.root, node.input[0])
-            self.aliases[(scope.root, node.output[0])] = origin
-            if node.op_type == "DequantizeLinear":
+            origin = resolve_alias(self.aliases, scope.root, inputs[0])
+            self.aliases[(scope.root, outputs[0])] = origin
+            if op_type == "DequantizeLinear":
                 self.stored.setdefault(origin, ins[0])
-        real = [i for n, i in zip(node.input, ins, strict=True) if n]
-        if real and all(i.constant for i in real) and node.op_type not in NOT_FOLDABLE:
+        real = [i for n, i in zip(inputs, ins, strict=True) if n]
+        if real and all(i.constant for i in real) and op_type not in NOT_FOLDABLE:
             outs = [dataclasses.replace(o, constant=True) for o in outs]
-        for k, out_name in enumerate(node.output):
+        resolved = []
+        for k, out_name in enumerate(outputs):
             if not out_name:
+                resolved.append(UNKNOWN)
                 continue
             info = outs[k] if k < len(outs) else UNKNOWN
             vi = declared.get(out_name)
             if vi is not None:
                 info = merge(info, self.declared(vi.type))
             env[out_name] = info
+            resolved.append(info)
         self.visits.append(
             Visit(
                 node_id=node_id,
@@ -204,7 +210,7 @@ class Walker:
                 index=len(self.visits),
                 attrs=attrs,
                 inputs=ins,
-                outputs=[env.get(o, UNKNOWN) for o in node.output],
+                outputs=resolved,
                 multiplier=scope.multiplier,
                 scope=scope.root,
             )
@@ -360,6 +366,14 @@ class Walker:
             if actual and formal in inner.producers:
                 scope.producers[actual] = inner.producers[formal]
         return [local.get(o, UNKNOWN) for o in fn.output]
+
+
+def _lookup(chain: ChainMap[str, _V], key: str, default: _W) -> _V | _W:
+    """``chain.get(key, default)`` without ChainMap's generator: the walk's hottest call."""
+    for m in chain.maps:
+        if key in m:
+            return m[key]
+    return default
 
 
 def _checked(name: str, info: TensorInfo) -> TensorInfo:
