@@ -168,14 +168,17 @@ def fix(
     inputs: str | os.PathLike[str] | None = None,
     in_place: bool = False,
     seed: int = 0,
+    eval_inputs: str | os.PathLike[str] | None = None,
 ) -> FixResult:
     """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
 
     Rewrites every conv with a bottleneck recommendation (or the ``nodes`` named) at ``width``,
     at the width that saves ``target_saving``x, or at the recommended width. Raises
     ``FixError`` on a refusal (output equal to the input without ``in_place``, a bad width, ...).
-    A measured error above ``max_error`` is not an exception: ``result.exceeded`` is set and
-    nothing is written unless ``force``.
+    A measured error above ``max_error`` (default 5%: ``DEFAULT_MAX_ERROR``) is not an
+    exception: ``result.exceeded`` is set and nothing is written unless ``force``. With
+    ``inputs``, the error is measured on a held-out split of them, or on ``eval_inputs``; with
+    ``inputs`` and ``max_error`` but no ``width``/``target_saving``, the widths are searched.
     """
     from convaudit.fix.pipeline import FixOptions, run_fix
 
@@ -186,6 +189,7 @@ def fix(
         max_error=max_error,
         force=force,
         inputs=None if inputs is None else os.fspath(inputs),
+        eval_inputs=None if eval_inputs is None else os.fspath(eval_inputs),
         in_place=in_place,
         seed=seed,
     )

@@ -305,14 +305,26 @@ def fix(
     ] = None,
     max_error: Annotated[
         float | None,
-        typer.Option("--max-error", help="Write nothing and exit 1 above this relative error."),
+        typer.Option(
+            "--max-error",
+            help="Write nothing and exit 1 above this relative error (default 0.05); with "
+            "--inputs and no --width, search widths within it.",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Write even when --max-error is exceeded.")
     ] = False,
     inputs: Annotated[
         Path | None,
-        typer.Option("--inputs", help="Calibration .npz keyed by input name (whitened SVD)."),
+        typer.Option(
+            "--inputs",
+            help="Real samples (.npz keyed by input name): fit on them, measure on a held-out "
+            "split.",
+        ),
+    ] = None,
+    eval_inputs: Annotated[
+        Path | None,
+        typer.Option("--eval-inputs", help="Measure the error on these samples (.npz) instead."),
     ] = None,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Allow -o to be the input (or omit -o).")
@@ -343,6 +355,7 @@ def fix(
             max_error=max_error,
             force=force,
             inputs=inputs,
+            eval_inputs=eval_inputs,
             in_place=in_place,
         )
         sys.stdout.write(RENDERERS[fmt](result))

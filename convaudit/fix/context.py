@@ -24,6 +24,10 @@ from convaudit.rules.engine import RuleSet
 
 # Protobuf cannot serialise 2 GB; leave room for the graph itself.
 EXTERNAL_THRESHOLD = 2**31 - 2**26
+# The budget a run is held to without --max-error: safe by default (issue 9). 5% relative L2 on
+# the worst output or channel is where trained detectors and OCR models still give the same
+# boxes and strings in the benchmarks (benchmarks/README.md).
+DEFAULT_MAX_ERROR = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +40,7 @@ class FixOptions:
     max_error: float | None = None
     force: bool = False
     inputs: str | None = None  # calibration .npz keyed by input name
+    eval_inputs: str | None = None  # validation .npz: the fit never sees it
     in_place: bool = False
     seed: int = 0
     external_threshold: int = EXTERNAL_THRESHOLD
@@ -54,6 +59,12 @@ class FixContext:
     input_shapes: Mapping[str, tuple[int, ...]]
     dims: Mapping[str, int]
     started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def budget(self) -> float:
+        """The error budget the outcome is held to: --max-error, or the default."""
+        m = self.options.max_error
+        return DEFAULT_MAX_ERROR if m is None else m
 
     def seconds(self) -> float:
         """Time since the run started (the report's fix_seconds)."""
@@ -76,10 +87,14 @@ class Selection:
 
 @dataclass(frozen=True, kw_only=True)
 class Feeds:
-    """The model inputs the probe and the verification run on, and where they came from."""
+    """The model inputs the fit and the verification run on, and where they came from."""
 
-    runs: tuple[Feed, ...]
+    runs: tuple[Feed, ...]  # what the fit sees (calibration), or the one random feed
+    validation: tuple[Feed, ...]  # what the outcome is measured on: never seen by the fit
+    batch: int  # the pinned batch every run uses
+    kind: str  # "holdout" | "eval-inputs" | "random-normal"
     source: str  # "calib.npz (8 runs)" or "random normal (seed 0)"
+    validation_source: str = ""  # "2 held-out runs of calib.npz", "eval.npz (4 runs)"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,6 +36,8 @@ class Factors:
     width: int
     energy: float  # E(r): kept squared singular values over all
     whitened: bool  # True when computed against a calibration covariance
+    # Squared singular values, largest first (ungrouped convs only): E(r) at any width.
+    spectrum: tuple[float, ...] | None = None
 
     @property
     def predicted_error(self) -> float:
@@ -63,8 +65,8 @@ def _sqrt_and_inv(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _factor_one(
     w: np.ndarray, width: int, cov: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(U [width, Cin], V unfolded [width, Cout·K], kept energy, total energy) of one weight."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(U [width, Cin], V unfolded [width, Cout·K], squared singular values largest first)."""
     cin = w.shape[1]
     m = unfold(w)
     if cov is None:
@@ -86,7 +88,7 @@ def _factor_one(
     if r < width:  # asked for more than the rank: pad with zero channels so the width holds
         u2 = np.vstack([u2, np.zeros((width - r, cin))])
         v2 = np.vstack([v2, np.zeros((width - r, v2.shape[1]))])
-    return u2, v2, float(sq[:r].sum()), float(sq.sum())
+    return u2, v2, sq
 
 
 def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None, groups: int = 1) -> Factors:
@@ -102,17 +104,21 @@ def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None, groups: 
         raise ValueError(f"width {width} must be a positive multiple of the {groups} groups")
     rg, cout_g = width // groups, cout // groups
     us, vs, kept, total = [], [], 0.0, 0.0
+    spectrum = None
     for g in range(groups):
         block = slice(g * cin_g, (g + 1) * cin_g)
         cov_g = None if cov is None else np.asarray(cov)[block, block]
-        u2, v2, k, t = _factor_one(w[g * cout_g : (g + 1) * cout_g], rg, cov_g)
+        u2, v2, sq = _factor_one(w[g * cout_g : (g + 1) * cout_g], rg, cov_g)
         us.append(u2)
         vs.append(fold(v2, cout_g, kernel))  # [Cout/g, r/g, *K]
-        kept, total = kept + k, total + t
+        kept, total = kept + float(sq[:rg].sum()), total + float(sq.sum())
+        spectrum = tuple(float(x) for x in sq) if groups == 1 else None
     u = np.concatenate(us).reshape(width, cin_g, *([1] * len(kernel)))
     v = np.concatenate(vs)
     energy = kept / total if total > 0 else 1.0
-    return Factors(u=u, v=v, width=width, energy=energy, whitened=cov is not None)
+    return Factors(
+        u=u, v=v, width=width, energy=energy, whitened=cov is not None, spectrum=spectrum
+    )
 
 
 def finite_as(dtype: np.dtype[Any], *arrays: np.ndarray) -> bool:

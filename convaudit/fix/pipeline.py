@@ -7,7 +7,7 @@ from pathlib import Path
 
 from convaudit.config import Config
 from convaudit.fix import request, stages
-from convaudit.fix.context import EXTERNAL_THRESHOLD, FixOptions
+from convaudit.fix.context import DEFAULT_MAX_ERROR, EXTERNAL_THRESHOLD, FixOptions
 from convaudit.fix.result import FixResult
 
 
@@ -20,7 +20,8 @@ def run_fix(
     if not selection.plans:
         return stages.nothing_to_rewrite(ctx, selection)
     with request.scratch(ctx) as work:
-        feeds, activations = stages.probe(ctx, selection, work)
+        feeds = stages.load_feeds(ctx)
+        activations = stages.probe(ctx, selection, feeds, work)
         fitted = stages.factorise(ctx, selection, activations)
         del activations  # freed before the rewrite loads the full model again
         rewritten = stages.rewrite(ctx, selection, fitted, work)
@@ -29,4 +30,4 @@ def run_fix(
         return stages.commit(ctx, result, rewritten)
 
 
-__all__: Sequence[str] = ["EXTERNAL_THRESHOLD", "FixOptions", "run_fix"]
+__all__: Sequence[str] = ["DEFAULT_MAX_ERROR", "EXTERNAL_THRESHOLD", "FixOptions", "run_fix"]

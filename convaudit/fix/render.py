@@ -71,7 +71,20 @@ def document(r: FixResult) -> dict[str, Any]:
             "output_errors": {k: _round(v) for k, v in sorted(r.output_errors.items())},
             "error": _round(r.error),
             "max_error": r.max_error,
+            "max_error_default": r.max_error_default,
             "exceeded": r.exceeded,
+            "source": r.validation_source or None,
+            "validated_on": r.validation_inputs,
+            "batch": r.batch,
+            "channel_errors": {
+                k: {
+                    "worst_channel": _worst_channel(v),
+                    "worst_error": _round(max(v)) if v else None,
+                    "channels": [_round(x) for x in v],
+                }
+                for k, v in sorted(r.channel_errors.items())
+            },
+            "worst": None if r.worst is None else {"output": r.worst[0], "channel": r.worst[1]},
             "latency_before_s": _round(r.latency_before, 7),
             "latency_after_s": _round(r.latency_after, 7),
             "speedup": _round(r.speedup, 3),
@@ -81,6 +94,12 @@ def document(r: FixResult) -> dict[str, Any]:
         "notes": list(r.notes),
         "fix_seconds": _round(r.fix_seconds, 3),
     }
+
+
+def _worst_channel(v: tuple[float, ...]) -> int | None:
+    if not v:
+        return None
+    return max(range(len(v)), key=lambda k: math.inf if not math.isfinite(v[k]) else v[k])
 
 
 def render_json(r: FixResult) -> str:
@@ -158,7 +177,17 @@ def render_table(r: FixResult) -> str:
         )
     if r.output_errors:
         errs = ", ".join(f"{k} {_pct(v)}" for k, v in sorted(r.output_errors.items()))
-        lines.append(f"measured on {r.inputs_source}: relative L2 output error {errs}")
+        on = r.validation_inputs or r.inputs_source
+        batch = "" if r.batch is None else f", batch {r.batch}"
+        lines.append(f"measured on {on}{batch}: relative L2 output error {errs}")
+        for name, channels in sorted(r.channel_errors.items()):
+            if len(channels) > 1:
+                k = _worst_channel(channels)
+                assert k is not None
+                lines.append(f"  {name}: worst channel {k} (axis 1) {_pct(channels[k])}")
+        budget = "default budget" if r.max_error_default else "--max-error"
+        if r.error is not None and r.max_error is not None:
+            lines.append(f"worst error {_pct(r.error)} against the {budget} {_pct(r.max_error)}")
     if r.speedup is not None and r.latency_before and r.latency_after:
         lines.append(
             f"latency (onnxruntime CPU, 1 thread, median): {1000 * r.latency_before:.3f} ms → "

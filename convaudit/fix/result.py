@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -28,6 +29,8 @@ class LayerFix:
     whitened: bool = False  # factorised against calibration covariance
     measured_error: float | None = None  # this layer alone, on the inputs it really sees
     folded_bn: str | None = None  # the BatchNormalization folded into the conv first
+    # Squared singular values, largest first (whitened when calibrated): E(r) at any width.
+    spectrum: tuple[float, ...] | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
 
     @property
@@ -51,9 +54,15 @@ class FixResult:
     params_before: int
     params_after: int | None = None
     output_errors: dict[str, float] = field(default_factory=dict)  # relative L2 per output
+    # Per output, the relative L2 error of each channel along axis 1 (empty below rank 2).
+    channel_errors: dict[str, tuple[float, ...]] = field(default_factory=dict)
     latency_before: float | None = None  # median seconds per run
     latency_after: float | None = None
     inputs_source: str = ""  # "calib.npz (8 samples)" or "random (seed 0)"
+    validation_source: str = ""  # "holdout" | "eval-inputs" | "random-normal"
+    validation_inputs: str = ""  # what the deciding error was measured on, in words
+    batch: int | None = None  # the batch size every run used (latency too)
+    max_error_default: bool = False  # max_error is the default budget, not --max-error
     external_data: bool = False
     fix_seconds: float | None = None
     max_error: float | None = None  # the --max-error the run was held to
@@ -70,8 +79,25 @@ class FixResult:
 
     @property
     def error(self) -> float | None:
-        """End-to-end error: the worst relative L2 error over the graph outputs."""
-        return max(self.output_errors.values()) if self.output_errors else None
+        """End-to-end error: the worst relative L2 error over the graph outputs and their
+        channels (NaN or inf counts as infinite: it is never within a budget)."""
+        values = [*self.output_errors.values()]
+        values += [v for c in self.channel_errors.values() for v in c]
+        if not values:
+            return None
+        return max(math.inf if not math.isfinite(v) else v for v in values)
+
+    @property
+    def worst(self) -> tuple[str, int | None] | None:
+        """(output, channel or None) where ``error`` is reached."""
+        best: tuple[float, str, int | None] | None = None
+        for name, e in sorted(self.output_errors.items()):
+            cands = [(e, None), *((c, k) for k, c in enumerate(self.channel_errors.get(name, ())))]
+            for v, k in cands:
+                v = math.inf if not math.isfinite(v) else v
+                if best is None or v > best[0]:
+                    best = (v, name, k)
+        return None if best is None else (best[1], best[2])
 
     @property
     def speedup(self) -> float | None:

@@ -142,15 +142,56 @@ def _unwritten(ctx: FixContext, sel: Selection) -> FixResult:
         layers=sel.skipped,
         macs_before=sel.facts.totals.macs,
         params_before=sel.facts.totals.params,
-        max_error=ctx.options.max_error,
+        max_error=ctx.budget,
+        max_error_default=ctx.options.max_error is None,
     )
 
 
 # -- probe -------------------------------------------------------------------------------------
 
 
-def probe(ctx: FixContext, sel: Selection, work: Path) -> tuple[Feeds, Activations]:
-    """The feeds, and the inputs each planned conv really sees on them (for the whitened SVD and
+def load_feeds(ctx: FixContext) -> Feeds:
+    """The runs the fit sees and the runs the outcome is measured on, in batches of the pinned
+    batch: a held-out split of --inputs (``validate.split_holdout``), --eval-inputs, or one
+    random-normal run when neither is given (labelled: not a measure of accuracy on real data).
+    """
+    opts = ctx.options
+    session = validate.session(ctx.src)
+    batch = validate.pinned_batch(session, ctx.input_shapes, ctx.dims)
+
+    def read(npz: str | None) -> tuple[list[validate.Feed], str]:
+        return validate.input_feeds(
+            session, npz, input_shapes=ctx.input_shapes, dims=ctx.dims, seed=opts.seed
+        )
+
+    runs, source = read(opts.inputs)
+    if opts.eval_inputs is not None:
+        held, held_source = read(opts.eval_inputs)
+        kind, fit = "eval-inputs", runs
+    elif opts.inputs is not None:
+        fit, held = validate.split_holdout(runs, opts.inputs)
+        kind = "holdout"
+        every = validate.HOLDOUT_EVERY
+        rule = f"every {every}th run" if len(runs) >= every else "the last run"
+        held_source = (
+            f"{len(held)} held-out run{'s' if len(held) != 1 else ''} of "
+            f"{Path(opts.inputs).name} ({rule}; the fit used the other {len(fit)})"
+        )
+    else:
+        kind, fit, held = "random-normal", runs, runs
+        held_source = f"{source}: not a measure of accuracy on real data"
+    return Feeds(
+        runs=tuple(fit),
+        validation=tuple(held),
+        batch=batch,
+        kind=kind,
+        source=source,
+        validation_source=held_source,
+    )
+
+
+def probe(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> Activations:
+    """The inputs each planned conv really sees on the fit's runs (for the whitened SVD and
     the per-layer error), from one session of the original with those tensors exposed.
 
     The full model is loaded here and again in ``rewrite`` so that no more than one copy of the
@@ -162,17 +203,10 @@ def probe(ctx: FixContext, sel: Selection, work: Path) -> tuple[Feeds, Activatio
     validate.write_probe(full, x_names, probe_path)
     del full
     session = validate.session(probe_path, shown_as=ctx.src)
-    runs, source = validate.input_feeds(
-        session,
-        ctx.options.inputs,
-        input_shapes=ctx.input_shapes,
-        dims=ctx.dims,
-        seed=ctx.options.seed,
-    )
     calibrated = ctx.options.inputs is not None
     moments = {x: SecondMoment() for x in x_names}
     first: dict[str, np.ndarray] = {}  # first feed only: enough for a per-layer error
-    for k, values in enumerate(validate.capture(session, x_names, runs)):
+    for k, values in enumerate(validate.capture(session, x_names, feeds.runs)):
         for x, value in values.items():
             if calibrated:
                 moments[x].add(value)
@@ -182,7 +216,7 @@ def probe(ctx: FixContext, sel: Selection, work: Path) -> tuple[Feeds, Activatio
     for leftover in work.iterdir():
         leftover.unlink()
     covs = {x: m.covariance() for x, m in moments.items()} if calibrated else None
-    return Feeds(runs=tuple(runs), source=source), Activations(first=first, second_moments=covs)
+    return Activations(first=first, second_moments=covs)
 
 
 # -- factorise ---------------------------------------------------------------------------------
@@ -261,6 +295,7 @@ def _layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -
         measured_error=measured,
         folded_bn=p.bn_name,
         notes=p.notes,
+        spectrum=factors.spectrum,
     )
 
 
@@ -323,12 +358,13 @@ def checker_notes(src: Path, tmp: Path) -> tuple[str, ...]:
 
 
 def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> FixResult:
-    """Both models on the same feeds (output error, latency), and the rewritten one scanned
-    again: its totals and the rewritten convs its rules still flag. Nothing written yet."""
+    """Both models on the validation runs (output and per-channel error, latency at the pinned
+    batch), and the rewritten one scanned again: its totals and the rewritten convs its rules
+    still flag. Nothing written yet."""
     original, rewritten = validate.session(ctx.src), validate.session(done.model)
-    errors = validate.output_errors(original, rewritten, feeds.runs)
+    compared = validate.compare_outputs(original, rewritten, feeds.validation)
     lat = (
-        validate.latency(original, rewritten, feeds.runs[0])
+        validate.latency(original, rewritten, feeds.validation[0])
         if ctx.options.measure_latency
         else (None, None)
     )
@@ -341,47 +377,38 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
         for f in find(after, ctx.config, sel.rules)
         if recommends_bottleneck(f) and f.node in names
     ]
-    worst = _worst(errors)
-    return replace(
+    result = replace(
         _unwritten(ctx, sel),
         layers=done.layers + sel.skipped,
         macs_after=after.totals.macs,
         params_after=after.totals.params,
-        output_errors=errors,
+        output_errors={k: v.error for k, v in compared.items()},
+        channel_errors={k: v.channels for k, v in compared.items() if v.channels},
         latency_before=lat[0],
         latency_after=lat[1],
         inputs_source=feeds.source,
+        validation_source=feeds.kind,
+        validation_inputs=feeds.validation_source,
+        batch=feeds.batch,
         external_data=sel.external,
-        # NaN is never "below" a budget (NaN > max is False): a non-finite error is over any.
-        exceeded=not math.isfinite(worst)
-        or (ctx.options.max_error is not None and not worst <= ctx.options.max_error),
         remaining_findings=tuple(sorted(f.node or "" for f in still)),
         remaining_rules=tuple(sorted({f.rule for f in still})),
         notes=done.notes,
     )
-
-
-def _worst(errors: dict[str, float]) -> float:
-    """The largest error; a non-finite one wins (max() is order-dependent with NaN)."""
-    measured = list(errors.values())
-    return next((e for e in measured if not math.isfinite(e)), max(measured, default=0.0))
+    worst = result.error
+    return replace(result, exceeded=worst is not None and not worst <= ctx.budget)
 
 
 # -- commit ------------------------------------------------------------------------------------
 
 
 def commit(ctx: FixContext, result: FixResult, done: Rewritten) -> FixResult:
-    """Move the rewritten model onto the output, unless its error is above --max-error (and
-    not --force): then nothing is written and the message says why."""
+    """Move the rewritten model onto the output, unless its error is above the budget (and
+    not --force): then nothing is written and the message says why and what would pass."""
     if result.exceeded and not ctx.options.force:
-        worst = _worst(dict(result.output_errors))
-        over = (
-            f"above --max-error {ctx.options.max_error:g}" if math.isfinite(worst) else "not finite"
-        )
         return replace(
             result,
-            message=f"measured error {worst:.4g} is {over}: "
-            "no file written (--force writes it anyway)",
+            message=_over_budget(ctx, result),
             fix_seconds=ctx.seconds(),
         )
     dst = ctx.dst
@@ -394,3 +421,60 @@ def commit(ctx: FixContext, result: FixResult, done: Rewritten) -> FixResult:
         message=f"wrote {dst}" + (f" (+ {dst.name}.data)" if result.external_data else ""),
         fix_seconds=ctx.seconds(),
     )
+
+
+def _over_budget(ctx: FixContext, result: FixResult) -> str:
+    """'measured error … is above --max-error …', where it is worst, and what would pass."""
+    where = ""
+    if result.worst is not None:
+        out, channel = result.worst
+        where = f" (output {out!r}" + ("" if channel is None else f", channel {channel}") + ")"
+    budget = f"--max-error {ctx.budget:g}" + (
+        " (the default budget)" if ctx.options.max_error is None else ""
+    )
+    error = result.error or 0.0
+    over = f"above {budget}" if math.isfinite(error) else "not finite"
+    text = (
+        f"measured error {error:.4g}{where} is {over}: no file written (--force writes it anyway)"
+    )
+    hints = []
+    suggested = suggest_width(result, ctx.budget)
+    if suggested is not None:
+        hints.append(f"--width {suggested} keeps every layer's predicted error within it")
+    if ctx.options.inputs is None:
+        hints.append(
+            "pass --inputs with real samples (the random-normal inputs are not a measure of "
+            "accuracy on real data, and calibration lowers the error)"
+        )
+    elif ctx.options.width is not None or ctx.options.target_saving is not None:
+        hints.append("drop --width/--target-saving to search widths within the budget")
+    return text + ("; try: " + "; or ".join(hints) if hints else "")
+
+
+def suggest_width(result: FixResult, budget: float) -> int | None:
+    """The smallest common width whose predicted error is within ``budget`` on every rewritten
+    layer and still below each one's break-even; None when there is none."""
+    done = result.rewritten
+    if not done or any(x.spectrum is None or x.break_even is None for x in done):
+        return None
+    need = 0
+    for x in done:
+        assert x.spectrum is not None and x.break_even is not None
+        width = width_within(x.spectrum, budget)
+        if width is None or width >= x.break_even:
+            return None
+        need = max(need, width)
+    return need
+
+
+def width_within(spectrum: tuple[float, ...], budget: float, step: int = plan.STEP) -> int | None:
+    """The smallest multiple of ``step`` whose predicted error √(1−E(r)) is within ``budget``."""
+    total = float(sum(spectrum))
+    if total <= 0:
+        return step
+    kept = np.cumsum(np.asarray(spectrum, dtype=np.float64))
+    for r in range(step, len(spectrum) + step, step):
+        energy = kept[min(r, len(spectrum)) - 1] / total
+        if predicted_error(float(min(energy, 1.0))) <= budget:
+            return r
+    return None

@@ -9,6 +9,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,31 @@ def _resolve(
     return tuple(out)
 
 
+def pinned_batch(
+    sess: Any,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    dims: Mapping[str, int] | None = None,
+) -> int:
+    """The batch the runs use: the first input's leading dim as --input-shape or --dim pin it,
+    or as the model fixes it; 1 when it is a dynamic dim left open (latency is quoted per run,
+    and batch 1 is what a deployment usually serves)."""
+    for i in sess.get_inputs():
+        if i.name in (input_shapes or {}):
+            pinned = tuple((input_shapes or {})[i.name])
+            if pinned:
+                return max(int(pinned[0]), 1)
+            continue
+        if not i.shape:
+            continue
+        lead = i.shape[0]
+        if isinstance(lead, int) and lead > 0:
+            return lead
+        if isinstance(lead, str) and lead in (dims or {}):
+            return max(int((dims or {})[lead]), 1)
+        return 1
+    return 1
+
+
 def input_feeds(
     sess: Any,
     npz: str | Path | None,
@@ -128,7 +154,8 @@ def input_feeds(
 ) -> tuple[list[Feed], str]:
     """Calibration feeds from an .npz keyed by input name, or one seeded random feed.
 
-    An array whose leading dim is a multiple of the declared batch is split into several runs.
+    The samples are run in batches of the pinned batch (``pinned_batch``): N samples at batch B
+    are ceil(N / B) runs, the last one smaller when the model's batch dim is dynamic.
     """
     specs = {i.name: (i.shape, _ORT_TYPES.get(i.type)) for i in sess.get_inputs()}
     if npz is None:
@@ -159,15 +186,15 @@ def input_feeds(
             f"calibration inputs lack {', '.join(missing)} (keys: {', '.join(sorted(arrays))})",
             path=path,
         )
+    batch = pinned_batch(sess, input_shapes, dims)
     runs: int | None = None
     split: dict[str, list[np.ndarray]] = {}
     for name, (shape, dtype) in specs.items():
         a = arrays[name]
         if dtype is not None:
             a = a.astype(dtype, copy=False)
-        batch = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
         _check_calibration_shape(path, name, a.shape, shape)
-        if batch is not None and a.ndim == len(shape) and a.shape[0] % batch == 0:
+        if shape and a.ndim == len(shape) and a.ndim > 0:
             parts = [a[k : k + batch] for k in range(0, a.shape[0], batch)]
         else:
             parts = [a]
@@ -222,6 +249,26 @@ def _npy_header(entry: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
     return tuple(int(d) for d in shape), dtype
 
 
+# Every HOLDOUT_EVERY-th run (the 4th, 8th, ...) is held out of the fit; with 2 or 3 runs, the
+# last one. Interleaved rather than a tail, so a file sorted by kind is split evenly.
+HOLDOUT_EVERY = 4
+
+
+def split_holdout(runs: Sequence[Feed], path: str | Path) -> tuple[list[Feed], list[Feed]]:
+    """(fit runs, held-out runs) of --inputs; refused when there are too few to hold one out."""
+    if len(runs) < 2:
+        raise FixError(
+            f"holds {len(runs)} run: the error that decides the outcome is measured on inputs "
+            "the fit did not see, so give at least 2 samples (batches), or --eval-inputs FILE",
+            path=Path(path),
+        )
+    if len(runs) < HOLDOUT_EVERY:
+        return list(runs[:-1]), [runs[-1]]
+    held = [r for k, r in enumerate(runs) if k % HOLDOUT_EVERY == HOLDOUT_EVERY - 1]
+    fit = [r for k, r in enumerate(runs) if k % HOLDOUT_EVERY != HOLDOUT_EVERY - 1]
+    return fit, held
+
+
 def _check_calibration_shape(
     path: Path, name: str, got: tuple[int, ...], declared: Sequence[Any]
 ) -> None:
@@ -250,11 +297,37 @@ def _run(sess: Any, feed: Feed) -> list[np.ndarray]:
         raise FixError(f"onnxruntime failed to run the model ({reason})") from None
 
 
-def output_errors(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, float]:
-    """Relative L2 error ‖after − before‖ / ‖before‖ per graph output, over all feeds."""
+# A channel's reference norm is floored at CHANNEL_FLOOR times the output's RMS per element
+# (scaled to the channel's size). Below that a channel is numerically zero next to the rest of
+# its output (float32 keeps ~7 digits), and error / norm would be a ratio of rounding noise.
+CHANNEL_FLOOR = 1e-4
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputError:
+    """One graph output's relative L2 error, overall and per channel along axis 1."""
+
+    error: float
+    channels: tuple[float, ...] = ()  # empty for outputs of rank < 2
+    worst_channel: int | None = None
+
+    @property
+    def worst(self) -> float:
+        """The larger of the pooled and the worst channel's error (NaN counts as infinite)."""
+        values = [self.error, *self.channels]
+        return max(math.inf if not math.isfinite(v) else v for v in values)
+
+
+def compare_outputs(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, OutputError]:
+    """Relative L2 error ‖after − before‖ / ‖before‖ per graph output over all feeds, and per
+    channel along axis 1 (the feature axis), each channel against its own norm."""
     names = [o.name for o in before.get_outputs()]
     num = dict.fromkeys(names, 0.0)
     den = dict.fromkeys(names, 0.0)
+    size = dict.fromkeys(names, 0)
+    ch_num: dict[str, np.ndarray | None] = dict.fromkeys(names, None)
+    ch_den: dict[str, np.ndarray | None] = dict.fromkeys(names, None)
+    ch_size: dict[str, int] = dict.fromkeys(names, 0)
     for feed in feeds:
         for name, a, b in zip(names, _run(before, feed), _run(after, feed), strict=True):
             if a.shape != b.shape or a.dtype != b.dtype:
@@ -263,9 +336,43 @@ def output_errors(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, f
                     f"to {b.dtype}{list(b.shape)}"
                 )
             a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            num[name] += float(np.sum((b64 - a64) ** 2))
+            d2 = (b64 - a64) ** 2
+            num[name] += float(np.sum(d2))
             den[name] += float(np.sum(a64**2))
-    return {n: (num[n] ** 0.5 / den[n] ** 0.5 if den[n] else num[n] ** 0.5) for n in names}
+            size[name] += a64.size
+            if a64.ndim >= 2 and a64.shape[1] > 0:
+                axes = tuple(k for k in range(a64.ndim) if k != 1)
+                n_c, d_c = np.sum(d2, axis=axes), np.sum(a64**2, axis=axes)
+                prev_n, prev_d = ch_num[name], ch_den[name]
+                ch_num[name] = n_c if prev_n is None else prev_n + n_c
+                ch_den[name] = d_c if prev_d is None else prev_d + d_c
+                ch_size[name] += a64.size // a64.shape[1]
+    out: dict[str, OutputError] = {}
+    for n in names:
+        pooled = _ratio(num[n], den[n])
+        cn, cd = ch_num[n], ch_den[n]
+        if cn is None or cd is None:
+            out[n] = OutputError(error=pooled)
+            continue
+        mean_square = den[n] / max(size[n], 1)
+        floor = CHANNEL_FLOOR**2 * mean_square * ch_size[n]
+        per = tuple(_ratio(float(x), max(float(y), floor)) for x, y in zip(cn, cd, strict=True))
+        worst = max(
+            range(len(per)), key=lambda k: math.inf if not math.isfinite(per[k]) else per[k]
+        )
+        out[n] = OutputError(error=pooled, channels=per, worst_channel=worst)
+    return out
+
+
+def _ratio(num: float, den: float) -> float:
+    if not (math.isfinite(num) and math.isfinite(den)):
+        return math.inf
+    return float(num**0.5 / den**0.5) if den else float(num**0.5)
+
+
+def output_errors(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, float]:
+    """Relative L2 error ‖after − before‖ / ‖before‖ per graph output, over all feeds."""
+    return {k: v.error for k, v in compare_outputs(before, after, feeds).items()}
 
 
 def latency(

@@ -47,7 +47,8 @@ def low_rank_model(tmp_path: Path) -> Path:
 
 def test_textbook_at_width_16_costs_exactly_5268480_macs(tmp_path: Path) -> None:
     out = tmp_path / "out.onnx"
-    result = fix(TEXTBOOK, out, nodes=["conv5x5"], width=16)
+    # Random weights at width 16 are far above the default 5% budget: force writes them anyway.
+    result = fix(TEXTBOOK, out, nodes=["conv5x5"], width=16, force=True)
     assert result.written and out.is_file()
     (layer,) = result.rewritten
     assert (layer.before_macs, layer.after_macs) == (112_896_000, 5_268_480)
@@ -127,7 +128,9 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     same = runner.invoke(app, [*args, "-o", str(tmp_path / "." / "m.onnx")])
     assert same.exit_code == 2
     assert "output is the input model" in same.output
-    ok = runner.invoke(app, [*args, "-o", str(tmp_path / "b.onnx"), "--format", "json"])
+    # An explicit budget above the (random-weight) error writes the file and exits 0.
+    loose = ["--max-error", "2"]
+    ok = runner.invoke(app, [*args, "-o", str(tmp_path / "b.onnx"), "--format", "json", *loose])
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.output)
     assert doc["schema_version"] == 1 and doc["tool"]["name"] == "convaudit"
@@ -143,7 +146,7 @@ def test_output_equal_to_input_is_refused_unless_in_place(tmp_path: Path) -> Non
     with pytest.raises(FixError, match="no output"):
         quick(src, None, nodes=("conv5x5",), width=16)
     assert src.read_bytes() == before
-    result = quick(src, None, nodes=("conv5x5",), width=16, in_place=True)
+    result = quick(src, None, nodes=("conv5x5",), width=16, in_place=True, force=True)
     assert result.written
     assert len(conv_nodes(onnx.load(str(src)))) == 2
 
@@ -311,7 +314,7 @@ def test_output_never_replaces_the_inputs_external_data(tmp_path: Path) -> None:
             quick(src, tmp_path / target, nodes=("conv5x5",), width=16)
     assert (tmp_path / "out.onnx.data").read_bytes() == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx.data", "src.onnx"]
-    assert quick(src, tmp_path / "other.onnx", nodes=("conv5x5",), width=16).written
+    assert quick(src, tmp_path / "other.onnx", nodes=("conv5x5",), width=16, force=True).written
 
 
 def test_large_models_are_written_with_external_data(low_rank_model: Path, tmp_path: Path) -> None:
@@ -336,7 +339,7 @@ def test_calibration_inputs_whiten_the_factorisation(tmp_path: Path) -> None:
     white = quick(
         src, tmp_path / "w.onnx", nodes=("conv",), width=8, inputs=str(tmp_path / "calib.npz")
     )
-    plain = quick(src, tmp_path / "p.onnx", nodes=("conv",), width=8)
+    plain = quick(src, tmp_path / "p.onnx", nodes=("conv",), width=8, force=True)
     assert white.inputs_source == "calib.npz (6 runs)"
     assert white.rewritten[0].whitened and not plain.rewritten[0].whitened
     x = calib[:1]
@@ -365,7 +368,7 @@ def test_default_rewrites_every_ca101_finding_and_rescan_is_clean(tmp_path: Path
         ("CA101", "conv5x5")
     ]
     out = tmp_path / "o.onnx"
-    result = quick(TEXTBOOK, out)
+    result = quick(TEXTBOOK, out, force=True)  # random weights: above the default budget
     assert [(x.name, x.width, x.width_source) for x in result.rewritten] == [
         ("conv5x5", 16, "CA101")
     ]

@@ -72,7 +72,8 @@ def test_a_team_bottleneck_rule_is_named_where_ca101_was(tmp_path: Path) -> None
     none = run_fix(INCEPTION, tmp_path / "a.onnx", FixOptions(measure_latency=False), config)
     assert none.message == "nothing to rewrite (no CA101 or TEAM101 finding); no file written"
     # With CA101 ignored, the team rule's finding is what fix rewrites, and the width's source.
-    done = run_fix(TEXTBOOK, tmp_path / "b.onnx", FixOptions(measure_latency=False), config)
+    opts = FixOptions(measure_latency=False, force=True)  # random weights: above the budget
+    done = run_fix(TEXTBOOK, tmp_path / "b.onnx", opts, config)
     assert [(x.name, x.width, x.width_source) for x in done.rewritten] == [
         ("conv5x5", 16, "TEAM101")
     ]
