@@ -190,9 +190,10 @@ def model_folder(paths: list[Path], folder: Path, copies: int) -> int:
     return copies * len(paths)
 
 
-def section_folder(rounds: int, cache: Path, copies: int, goals: Goals) -> None:
+def section_folder(rounds: int, cache: Path, folder: Path, copies: int, goals: Goals) -> None:
+    """``folder`` must lie outside any git work tree: a folder scan leaves git-ignored files
+    out, and benchmarks/.cache is ignored."""
     paths = list(ensure_small_models(cache).values())
-    folder = cache / "folder"
     count = model_folder(paths, folder, copies)
     config = write_shapes_config(cache / "small-shapes.toml")
     extra = ["--config", str(config)]
@@ -275,7 +276,9 @@ def section_large(rounds: int, cache: Path, goals: Goals) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="large models")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE, help="large models, the folder scan"
+    )
     parser.add_argument("--small-cache", type=Path, default=SMALL_CACHE, help="wheels, models")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (small, folder)")
     parser.add_argument(
@@ -308,7 +311,7 @@ def main() -> None:
     if "small" in sections:
         section_small(args.rounds, args.small_cache, goals)
     if "folder" in sections:
-        section_folder(args.rounds, args.small_cache, args.copies, goals)
+        section_folder(args.rounds, args.small_cache, args.cache_dir / "folder", args.copies, goals)
     if "large" in sections:
         section_large(args.large_rounds, args.cache_dir, goals)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}\n")
