@@ -94,12 +94,14 @@ def _scan_one(
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
     errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
-    findings, suppressed = (rules or load_ruleset(config)).run(facts)  # budgets included
+    ruleset = rules or load_ruleset(config)
+    findings, suppressed = ruleset.run(facts)  # budgets included
     if loaded is not None:
-        from convaudit.weights import add_weight_facts
+        from convaudit.weights import add_weight_facts, drop_in_targets
 
         try:
-            findings = add_weight_facts(facts, findings, loaded)
+            targets = drop_in_targets(ruleset.available)
+            findings = add_weight_facts(facts, findings, loaded, targets)
         except ModelLoadError as exc:  # e.g. a missing .data file: this model's error
             errors = (*errors, f"--weights: {exc}")
     return ModelReport(

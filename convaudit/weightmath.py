@@ -31,15 +31,31 @@ def energy_curve(singular: np.ndarray) -> np.ndarray:
     return cum / total if total > 0 else np.ones_like(cum)
 
 
-def energy_at(w: np.ndarray, width: int) -> float:
-    """E(width) of W unfolded along Cin (eigenvalues only: cheap; used by ``scan --weights``)."""
+def weight_energy_curve(w: np.ndarray) -> np.ndarray:
+    """E(r) for r = 0..Cin of W unfolded along Cin (eigenvalues only: cheap)."""
     m = unfold(w)
     # The eigenvalues of M Mᵀ (Cin × Cin) are the squared singular values: cheaper than an SVD of
     # a wide matrix, and exact enough for a share of energy.
     gram = m @ m.T
     eig = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
-    curve = energy_curve(np.sqrt(eig))
+    return energy_curve(np.sqrt(eig))
+
+
+def energy_at(w: np.ndarray, width: int) -> float:
+    """E(width) of W unfolded along Cin (used by ``scan --weights``)."""
+    curve = weight_energy_curve(w)
     return float(curve[min(width, len(curve) - 1)])
+
+
+def smallest_width(curve: np.ndarray, max_error: float, cap: int | None, step: int) -> int | None:
+    """The narrowest multiple of ``step`` up to ``cap`` whose predicted error √(1−E(r)) is at
+    most ``max_error`` (None when no such width is at or below ``cap``)."""
+    if cap is None:
+        return None
+    for width in range(step, cap + 1, step):
+        if predicted_error(float(curve[min(width, len(curve) - 1)])) <= max_error:
+            return width
+    return None
 
 
 def predicted_error(energy: float) -> float:

@@ -106,6 +106,7 @@ def test_kind_params_have_their_defaults_and_types() -> None:
         "large_kernel_ratio": ("float", 0.0333),  # GoogLeNet 4a's 5x5 reduction, 480 -> 16
         "large_kernel_area": ("int", 25),
         "target_saving": ("float", 4.0),
+        "drop_in_error": ("float", 0.05),  # scan --weights: a rewrite without retraining
         "mac_budget": ("int", None),
     }
 

@@ -64,6 +64,13 @@ PARAMS = (
         valid=lambda v: _number(v) and v > 1,
     ),
     KindParam(
+        name="drop_in_error",
+        type="float",
+        default=0.05,
+        allowed="a number in (0, 1)",
+        valid=lambda v: _number(v) and 0 < v < 1,
+    ),
+    KindParam(
         name="mac_budget",
         type="int",
         default=None,
