@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser bench clean
+.PHONY: demo test lint browser bench clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,19 @@ browser:
 
 test: lint browser
 	$(BIN)/python -m pytest -q
+
+# A longer fuzz campaign (issue 10): the suite's Hypothesis properties with FUZZ_EXAMPLES each,
+# then the CLI on mutated models, rules, configs and baselines in child processes capped at 4 GiB
+# and 30 s a case, for FUZZ_SECONDS. Failing cases are kept under fuzz-failures/.
+# FUZZ_SEED / FUZZ_CASES fix the case sequence (CI); by default every run draws new cases.
+FUZZ_SECONDS ?= 300
+FUZZ_EXAMPLES ?= 300
+FUZZ_SEED ?=
+FUZZ_CASES ?=
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz/test_fuzz_properties.py
+	$(BIN)/python tests/fuzz/campaign.py --seconds $(FUZZ_SECONDS) --out fuzz-failures \
+	  $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_CASES),--cases $(FUZZ_CASES))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scan.py

@@ -169,7 +169,8 @@ def input_feeds(
                 )
             # Declared shapes are the model's word, not memory: 2^31-1 x ... is 56 TiB.
             check_size(
-                math.prod(dims_) * np.dtype(dtype).itemsize,
+                # A 0 dim counts as 1: numpy refuses 0 x 2^31 x 2^31 as "too big" all the same.
+                math.prod(max(d, 1) for d in dims_) * np.dtype(dtype).itemsize,
                 f"a random feed for input {shown(name)} of shape {'x'.join(map(str, dims_))}",
                 error=FixError,
             )

@@ -201,3 +201,17 @@ def test_onnxruntime_errors_are_one_line_naming_the_users_model(
     assert message.startswith("user.onnx: onnxruntime cannot load the model (")
     assert "\n" not in message and "probe" not in message
     assert capfd.readouterr().err == ""  # no coloured log lines from onnxruntime's C++ logger
+
+
+def test_a_zero_dim_does_not_hide_the_other_dims_from_the_budget() -> None:
+    """Found by fuzzing: 0 x (2^31-1) x (2^31-1) is 0 bytes, yet numpy refuses to build it."""
+
+    class Input:
+        name, type, shape = "x", "tensor(float)", [0, 2**31 - 1, 2**31 - 1]
+
+    class Session:
+        def get_inputs(self) -> list[Input]:
+            return [Input()]
+
+    with pytest.raises(FixError, match="over the memory budget"):
+        validate.input_feeds(Session(), None)
