@@ -136,13 +136,23 @@ def scan(
         from convaudit.baseline import load_baseline
 
         baseline = load_baseline(config.baseline)
+    from convaudit.discover import discover
+
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    found = expand_paths(items)
+    discovery = discover(
+        items, exclude=config.excluded, gitignore=config.respect_gitignore, root=config.root
+    )
+    found = list(discovery.models)
     for message in config.unmatched(found):  # before sharding: another shard may match it
         warnings.warn(message, ConfigWarning, stacklevel=2)
     models = select_shard(found, shard)
     reports = _scan_all(models, config, jobs, progress, rules, weights)
-    result = AuditResult(reports=reports, tool_version=__version__, rules=rules.catalogue())
+    result = AuditResult(
+        reports=reports,
+        tool_version=__version__,
+        rules=rules.catalogue(),
+        skipped=discovery.skipped,
+    )
     if baseline is not None:
         from convaudit.baseline import apply_baseline
 

@@ -11,6 +11,7 @@ from convaudit.errors import (
     ConvauditError,
     InputShapeError,
     ModelLoadError,
+    UnknownDimError,
     UnknownInputError,
 )
 from convaudit.records import Finding, ModelFacts, ModelReport
@@ -33,7 +34,18 @@ def analyse_model(
     shaped = path if shapes_of is None else shapes_of
     input_shapes, dims = config.shapes_for(shaped)
     try:
-        return analyse(path, input_shapes=input_shapes, dims=dims, loaded=loaded)
+        return analyse(
+            path,
+            input_shapes=input_shapes,
+            dims=dims,
+            loaded=loaded,
+            default_dim=config.default_dim,
+        )
+    except UnknownDimError as exc:
+        origin = config.dim_origin(shaped, exc.symbol)
+        if origin is None:
+            raise ConfigError(exc.message, path=exc.path) from None
+        raise ConfigError(f"{origin}: {shaped} {exc.detail}", path=config.source) from None
     except UnknownInputError as exc:
         origin = config.shape_origin(shaped, exc.input_name)
         if origin is None:  # a flag or the Python API: the walker's message names --input-shape

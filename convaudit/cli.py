@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from convaudit.errors import ConfigWarning, ConvauditError
+from convaudit.errors import ConfigWarning, ConvauditError, nearest, one_line
 
 _python_showwarning = warnings.showwarning
 
@@ -29,7 +31,64 @@ class Exit(IntEnum):
     ERROR = 2
 
 
+def _click_exceptions() -> Any:
+    """click's exception classes: typer 0.2x vendors click as ``typer._click``; older typers
+    use the click package."""
+    import importlib
+
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover - typer before it vendored click
+        return importlib.import_module("click.exceptions")
+
+
+def _usage_line(exc: Any) -> str:
+    """A click usage error as our one line: where, what, the nearest name, where to look."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path.removeprefix("convaudit").strip() if ctx is not None else ""
+    option = getattr(exc, "option_name", None)
+    if type(exc).__name__ == "NoSuchOption" and ctx is not None and option:
+        names = [n for p in ctx.command.params for n in (*p.opts, *p.secondary_opts)]
+        what = f"no such option {option!r}{nearest(option, names, quote=True)}"
+    else:
+        what = exc.format_message().strip()
+        what = what[:1].lower() + what[1:]
+        # click's "No such command 'scn'. Did you mean 'scan'?" in our did-you-mean form
+        what = re.sub(r"\.? Did you mean (.+)\?$", r" (did you mean \1?)", what).rstrip(".")
+    see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+    return one_line(f"{where}: {what}{see}" if where else f"{what}{see}")
+
+
+class _OneLineErrors(TyperGroup):
+    """typer's group with usage errors printed as every other error is: one stderr line
+    ``convaudit: error: ...`` and exit 2, never a boxed panel."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        errors = _click_exceptions()
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except errors.NoArgsIsHelpError:  # the help is already printed
+            sys.exit(Exit.ERROR)
+        except errors.ClickException as exc:
+            typer.echo(f"convaudit: error: {_usage_line(exc)}", err=True)
+            sys.exit(Exit.ERROR)
+        except errors.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="convaudit",
     help="Static analyser for ONNX models: exact MACs and params per layer, and where to cut them.",
     no_args_is_help=True,
@@ -98,17 +157,70 @@ def _emit(text: str, output: Path | None) -> None:
     write_atomic(output, text)
 
 
+def _check_format(fmt: str, formats: Iterable[str]) -> None:
+    names = list(formats)
+    if fmt not in names:
+        raise ConvauditError(
+            f"unknown --format {fmt!r}{nearest(fmt, names, quote=True)}; "
+            f"choose one of {', '.join(names)}"
+        )
+
+
 def _parse_reports(items: list[str]) -> list[tuple[str, Path]]:
     """--report FMT=PATH (repeatable) -> [(fmt, path)], formats checked before any scan."""
     out = []
     for item in items:
         fmt, sep, path = item.partition("=")
         if not sep or not path or fmt not in FORMATS:
+            hint = nearest(fmt, FORMATS, quote=True) if sep else ""
             raise ConvauditError(
-                f"--report {item!r}: expected FMT=PATH with FMT one of {', '.join(FORMATS)}"
+                f"--report {item!r}: expected FMT=PATH with FMT one of {', '.join(FORMATS)}{hint}"
             )
         out.append((fmt, Path(path)))
     return out
+
+
+def _colour(output: Path | None) -> bool:
+    """Colour the table only on a terminal: never in a file; NO_COLOR turns it off and
+    FORCE_COLOR on (for CI logs, which are pipes), as no-color.org and force-color.org say."""
+    if output is not None or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return sys.stdout.isatty()
+
+
+def _render_scan(
+    result: AuditResult,
+    fmt: str,
+    *,
+    output: Path | None,
+    quiet: bool,
+    statistics: bool,
+    top: int | None,
+) -> str:
+    """The stdout report: --statistics or --quiet views, the table with --top and colour, or
+    any other format as it is."""
+    from convaudit.report import render
+
+    colour = _colour(output)
+    if statistics:
+        from convaudit.report.summary import statistics as counts
+        from convaudit.report.summary import statistics_json
+
+        return statistics_json(result) if fmt == "json" else counts(result, colour=colour)
+    if fmt != "table":
+        return render(result, fmt)
+    if quiet:
+        from convaudit.report.summary import findings_only
+
+        return findings_only(result, colour=colour)
+    text = render(result, fmt, top=top, colour=colour)
+    if len(result.reports) > 1:
+        from convaudit.report.summary import fleet_summary
+
+        text += "\n" + fleet_summary(result, colour=colour)
+    return text
 
 
 def _progress() -> Callable[[int, int, str], None] | None:
@@ -137,7 +249,38 @@ InputShapeOption = Annotated[
 ]
 DimOption = Annotated[
     list[str] | None,
-    typer.Option("--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable)."),
+    typer.Option(
+        "--dim", help="Set a symbolic dim: SYMBOL=VALUE (repeatable); '*=N' sets every other one."
+    ),
+]
+DefaultDimOption = Annotated[
+    int | None,
+    typer.Option(
+        "--default-dim", help="Set every symbolic dim no --dim sets to N (the report notes them)."
+    ),
+]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Leave out files/folders matching this glob (repeatable; replaces the config's).",
+    ),
+]
+ExtendExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option("--extend-exclude", help="Like --exclude, added to the config's (repeatable)."),
+]
+GitignoreOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--respect-gitignore/--no-respect-gitignore",
+        help="Leave out files git ignores inside a git work tree [default: respect].",
+        show_default=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Say on stderr what a folder scan skipped and why."),
 ]
 ConfigOption = Annotated[
     str | None,
@@ -184,6 +327,13 @@ def _config(
     )
 
 
+def _report_skipped(result: AuditResult, verbose: bool) -> None:
+    """--verbose: one stderr line per file or folder discovery left out, with the reason."""
+    if verbose:
+        for s in result.skipped:
+            typer.echo(f"convaudit: skipped {s.path}: {s.reason}", err=True)
+
+
 def _report_errors(result: AuditResult) -> bool:
     """Print each model's errors on stderr; True if there were any."""
     failed = [e for r in result.reports for e in r.errors]
@@ -203,6 +353,7 @@ def scan(
     ] = None,
     input_shape: InputShapeOption = None,
     dim: DimOption = None,
+    default_dim: DefaultDimOption = None,
     report: Annotated[
         list[str] | None,
         typer.Option("--report", help="Also write FMT=PATH, e.g. sarif=out.sarif (repeatable)."),
@@ -239,6 +390,24 @@ def scan(
             help="Read flagged layers' weights: energy kept and predicted error of a bottleneck.",
         ),
     ] = False,
+    exclude: ExcludeOption = None,
+    extend_exclude: ExtendExcludeOption = None,
+    respect_gitignore: GitignoreOption = None,
+    verbose: VerboseOption = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only the findings, one line each (the table format)."
+        ),
+    ] = False,
+    statistics: Annotated[
+        bool,
+        typer.Option("--statistics", help="Print the number of findings of each rule instead."),
+    ] = False,
+    top: Annotated[
+        int | None,
+        typer.Option("--top", help="Show only the N costliest layers of each model's table."),
+    ] = None,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
@@ -247,10 +416,13 @@ def scan(
         from convaudit.api import scan as api_scan
         from convaudit.report import REPORTERS, render
 
-        if fmt not in REPORTERS:
-            raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(REPORTERS)}")
+        _check_format(fmt, REPORTERS)
         if jobs < 1:  # checked here, not by click: one error line, not a usage panel
             raise ConvauditError(f"--jobs must be at least 1, got {jobs}")
+        if top is not None and top < 1:
+            raise ConvauditError(f"--top must be at least 1, got {top}")
+        if statistics and fmt not in ("table", "json"):
+            raise ConvauditError(f"--statistics prints table or json, not --format {fmt}")
         extra_reports = _parse_reports(report or [])
         config = _config(
             paths,
@@ -264,17 +436,23 @@ def scan(
             baseline=baseline,
             max_macs=max_macs,
             max_params=max_params,
+            default_dim=default_dim,
+            exclude=exclude,
+            extend_exclude=extend_exclude or (),
+            respect_gitignore=respect_gitignore,
         )
         result = api_scan(
             paths,
             config,
             jobs=jobs,
             shard=parse_shard(shard) if shard else None,
-            progress=_progress(),
+            progress=None if quiet else _progress(),
             weights=weights,
         )
+        _report_skipped(result, verbose)
         _keep_inputs([output, *(p for _, p in extra_reports)], [r.path for r in result.reports])
-        _emit(render(result, fmt, config=config), output)
+        text = _render_scan(result, fmt, output=output, quiet=quiet, statistics=statistics, top=top)
+        _emit(text, output)
         for extra_fmt, extra_path in extra_reports:
             _emit(render(result, extra_fmt, config=config), extra_path)
         if _report_errors(result):
@@ -332,6 +510,7 @@ def fix(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     input_shape: InputShapeOption = None,
     dim: DimOption = None,
+    default_dim: DefaultDimOption = None,
     config_file: ConfigOption = None,
     rules_dir: RulesDirOption = None,
 ) -> None:
@@ -341,10 +520,11 @@ def fix(
         from convaudit.api import fix as api_fix
         from convaudit.fix.render import RENDERERS
 
-        if fmt not in RENDERERS:
-            raise ConvauditError(f"unknown --format {fmt!r}; choose one of {', '.join(RENDERERS)}")
+        _check_format(fmt, RENDERERS)
         # The same config as scan: the bottleneck rule's params and suppressions decide the rewrite.
-        config = _config([str(model)], config_file, input_shape, dim, rules_dir)
+        config = _config(
+            [str(model)], config_file, input_shape, dim, rules_dir, default_dim=default_dim
+        )
         result = api_fix(
             model,
             output,
@@ -384,6 +564,7 @@ def diff(
     max_params: MaxParamsOption = None,
     input_shape: InputShapeOption = None,
     dim: DimOption = None,
+    default_dim: DefaultDimOption = None,
     config_file: ConfigOption = None,
     fail_on: Annotated[
         str | None,
@@ -399,10 +580,7 @@ def diff(
         from convaudit.diff import diff as api_diff
         from convaudit.report.diff_report import DIFF_REPORTERS
 
-        if fmt not in DIFF_REPORTERS:
-            raise ConvauditError(
-                f"unknown --format {fmt!r}; choose one of {', '.join(DIFF_FORMATS)}"
-            )
+        _check_format(fmt, DIFF_REPORTERS)
         config = _config(
             [str(head)],
             config_file,
@@ -412,6 +590,7 @@ def diff(
             max_macs=max_macs,
             max_params=max_params,
             max_increase=max_increase,
+            default_dim=default_dim,
         )
         result = api_diff(str(base), str(head), config)
         _keep_inputs([output], [str(base), str(head)])
@@ -497,6 +676,11 @@ def baseline_create(
     rules_dir: RulesDirOption = None,
     input_shape: InputShapeOption = None,
     dim: DimOption = None,
+    default_dim: DefaultDimOption = None,
+    exclude: ExcludeOption = None,
+    extend_exclude: ExtendExcludeOption = None,
+    respect_gitignore: GitignoreOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Write every current finding to a baseline; `scan --baseline` then reports only new ones."""
 
@@ -506,8 +690,19 @@ def baseline_create(
         from convaudit.api import scan as api_scan
         from convaudit.baseline import render_baseline
 
-        config = _config(paths, config_file, input_shape, dim, rules_dir)
+        config = _config(
+            paths,
+            config_file,
+            input_shape,
+            dim,
+            rules_dir,
+            default_dim=default_dim,
+            exclude=exclude,
+            extend_exclude=extend_exclude or (),
+            respect_gitignore=respect_gitignore,
+        )
         result = api_scan(paths, dataclasses.replace(config, baseline=None))
+        _report_skipped(result, verbose)
         if _report_errors(result):
             return Exit.ERROR
         _keep_inputs([output], [r.path for r in result.reports])

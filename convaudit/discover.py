@@ -8,10 +8,11 @@ import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 
+from convaudit.config.globs import glob_matches
 from convaudit.errors import ModelLoadError
+from convaudit.records import Skipped
 
 # Folders no one keeps their own models in; ruff and black skip the same ones. Hidden folders
 # (.git, .venv, .tox, ...) and any folder holding a pyvenv.cfg (a venv under any name) are
@@ -19,12 +20,7 @@ from convaudit.errors import ModelLoadError
 SKIPPED_FOLDERS = frozenset({"node_modules", "site-packages", "__pypackages__", "__pycache__"})
 
 
-@dataclass(frozen=True, kw_only=True)
-class Skipped:
-    """A file or folder a folder scan left out, and why (shown by ``--verbose``)."""
-
-    path: str
-    reason: str
+__all__ = ["SKIPPED_FOLDERS", "Discovery", "Skipped", "discover"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,29 +31,45 @@ class Discovery:
     skipped: tuple[Skipped, ...] = ()
 
 
-def _excluded_by(path: str, patterns: Sequence[str]) -> str | None:
-    """The first pattern matching the path's name or the path itself (gitignore-like globs)."""
-    posix = Path(path).as_posix()
-    name = Path(path).name
-    for pattern in patterns:
-        bare = pattern.rstrip("/")
-        if fnmatch(name, bare) or fnmatch(posix, bare) or fnmatch(posix, f"*/{bare}"):
-            return pattern
-    return None
+@dataclass(frozen=True)
+class _Patterns:
+    """``--exclude`` globs and the folders a pattern with a '/' may start at: the config's
+    folder (or the current one) and the folder being scanned."""
+
+    patterns: Sequence[str]
+    bases: tuple[str | None, ...]
+
+    def match(self, path: str) -> str | None:
+        """The first pattern matching ``path``, the way config model globs match (.gitignore)."""
+        for pattern in self.patterns:
+            if any(glob_matches(path, pattern, base) for base in self.bases):
+                return pattern
+        return None
+
+    def match_or_parent(self, path: str) -> str | None:
+        """A pattern matching ``path`` or a folder it lies in (a glob's match is not pruned)."""
+        p = Path(path)
+        for candidate in (p, *p.parents):
+            if str(candidate) in ("", ".", "/", candidate.anchor):
+                break
+            pattern = self.match(str(candidate))
+            if pattern is not None:
+                return pattern
+        return None
 
 
-def _folder_reason(folder: str, name: str, patterns: Sequence[str]) -> str | None:
+def _folder_reason(folder: str, name: str, patterns: _Patterns | None) -> str | None:
     if name.startswith(".") and name not in (".", ".."):
         return "hidden folder"
     if name in SKIPPED_FOLDERS:
         return f"{name} folder"
     if os.path.isfile(os.path.join(folder, "pyvenv.cfg")):
         return "virtual environment"
-    pattern = _excluded_by(folder, patterns)
+    pattern = None if patterns is None else patterns.match(folder)
     return None if pattern is None else f"excluded by {pattern!r}"
 
 
-def _walk(top: str, patterns: Sequence[str], skipped: list[Skipped]) -> list[str]:
+def _walk(top: str, patterns: _Patterns, skipped: list[Skipped]) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(top, followlinks=False):
         kept = []
@@ -73,7 +85,7 @@ def _walk(top: str, patterns: Sequence[str], skipped: list[Skipped]) -> list[str
             if not f.endswith(".onnx"):
                 continue
             path = os.path.join(folder, f)
-            pattern = _excluded_by(path, patterns)
+            pattern = patterns.match(path)
             if pattern is not None:
                 skipped.append(Skipped(path=path, reason=f"excluded by {pattern!r}"))
             elif os.path.isfile(path):
@@ -106,8 +118,8 @@ def _hidden_or_venv(path: str) -> str | None:
     """Why a glob match lies in a folder a folder scan skips, if it does."""
     parent = Path(path).parent
     for part in [*reversed(parent.parents), parent]:
-        if part.name and _folder_reason(str(part), part.name, ()) is not None:
-            return _folder_reason(str(part), part.name, ())
+        if part.name and _folder_reason(str(part), part.name, None) is not None:
+            return _folder_reason(str(part), part.name, None)
     return None
 
 
@@ -116,13 +128,16 @@ def discover(
     *,
     exclude: Sequence[str] = (),
     gitignore: bool = True,
+    root: str | None = None,
 ) -> Discovery:
     """Files, folders (every ``*.onnx`` below) and globs -> the models to scan.
 
     A file named outright is always scanned. Below a folder or through a glob, hidden folders,
     virtual environments, ``exclude`` patterns and (inside a git work tree) git-ignored files are
-    left out. A path that names nothing, a folder without models and a glob matching no file
-    are errors.
+    left out. ``exclude`` patterns match like the config's model globs (``convaudit.config.globs``):
+    without a '/' a file or folder name at any depth; with one, a path from ``root`` (the config
+    file's folder; the current folder when None) or from the folder being scanned. A path that
+    names nothing, a folder without models and a glob matching no file are errors.
     """
     found: list[str] = []
     skipped: list[Skipped] = []
@@ -131,7 +146,7 @@ def discover(
         p = Path(text)
         if p.is_dir():
             before = len(skipped)
-            below = _walk(text, exclude, skipped)
+            below = _walk(text, _Patterns(exclude, (root, text)), skipped)
             ignored = _git_ignored(text, below) if gitignore else set()
             skipped.extend(Skipped(path=m, reason="ignored by git") for m in sorted(ignored))
             models = sorted(m for m in below if m not in ignored)
@@ -152,7 +167,7 @@ def discover(
                 if not Path(m).is_file():
                     continue
                 why = _hidden_or_venv(m)
-                pattern = _excluded_by(m, exclude)
+                pattern = _Patterns(exclude, (root,)).match_or_parent(m)
                 if why is None and pattern is not None:
                     why = f"excluded by {pattern!r}"
                 if why is None:

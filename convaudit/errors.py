@@ -90,5 +90,22 @@ class UnknownInputError(InputShapeError):
         super().__init__(f"--input-shape {self.detail}", path=path)
 
 
+class UnknownDimError(InputShapeError):
+    """A dim value names a symbol the model does not have; the caller says where it came from."""
+
+    def __init__(
+        self, name: str, symbols: Iterable[str], *, path: str | Path | None = None
+    ) -> None:
+        self.symbol = name
+        self.symbols = tuple(sorted(symbols))
+        # A case slip (Batch for batch) is the likeliest, and difflib may rank another first.
+        same = [s for s in self.symbols if s.lower() == name.lower()]
+        close = nearest(name, self.symbols, quote=True)
+        self.hint = f" (did you mean {same[0]!r}?)" if same else close
+        listed = ", ".join(self.symbols[:20]) + (", ..." if len(self.symbols) > 20 else "")
+        self.detail = f"has no symbolic dim {name!r}{self.hint}; its symbols are {listed}"
+        super().__init__(f"--dim {name}: the model {self.detail}", path=path)
+
+
 class ConfigWarning(UserWarning):
     """A config entry that changes nothing (e.g. a model glob matching no scanned model)."""

@@ -287,6 +287,14 @@ class RuleInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Skipped:
+    """A file or folder a folder scan left out, and why (``--verbose`` prints them)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditResult:
     """The result of one ``scan`` call: one report per model, ordered by path."""
 
@@ -296,6 +304,8 @@ class AuditResult:
     # The enabled rules the scan ran (budgets included), sorted by id: reporters describe rules
     # from here, never from rule files. Empty for a result built by hand.
     rules: tuple[RuleInfo, ...] = ()
+    # What folder and glob discovery left out (hidden folders, venvs, --exclude, .gitignore).
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -109,6 +109,17 @@ def from_table(table: Mapping[str, Any], *, source: str | None, root: str | None
             budgets[key.replace("-", "_")] = v.parse_count(table[key], key, source)
     if "max-increase" in table:
         budgets["max_increase"] = v.parse_percent(table["max-increase"], "max-increase", source)
+    default_dim = v.parse_default_dim(table.get("default-dim"), "default-dim", source)
+    dims_table = table.get("dims")
+    # dims."*" = 1 sets every symbol (like --dim '*=1'); [dims."*"] as a table is a model glob.
+    if isinstance(dims_table, dict) and not isinstance(dims_table.get(v.EVERY_DIM, {}), dict):
+        every = v.parse_default_dim(dims_table[v.EVERY_DIM], 'dims."*"', source)
+        if default_dim is not None and default_dim != every:
+            raise ConfigError(
+                f'dims."*" = {every} and default-dim = {default_dim} disagree: give one',
+                path=source,
+            )
+        default_dim = every
     return Config(
         source=source,
         root=root,
@@ -121,6 +132,12 @@ def from_table(table: Mapping[str, Any], *, source: str | None, root: str | None
         baseline=None if baseline is None else str(base / baseline),
         rule_dirs=tuple(str(base / d) for d in dirs),
         suppressions=_suppressions(table, source),
+        exclude=v.parse_globs(table.get("exclude", []), "exclude", source),
+        extend_exclude=v.parse_globs(table.get("extend-exclude", []), "extend-exclude", source),
+        respect_gitignore=v.parse_bool(
+            table.get("respect-gitignore", True), "respect-gitignore", source
+        ),
+        default_dim=default_dim,
         **budgets,
     )
 
@@ -145,6 +162,8 @@ def _model_shapes(table: Mapping[str, Any], source: str | None) -> tuple[ModelSh
                 (shapes if key == "dims" else dims).setdefault(name, {})
             elif key == "input-shapes":
                 shapes["*"][name] = v.parse_shape(item, f"{key}.{name}", source)
+            elif key == "dims" and name == v.EVERY_DIM:
+                continue  # dims."*" = 1 is default-dim = 1 (read by from_table)
             else:
                 dims["*"][name] = v.parse_dim(item, f"{key}.{name}", source)
     entries = (
@@ -210,11 +229,17 @@ def resolve(
     max_macs: str | None = None,
     max_params: str | None = None,
     max_increase: str | None = None,
+    exclude: Sequence[str] | None = None,
+    extend_exclude: Sequence[str] = (),
+    respect_gitignore: bool | None = None,
+    default_dim: int | None = None,
 ) -> Config:
     """The effective Config: ``--config`` or the nearest config file, then the flags on top.
 
     ``select`` / ``ignore`` items may be comma-separated; given, they replace the file's lists.
     ``rule_dirs`` are added to the file's. Budget flags are text as typed ("4.1G", "2%").
+    ``exclude`` replaces the file's list, ``extend_exclude`` adds to it (ruff's flags);
+    ``default_dim`` (or ``*`` in ``dims``) sets every symbolic dim nothing else sets.
     """
     if config_file is not None:
         config = load_config(config_file)
@@ -238,7 +263,26 @@ def resolve(
     if input_shapes:
         changes["input_shapes"] = {**config.input_shapes, **input_shapes}
     if dims:
+        dims = dict(dims)
+        every = dims.pop(v.EVERY_DIM, None)
+        if every is not None:
+            if default_dim is not None and default_dim != every:
+                raise ConfigError(
+                    f"--dim '*={every}' and --default-dim {default_dim} disagree: give one"
+                )
+            default_dim = every
         changes["dims"] = {**config.dims, **dims}
+    if default_dim is not None:
+        changes["default_dim"] = v.parse_default_dim(default_dim, "--default-dim")
+    if exclude is not None:
+        changes["exclude"] = v.parse_globs(list(exclude), "--exclude")
+    if extend_exclude:
+        changes["extend_exclude"] = (
+            *config.extend_exclude,
+            *v.parse_globs(list(extend_exclude), "--extend-exclude"),
+        )
+    if respect_gitignore is not None:
+        changes["respect_gitignore"] = respect_gitignore
     for key, text in (("max-macs", max_macs), ("max-params", max_params)):
         if text is not None:
             changes[key.replace("-", "_")] = v.parse_count(text, f"--{key} {shown(text, 60)}")

@@ -13,11 +13,15 @@ from typing import Any
 
 from convaudit.config.globs import glob_matches
 from convaudit.config.values import (
+    EVERY_DIM,
+    parse_bool,
     parse_codes,
     parse_count,
+    parse_default_dim,
     parse_dim_table,
     parse_fail_on,
     parse_fraction,
+    parse_globs,
     parse_params,
     parse_severities,
     parse_shapes,
@@ -39,6 +43,10 @@ KEYS = (
     "max-macs",
     "max-params",
     "max-increase",
+    "exclude",
+    "extend-exclude",
+    "respect-gitignore",
+    "default-dim",
 )
 SUPPRESSION_KEYS = ("rule", "model", "node", "reason")
 CONFIG_NAMES = ("convaudit.toml", "pyproject.toml")
@@ -109,6 +117,12 @@ class Config:
     max_params: int | None = None
     max_increase: float | None = None  # a fraction: "2%" is 0.02
     root: str | None = None  # the config file's folder: globs and relative paths start here
+    # What a folder scan leaves out besides hidden folders and venvs (ruff's names): ``exclude``
+    # replaces the file's list when given as a flag, ``extend_exclude`` adds to it.
+    exclude: tuple[str, ...] = ()
+    extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool = True
+    default_dim: int | None = None  # every symbolic dim nothing else sets (``--dim '*=N'``)
 
     def __post_init__(self) -> None:
         _set(self, "select", parse_codes(self.select, "select"))
@@ -118,6 +132,19 @@ class Config:
         _set(self, "params", parse_params(self.params, "params"))
         _set(self, "input_shapes", parse_shapes(self.input_shapes, "input_shapes"))
         _set(self, "dims", parse_dim_table(self.dims, "dims"))
+        _set(self, "default_dim", parse_default_dim(self.default_dim, "default_dim"))
+        if EVERY_DIM in self.dims:  # dims={"*": 1} is the default dim, as --dim '*=1' is
+            dims = dict(self.dims)
+            every = parse_default_dim(dims.pop(EVERY_DIM), "dims['*']")
+            if self.default_dim is not None and self.default_dim != every:
+                raise ConfigError(
+                    f"dims['*'] = {every} and default_dim = {self.default_dim} disagree: give one"
+                )
+            _set(self, "dims", dims)
+            _set(self, "default_dim", every)
+        for name in ("exclude", "extend_exclude"):
+            _set(self, name, parse_globs(getattr(self, name), name))
+        _set(self, "respect_gitignore", parse_bool(self.respect_gitignore, "respect_gitignore"))
         for name in ("max_macs", "max_params"):
             value = getattr(self, name)
             if value is not None:
@@ -156,6 +183,21 @@ class Config:
             if name in entry.input_shapes and self.path_matches(path, entry.pattern):
                 origin = ".".join(k for k in ("input-shapes", entry.key, name) if k)
         return origin
+
+    def dim_origin(self, path: str, name: str) -> str | None:
+        """The config-file key that set dim ``name`` for this model, or None for a flag/API."""
+        if name in self.dims:
+            return None
+        origin = None
+        for entry in self.model_shapes:
+            if name in entry.dims and self.path_matches(path, entry.pattern):
+                origin = ".".join(k for k in ("dims", entry.key, name) if k)
+        return origin
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """Every pattern a folder scan leaves out: ``exclude`` then ``extend_exclude``."""
+        return (*self.exclude, *self.extend_exclude)
 
     def path_matches(self, path: str, pattern: str) -> bool:
         """``pattern`` against the model's path, as .gitignore does (see config.globs)."""

@@ -36,6 +36,11 @@ def render(config: Config) -> str:
             lines.append(f"{key} = {value}")
     if config.max_increase is not None:
         lines.append(f'max-increase = "{config.max_increase * 100:g}%"')
+    lines.append(f"exclude = {_toml_value(list(config.exclude))}")
+    lines.append(f"extend-exclude = {_toml_value(list(config.extend_exclude))}")
+    lines.append(f"respect-gitignore = {_toml_value(config.respect_gitignore)}")
+    if config.default_dim is not None:
+        lines.append(f"default-dim = {config.default_dim}")
     if config.severity:
         lines += ["", "[severity]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(config.severity.items())]

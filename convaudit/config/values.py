@@ -88,10 +88,28 @@ def check_codes(values: Iterable[str], key: str, src: str | None = None) -> tupl
     values = tuple(values)
     for v in values:
         if not CODE.fullmatch(v):
+            hint = code_hint(v)
             raise ConfigError(
-                f"{key}: {shown(v)} is not a rule code or prefix (e.g. CA101, CA1)", path=src
+                f"{key}: {shown(v)} is not a rule code or prefix"
+                + (f" (did you mean {hint!r}?)" if hint else " (e.g. CA101, CA1)"),
+                path=src,
             )
     return values
+
+
+# Letters typed for digits in a code's number part: CA1O1, CA10l.
+_DIGIT_SLIPS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def code_hint(text: str) -> str | None:
+    """The code ``text`` was probably meant to be: upper case (ca101), digits for look-alike
+    letters after the prefix (CA10l); None when no such code comes out."""
+    if not isinstance(text, str) or len(text) > 20:
+        return None
+    upper = text.strip().upper()
+    m = re.fullmatch(r"([A-Z]{1,8}?)([0-9][0-9OIL]*)", upper)
+    candidate = upper if m is None else m.group(1) + m.group(2).translate(_DIGIT_SLIPS)
+    return candidate if CODE.fullmatch(candidate) and candidate != text else None
 
 
 def split_codes(items: Iterable[str]) -> list[str]:
@@ -158,6 +176,32 @@ def parse_shape(value: Any, key: str, src: str | None = None) -> tuple[int, ...]
     raise ConfigError(f'{key} {shown(value)}: expected a shape like "{SHAPE_EXAMPLE}"', path=src)
 
 
+def parse_globs(value: Any, key: str, src: str | None = None) -> tuple[str, ...]:
+    """exclude / extend-exclude: a list of gitignore-like globs (one text is a list of one)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        example = '["legacy/", "*.tmp.onnx"]'
+        raise ConfigError(f"{key} must be a list of globs, e.g. {example}", path=src)
+    return tuple(value)
+
+
+def parse_bool(value: Any, key: str, src: str | None = None) -> bool:
+    """A switch: true or false (TOML booleans; "true" in quotes is a slip, not a switch)."""
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{key} {shown(value)}: expected true or false", path=src)
+
+
+def parse_default_dim(value: Any, key: str = "default-dim", src: str | None = None) -> int | None:
+    """default-dim: the value of every symbolic dim nothing else sets (None: leave them)."""
+    if value is None:
+        return None
+    if _is_int(value) and value >= 1:
+        return int(value)
+    raise ConfigError(f"{key} {shown(value)}: expected a positive integer, e.g. 1", path=src)
+
+
 def parse_dim(value: Any, key: str, src: str | None = None) -> int:
     """A symbolic dim's value: a non-negative integer."""
     if _is_int(value) and value >= 0:
@@ -200,12 +244,18 @@ def parse_input_shape_flags(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
     return out
 
 
+# ``--dim '*=1'``: the symbol that stands for every symbol no other --dim sets.
+EVERY_DIM = "*"
+
+
 def parse_dim_flags(items: Iterable[str]) -> dict[str, int]:
-    """["batch=1"] -> {"batch": 1}."""
+    """["batch=1"] -> {"batch": 1}; ``*=N`` is kept under EVERY_DIM (see parse_default_dim)."""
     out: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip().isdigit():
             raise ConfigError(f"--dim {shown(item)}: expected SYMBOL=VALUE, e.g. batch=1")
         out[name.strip()] = int(value)
+    if EVERY_DIM in out:
+        parse_default_dim(out[EVERY_DIM], f"--dim '*={out[EVERY_DIM]}'")
     return out

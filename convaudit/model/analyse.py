@@ -32,15 +32,25 @@ def analyse(
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     dims: Mapping[str, int] | None = None,
     loaded: LoadedModel | None = None,
+    default_dim: int | None = None,
 ) -> ModelFacts:
     """Load ``path`` (weights not read), resolve every shape and cost every layer.
 
     ``loaded`` is ``path`` already opened by the caller (who then reads weights from it too).
+    ``default_dim`` sets every input dim nothing else sets; a note lists them.
     """
     if loaded is None:
         with load_model(path) as own:
-            return analyse(path, input_shapes=input_shapes, dims=dims, loaded=own)
-    walker = Walker(loaded.proto, loaded.has_data, input_shapes=input_shapes, dims=dims)
+            return analyse(
+                path, input_shapes=input_shapes, dims=dims, loaded=own, default_dim=default_dim
+            )
+    walker = Walker(
+        loaded.proto,
+        loaded.has_data,
+        input_shapes=input_shapes,
+        dims=dims,
+        default_dim=default_dim,
+    )
     try:
         result = walker.run()
     except ConvauditError as exc:  # the walker does not know the file: name it here
@@ -221,7 +231,7 @@ def _check_resolved(path: str, result: WalkResult, layers: list[Layer]) -> None:
     how = shapes if unnamed else f"{dims}" + (f", or {shapes}" if shapes else "")
     raise ShapeError(
         f"conv shapes depend on unresolved dims {', '.join(sorted(missing))}{hint}; "
-        f"set them with {how}",
+        f"--default-dim N sets every one, or set them with {how}",
         path=path,
     )
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from convaudit.errors import InputShapeError, ShapeError, UnknownInputError
+from convaudit.errors import InputShapeError, ShapeError, UnknownDimError, UnknownInputError
 from convaudit.model import contrib, control
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
@@ -53,11 +53,14 @@ class Walker:
         *,
         input_shapes: Mapping[str, tuple[int, ...]] | None = None,
         dims: Mapping[str, int] | None = None,
+        default_dim: int | None = None,
     ) -> None:
         self.model = model
         self.has_data = has_data
         self.input_shapes = dict(input_shapes or {})
         self.dims = dict(dims or {})
+        self.default_dim = default_dim
+        self.defaulted: list[str] = []  # symbols (or "input x dim k") the default dim set
         self.visits: list[Visit] = []
         self.groups: list[BranchGroup] = []
         self.problems: list[ScanProblem] = []
@@ -85,6 +88,9 @@ class Walker:
         unknown = set(self.input_shapes) - set(inputs)
         if unknown:
             raise UnknownInputError(sorted(unknown)[0], inputs)
+        self._check_dims(g)
+        if self.default_dim is not None:
+            self._default_dims(g, init_names, inputs, env)
         declared = {} if self.input_shapes else {vi.name: vi for vi in g.value_info}
         scope = Scope(graph="main", opsets=self.opsets, multiplier=1)
         self.walk_subgraph(g, env, scope, declared)
@@ -99,6 +105,54 @@ class Walker:
             self.aliases,
             self.stored,
         )
+
+    def _check_dims(self, g: onnx.GraphProto) -> None:
+        """A dim value for a symbol the model lacks is a slip (``Batch`` for ``batch``); a model
+        without symbols has nothing to set, so blanket values (a fleet's ``batch = 1``) pass."""
+        symbols = _symbols(g)
+        unknown = sorted(d for d in self.dims if d not in symbols)
+        if unknown and symbols:
+            raise UnknownDimError(unknown[0], symbols)
+
+    def _default_dims(
+        self,
+        g: onnx.GraphProto,
+        init_names: set[str],
+        inputs: dict[str, TensorInfo],
+        env: Env,
+    ) -> None:
+        """Give every input dim nothing else set (a symbol, or a dim with no name) the default
+        dim, and note which: the figures then hold for that size only."""
+        assert self.default_dim is not None
+        n = self.default_dim
+        for vi in g.input:
+            if vi.name in init_names or vi.name in self.input_shapes:
+                continue
+            info = inputs[vi.name]
+            if info.shape is None:
+                continue
+            shape: list[int | str | None] = []
+            for k, d in enumerate(info.shape):
+                if isinstance(d, int):
+                    shape.append(d)
+                    continue
+                if isinstance(d, str) and d not in self.dims:
+                    self.dims[d] = n  # value_info and other inputs naming it agree
+                    self.defaulted.append(d)
+                elif d is None:
+                    self.defaulted.append(f"input {vi.name!r} dim {k}")
+                shape.append(self.dims[d] if isinstance(d, str) else n)
+            fixed = _checked(vi.name, dataclasses.replace(info, shape=tuple(shape)))
+            inputs[vi.name] = env[vi.name] = fixed
+        if self.defaulted:
+            names = ", ".join(dict.fromkeys(self.defaulted))
+            self.problems.append(
+                ScanProblem(
+                    kind="default-dim",
+                    message=f"default dim {n} set {names} (figures hold for that size)",
+                    graph="main",
+                )
+            )
 
     def declared(self, tp: onnx.TypeProto) -> TensorInfo:
         """A type the file declares (value_info, subgraph outputs), with --dim values applied."""
@@ -374,6 +428,16 @@ def _lookup(chain: ChainMap[str, _V], key: str, default: _W) -> _V | _W:
         if key in m:
             return m[key]
     return default
+
+
+def _symbols(g: onnx.GraphProto) -> set[str]:
+    """Every symbolic dim the main graph's inputs, outputs and value_info name."""
+    out: set[str] = set()
+    for vi in (*g.input, *g.output, *g.value_info):
+        t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if t is not None and t.HasField("shape"):
+            out.update(d.dim_param for d in t.shape.dim if d.HasField("dim_param") and d.dim_param)
+    return out
 
 
 def _checked(name: str, info: TensorInfo) -> TensorInfo:

@@ -40,11 +40,13 @@ class _Registry(Mapping[str, Reporter]):
 REPORTERS: Mapping[str, Reporter] = _Registry()
 
 
-def render(result: AuditResult, fmt: str, *, config: Any = None) -> str:
+def render(result: AuditResult, fmt: str, *, config: Any = None, **options: Any) -> str:
     """Render ``result`` in format ``fmt`` (a key of REPORTERS), from the result alone.
 
     ``config`` is accepted for callers of the old signature and not read: the rules a format
-    describes are the catalogue the result carries (``AuditResult.rules``).
+    describes are the catalogue the result carries (``AuditResult.rules``). ``options`` go to
+    the reporter (the table's ``top`` and ``colour``).
     """
     del config
-    return REPORTERS[fmt](result)
+    reporter: Callable[..., str] = REPORTERS[fmt]
+    return reporter(result, **options)

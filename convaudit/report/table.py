@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from convaudit.humanize import human, percent
 from convaudit.records import AuditResult, Layer, ModelReport
-from convaudit.report.common import FAILED, location, sorted_findings
+from convaudit.report.common import FAILED, location, plural, sorted_findings
+from convaudit.report.summary import paint
 
 HEADERS = (
     "name",
@@ -75,14 +76,18 @@ def sort_key(layer: Layer) -> tuple[int, int]:
     )
 
 
-def render_report(report: ModelReport) -> str:
-    """One model's section."""
-    lines = [f"== {report.path}"]
+def render_report(report: ModelReport, *, top: int | None = None, colour: bool = False) -> str:
+    """One model's section; ``top`` keeps the N costliest layers of its table."""
+    lines = [paint(f"== {report.path}", "header", colour)]
     facts = report.facts
     if facts is not None:
         layers = sorted(facts.layers, key=sort_key)
-        if layers:
-            lines.extend(_format([HEADERS, *(_row(x) for x in layers)]))
+        shown = layers if top is None else layers[:top]
+        if shown:
+            lines.extend(_format([HEADERS, *(_row(x) for x in shown)]))
+        if len(shown) < len(layers):
+            rest = len(layers) - len(shown)
+            lines.append(f"... {plural(rest, 'more layer')} (--top {top})")
         t = facts.totals
         lines.append("")
         lines.append(
@@ -97,19 +102,22 @@ def render_report(report: ModelReport) -> str:
         lines.append("")
         lines.append("findings:")
         for f in sorted_findings(report.findings):
-            lines.append(f"  {f.severity:<7} {f.rule} {f.name} [{location(f)}]: {f.message}")
+            severity = paint(f"{f.severity:<7}", f.severity, colour)
+            lines.append(f"  {severity} {f.rule} {f.name} [{location(f)}]: {f.message}")
     for f in report.suppressed:
         lines.append(f"  suppressed {f.rule} [{location(f)}]: {f.suppressed_reason}")
     if report.baselined:
         lines.append(f"  ({len(report.baselined)} known findings hidden by the baseline)")
     for e in report.errors:
-        lines.append(f"{FAILED}: {e}")
+        lines.append(f"{paint(FAILED, 'failed', colour)}: {e}")
     return "\n".join(lines) + "\n"
 
 
-def render(result: AuditResult) -> str:
-    """All models, separated by blank lines; then stale baseline entries, if any."""
-    text = "\n".join(render_report(r) for r in sorted(result.reports, key=lambda r: r.path))
+def render(result: AuditResult, *, top: int | None = None, colour: bool = False) -> str:
+    """All models, separated by blank lines; then stale baseline entries, if any. ``top`` keeps
+    each model's N costliest layers; ``colour`` adds ANSI colours (for a terminal only)."""
+    reports = sorted(result.reports, key=lambda r: r.path)
+    text = "\n".join(render_report(r, top=top, colour=colour) for r in reports)
     b = result.baseline
     if b is not None and b.stale:
         text += f"\nstale baseline entries in {b.path} (fixed or changed; remove them):\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from convaudit.config.values import code_hint
 from convaudit.errors import ConfigError, nearest
 from convaudit.rules.engine import RuleSet
 from convaudit.rules.facts import FACTS
@@ -68,7 +69,11 @@ def render_explain(rules: RuleSet, rule_id: str) -> str:
     """A rule's docs, its current params (after config) and its match, as plain text."""
     rule = rules.available.get(rule_id.upper())
     if rule is None:
-        raise ConfigError(f"unknown rule {rule_id!r}{nearest(rule_id.upper(), rules.available)}")
+        slip = code_hint(rule_id)  # a case or digit slip first: difflib may rank another id first
+        hint = f" (did you mean {slip}?)" if slip in rules.available else ""
+        raise ConfigError(
+            f"unknown rule {rule_id!r}{hint or nearest(rule_id.upper(), rules.available)}"
+        )
     return explain(rule, enabled=rule in rules.rules)
 
 
