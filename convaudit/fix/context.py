@@ -112,6 +112,7 @@ class Fitted:
 
     layers: tuple[LayerFix, ...]
     rewrites: tuple[ConvRewrite, ...] = field(repr=False)
+    skipped: tuple[LayerFix, ...] = ()  # planned, but the fit declined them (with the reason)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,4 +121,5 @@ class Rewritten:
 
     model: Path  # in the scratch folder; OUT.onnx.data beside it when ``external``
     layers: tuple[LayerFix, ...]  # the rewritten convs' figures (from Fitted)
+    skipped: tuple[LayerFix, ...] = ()  # planned convs the fit declined (from Fitted)
     notes: tuple[str, ...] = ()  # e.g. an input that already failed onnx.checker

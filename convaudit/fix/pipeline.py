@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convaudit.config import Config
-from convaudit.fix import request, stages
+from convaudit.fix import request, sequential, stages
 from convaudit.fix.context import DEFAULT_MAX_ERROR, EXTERNAL_THRESHOLD, FixOptions
 from convaudit.fix.result import FixResult
 
@@ -21,9 +21,12 @@ def run_fix(
         return stages.nothing_to_rewrite(ctx, selection)
     with request.scratch(ctx) as work:
         feeds = stages.load_feeds(ctx)
-        activations = stages.probe(ctx, selection, feeds, work)
-        fitted = stages.factorise(ctx, selection, activations)
-        del activations  # freed before the rewrite loads the full model again
+        if options.inputs is not None:  # calibrated: layer after layer on the partly rewritten net
+            fitted = sequential.fit_layerwise(ctx, selection, feeds, work)
+        else:
+            activations = stages.probe(ctx, selection, feeds, work)
+            fitted = stages.factorise(ctx, selection, activations)
+            del activations  # freed before the rewrite loads the full model again
         rewritten = stages.rewrite(ctx, selection, fitted, work)
         del fitted  # the factors now live in the written model
         result = stages.verify(ctx, selection, rewritten, feeds)

@@ -70,7 +70,7 @@ def select_layers(ctx: FixContext) -> Selection:
         # .data file) is the model's error before any work; factorise reads it again, one conv
         # at a time, so no weight is held while the probe runs.
         for p in plans:
-            _effective_weights(loaded, p, structure.graph)
+            effective_weights(loaded, p, structure.graph)
     src_external = _uses_external_data(structure)
     if plans and src_external and not opts.in_place:
         with validate.quiet_onnx():
@@ -232,7 +232,7 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
     graph = sel.structure.graph
     with load_model(ctx.src) as loaded:
         for p in sel.plans:
-            w, b, new_bias = _effective_weights(loaded, p, graph)
+            w, b, new_bias = effective_weights(loaded, p, graph)
             x = p.layer.inputs[0]
             groups = plan.groups(p.layer)
             cov = None if seen.second_moments is None else seen.second_moments[x]
@@ -247,7 +247,7 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
             measured = validate.layer_error(
                 conv, seen.first[x], w, b, factors.u, factors.v, sel.opset
             )
-            results.append(_layer_result(p, factors, measured))
+            results.append(layer_result(p, factors, measured))
             rewrites.append(
                 ConvRewrite(
                     conv_output=p.layer.outputs[0],
@@ -261,7 +261,7 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
     return Fitted(layers=tuple(results), rewrites=tuple(rewrites))
 
 
-def _effective_weights(
+def effective_weights(
     loaded: LoadedModel, p: plan.LayerPlan, graph: onnx.GraphProto
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(W, b, new bias or None): the conv's weights with a following BatchNorm folded in."""
@@ -277,7 +277,7 @@ def _effective_weights(
     return w2, b2, b2
 
 
-def _layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -> LayerFix:
+def layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -> LayerFix:
     layer = p.layer
     cout = layer.out_channels or 0
     return replace(
@@ -305,13 +305,19 @@ def _layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) -
 def rewrite(ctx: FixContext, sel: Selection, fitted: Fitted, work: Path) -> Rewritten:
     """The surgery on a fresh full copy of the input, written into ``work`` and checked."""
     full = validate.load_full(ctx.src)
-    for p, rw in zip(sel.plans, fitted.rewrites, strict=True):
-        dtype = np.dtype(p.layer.weight_dtype or "float32")
+    dtypes = {p.layer.outputs[0]: p.layer.weight_dtype for p in sel.plans}
+    for rw in fitted.rewrites:
+        dtype = np.dtype(dtypes.get(rw.conv_output) or "float32")
         rewrite_conv(full.graph, rw, dtype, declare_inputs=full.ir_version < 4)
     tmp = work / ctx.dst.name
     _write(full, tmp, sel.external)
     del full
-    return Rewritten(model=tmp, layers=fitted.layers, notes=checker_notes(ctx.src, tmp))
+    return Rewritten(
+        model=tmp,
+        layers=fitted.layers,
+        skipped=fitted.skipped,
+        notes=checker_notes(ctx.src, tmp),
+    )
 
 
 def _write(model: onnx.ModelProto, path: Path, external: bool) -> None:
@@ -379,7 +385,7 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
     ]
     result = replace(
         _unwritten(ctx, sel),
-        layers=done.layers + sel.skipped,
+        layers=done.layers + done.skipped + sel.skipped,
         macs_after=after.totals.macs,
         params_after=after.totals.params,
         output_errors={k: v.error for k, v in compared.items()},
