@@ -30,6 +30,9 @@ class Options:
     target_saving: float | None = None
     # The rules whose findings recommend a bottleneck: only to name them in messages.
     rule_ids: tuple[str, ...] = ()
+    # Search the widths (--inputs and --max-error, no --width): every dense KxK conv where a
+    # bottleneck can save MACs is a candidate, planned at the smallest width for now.
+    search: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +195,16 @@ def decline_reason(layer: Layer, index: TensorIndex) -> str | None:
     return None
 
 
+def searchable(layer: Layer, index: TensorIndex) -> bool:
+    """A width-search candidate: a dense (group 1) conv with a kernel of more than one tap that
+    can be rewritten, where the smallest width still saves MACs."""
+    if layer.category != "conv" or groups(layer) != 1 or not layer.kernel_shape:
+        return False
+    if math.prod(layer.kernel_shape) <= 1 or decline_reason(layer, index) is not None:
+        return False
+    return break_even(layer) > width_step(layer)
+
+
 def select(
     facts: ModelFacts,
     findings: Sequence[Finding],
@@ -221,6 +234,8 @@ def select(
                 hint = nearest(name, convs, quote=True)
                 raise FixError(f"--node {name!r}: no such costed layer{hint}", path=facts.path)
             candidates.append(by_name[name])
+    elif options.search:
+        candidates = [x for x in facts.layers if searchable(x, index)]
     else:
         flagged = set(recommended)
         candidates = [x for x in facts.layers if (x.graph, x.name) in flagged]
@@ -234,7 +249,9 @@ def select(
         limit = break_even(layer)
         notes: list[str] = []
         step = width_step(layer)
-        if options.width is not None:
+        if options.search and options.width is None and options.target_saving is None:
+            width, source = step, "search"  # provisional: fix.search picks the width
+        elif options.width is not None:
             width, source = round_width(options.width, step), "--width"
             if width != options.width:
                 notes.append(f"width {options.width} rounded to {width} (a multiple of {step})")

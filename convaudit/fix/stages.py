@@ -62,6 +62,7 @@ def select_layers(ctx: FixContext) -> Selection:
                 width=opts.width,
                 target_saving=opts.target_saving,
                 rule_ids=rule_ids,
+                search=searching(ctx),
             ),
         )
         skipped = [_with_energy(loaded, facts, x) for x in skipped]
@@ -84,6 +85,18 @@ def select_layers(ctx: FixContext) -> Selection:
         structure=structure,
         opset=next((o.version for o in structure.opset_import if o.domain in ("", "ai.onnx")), 11),
         external=src_external or _weight_bytes(structure) > opts.external_threshold,
+    )
+
+
+def searching(ctx: FixContext) -> bool:
+    """Whether the widths are searched: --inputs and --max-error, and no --width or
+    --target-saving to pin them."""
+    o = ctx.options
+    return (
+        o.inputs is not None
+        and o.max_error is not None
+        and o.width is None
+        and o.target_saving is None
     )
 
 

@@ -319,50 +319,81 @@ class OutputError:
         return max(math.inf if not math.isfinite(v) else v for v in values)
 
 
+class _ErrorSums:
+    """Running sums of squared differences and references, per output and per axis-1 channel."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.num = dict.fromkeys(self.names, 0.0)
+        self.den = dict.fromkeys(self.names, 0.0)
+        self.size = dict.fromkeys(self.names, 0)
+        self.ch_num: dict[str, np.ndarray | None] = dict.fromkeys(self.names, None)
+        self.ch_den: dict[str, np.ndarray | None] = dict.fromkeys(self.names, None)
+        self.ch_size: dict[str, int] = dict.fromkeys(self.names, 0)
+
+    def add(self, name: str, a: np.ndarray, b: np.ndarray) -> None:
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise FixError(
+                f"output {name!r} changed from {a.dtype}{list(a.shape)} to {b.dtype}{list(b.shape)}"
+            )
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        d2 = (b64 - a64) ** 2
+        self.num[name] += float(np.sum(d2))
+        self.den[name] += float(np.sum(a64**2))
+        self.size[name] += a64.size
+        if a64.ndim >= 2 and a64.shape[1] > 0:
+            axes = tuple(k for k in range(a64.ndim) if k != 1)
+            n_c, d_c = np.sum(d2, axis=axes), np.sum(a64**2, axis=axes)
+            prev_n, prev_d = self.ch_num[name], self.ch_den[name]
+            self.ch_num[name] = n_c if prev_n is None else prev_n + n_c
+            self.ch_den[name] = d_c if prev_d is None else prev_d + d_c
+            self.ch_size[name] += a64.size // a64.shape[1]
+
+    def result(self) -> dict[str, OutputError]:
+        out: dict[str, OutputError] = {}
+        for n in self.names:
+            pooled = _ratio(self.num[n], self.den[n])
+            cn, cd = self.ch_num[n], self.ch_den[n]
+            if cn is None or cd is None:
+                out[n] = OutputError(error=pooled)
+                continue
+            mean_square = self.den[n] / max(self.size[n], 1)
+            floor = CHANNEL_FLOOR**2 * mean_square * self.ch_size[n]
+            per = tuple(_ratio(float(x), max(float(y), floor)) for x, y in zip(cn, cd, strict=True))
+            worst = max(range(len(per)), key=lambda k: _finite_or_inf(per[k]))
+            out[n] = OutputError(error=pooled, channels=per, worst_channel=worst)
+        return out
+
+
+def _finite_or_inf(v: float) -> float:
+    return v if math.isfinite(v) else math.inf
+
+
 def compare_outputs(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, OutputError]:
     """Relative L2 error ‖after − before‖ / ‖before‖ per graph output over all feeds, and per
     channel along axis 1 (the feature axis), each channel against its own norm."""
     names = [o.name for o in before.get_outputs()]
-    num = dict.fromkeys(names, 0.0)
-    den = dict.fromkeys(names, 0.0)
-    size = dict.fromkeys(names, 0)
-    ch_num: dict[str, np.ndarray | None] = dict.fromkeys(names, None)
-    ch_den: dict[str, np.ndarray | None] = dict.fromkeys(names, None)
-    ch_size: dict[str, int] = dict.fromkeys(names, 0)
+    sums = _ErrorSums(names)
     for feed in feeds:
         for name, a, b in zip(names, _run(before, feed), _run(after, feed), strict=True):
-            if a.shape != b.shape or a.dtype != b.dtype:
-                raise FixError(
-                    f"output {name!r} changed from {a.dtype}{list(a.shape)} "
-                    f"to {b.dtype}{list(b.shape)}"
-                )
-            a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            d2 = (b64 - a64) ** 2
-            num[name] += float(np.sum(d2))
-            den[name] += float(np.sum(a64**2))
-            size[name] += a64.size
-            if a64.ndim >= 2 and a64.shape[1] > 0:
-                axes = tuple(k for k in range(a64.ndim) if k != 1)
-                n_c, d_c = np.sum(d2, axis=axes), np.sum(a64**2, axis=axes)
-                prev_n, prev_d = ch_num[name], ch_den[name]
-                ch_num[name] = n_c if prev_n is None else prev_n + n_c
-                ch_den[name] = d_c if prev_d is None else prev_d + d_c
-                ch_size[name] += a64.size // a64.shape[1]
-    out: dict[str, OutputError] = {}
-    for n in names:
-        pooled = _ratio(num[n], den[n])
-        cn, cd = ch_num[n], ch_den[n]
-        if cn is None or cd is None:
-            out[n] = OutputError(error=pooled)
-            continue
-        mean_square = den[n] / max(size[n], 1)
-        floor = CHANNEL_FLOOR**2 * mean_square * ch_size[n]
-        per = tuple(_ratio(float(x), max(float(y), floor)) for x, y in zip(cn, cd, strict=True))
-        worst = max(
-            range(len(per)), key=lambda k: math.inf if not math.isfinite(per[k]) else per[k]
-        )
-        out[n] = OutputError(error=pooled, channels=per, worst_channel=worst)
-    return out
+            sums.add(name, a, b)
+    return sums.result()
+
+
+def reference_outputs(before: Any, feeds: Sequence[Feed]) -> list[list[np.ndarray]]:
+    """The original model's outputs on every feed, kept to compare several candidates with."""
+    return [_run(before, feed) for feed in feeds]
+
+
+def compare_to_reference(
+    names: Sequence[str], reference: Sequence[list[np.ndarray]], after: Any, feeds: Sequence[Feed]
+) -> dict[str, OutputError]:
+    """``compare_outputs`` against outputs computed once (``reference_outputs``)."""
+    sums = _ErrorSums(names)
+    for ref, feed in zip(reference, feeds, strict=True):
+        for name, a, b in zip(names, ref, _run(after, feed), strict=True):
+            sums.add(name, a, b)
+    return sums.result()
 
 
 def _ratio(num: float, den: float) -> float:
