@@ -161,3 +161,22 @@ def test_every_format_shows_the_drop_in_and_json_has_its_fields(tmp_path: Path) 
     plain = json.loads(render(scan(path), "json"))
     (ca101,) = [f for f in plain["reports"][0]["findings"] if f["rule"] == "CA101"]
     assert "drop_in" not in ca101["recommendation"]
+
+
+def test_a_1d_conv_gets_its_drop_in_width(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((8, 256)), rng.standard_normal((512, 8, 3))
+    w = (np.einsum("ork,rc->ock", b, a) / np.sqrt(256 * 3)).astype(np.float32)  # rank 8
+    path = save(conv_model(w, (1, 256, 100), pads=[1, 1], name="conv1d"), tmp_path / "d.onnx")
+    f = _ca101(path)
+    assert f.message.startswith("1-D k3 conv 256→512 on 100: 39.3M MACs; a 1-D k1 256→64")
+    rec = f.recommendation
+    assert rec is not None and rec.width == 64  # 256 / 4: a 1-D k3 is a small kernel
+    # width 8: 8*256*100 = 204,800 + 512*8*3*100 = 1,228,800 -> 1,433,600; 39,321,600 / that
+    assert rec.details["drop_in"] == {
+        "width": 8,
+        "predicted_error": pytest.approx(0.0, abs=1e-3),
+        "macs": 1_433_600,
+        "saving_factor": 27.4286,
+    }
+    assert rec.details["needs_retraining"] is False
