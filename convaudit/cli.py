@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from convaudit.errors import ConfigWarning, ConvauditError, nearest, one_line
+from convaudit.safe_io import shown
 
 _python_showwarning = warnings.showwarning
 
@@ -49,7 +50,7 @@ def _usage_line(exc: Any) -> str:
     option = getattr(exc, "option_name", None)
     if type(exc).__name__ == "NoSuchOption" and ctx is not None and option:
         names = [n for p in ctx.command.params for n in (*p.opts, *p.secondary_opts)]
-        what = f"no such option {option!r}{nearest(option, names, quote=True)}"
+        what = f"no such option {shown(option)}{nearest(option, names, quote=True)}"
     else:
         what = exc.format_message().strip()
         what = what[:1].lower() + what[1:]
@@ -161,7 +162,7 @@ def _check_format(fmt: str, formats: Iterable[str]) -> None:
     names = list(formats)
     if fmt not in names:
         raise ConvauditError(
-            f"unknown --format {fmt!r}{nearest(fmt, names, quote=True)}; "
+            f"unknown --format {shown(fmt)}{nearest(fmt, names, quote=True)}; "
             f"choose one of {', '.join(names)}"
         )
 
@@ -174,7 +175,8 @@ def _parse_reports(items: list[str]) -> list[tuple[str, Path]]:
         if not sep or not path or fmt not in FORMATS:
             hint = nearest(fmt, FORMATS, quote=True) if sep else ""
             raise ConvauditError(
-                f"--report {item!r}: expected FMT=PATH with FMT one of {', '.join(FORMATS)}{hint}"
+                f"--report {shown(item)}: expected FMT=PATH with FMT one of "
+                f"{', '.join(FORMATS)}{hint}"
             )
         out.append((fmt, Path(path)))
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from convaudit.config.globs import glob_matches
 from convaudit.errors import ModelLoadError
 from convaudit.records import Skipped
+from convaudit.safe_io import shown
 
 # Folders no one keeps their own models in; ruff and black skip the same ones. Hidden folders
 # (.git, .venv, .tox, ...) and any folder holding a pyvenv.cfg (a venv under any name) are
@@ -66,7 +67,7 @@ def _folder_reason(folder: str, name: str, patterns: _Patterns | None) -> str | 
     if os.path.isfile(os.path.join(folder, "pyvenv.cfg")):
         return "virtual environment"
     pattern = None if patterns is None else patterns.match(folder)
-    return None if pattern is None else f"excluded by {pattern!r}"
+    return None if pattern is None else f"excluded by {shown(pattern)}"
 
 
 def _walk(top: str, patterns: _Patterns, skipped: list[Skipped]) -> list[str]:
@@ -87,7 +88,7 @@ def _walk(top: str, patterns: _Patterns, skipped: list[Skipped]) -> list[str]:
             path = os.path.join(folder, f)
             pattern = patterns.match(path)
             if pattern is not None:
-                skipped.append(Skipped(path=path, reason=f"excluded by {pattern!r}"))
+                skipped.append(Skipped(path=path, reason=f"excluded by {shown(pattern)}"))
             elif os.path.isfile(path):
                 found.append(path)
     return found
@@ -169,7 +170,7 @@ def discover(
                 why = _hidden_or_venv(m)
                 pattern = _Patterns(exclude, (root,)).match_or_parent(m)
                 if why is None and pattern is not None:
-                    why = f"excluded by {pattern!r}"
+                    why = f"excluded by {shown(pattern)}"
                 if why is None:
                     matches.append(m)
                 else:

@@ -278,3 +278,19 @@ def test_jobs_0_is_one_error_line_not_a_usage_panel() -> None:
     res = CliRunner().invoke(app, ["scan", str(model), "--jobs", "0"])
     assert res.exit_code == 2
     assert res.stderr == "convaudit: error: --jobs must be at least 1, got 0\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"{'k' * 10_000_000} = 1\n", f'fail-on = "{"v" * 10_000_000}"\n'],
+    ids=["key", "value"],
+)
+def test_a_10mb_toml_key_or_value_is_echoed_cut_to_200_characters(
+    tmp_path: Path, text: str
+) -> None:
+    from convaudit.config import load_config
+
+    (tmp_path / "convaudit.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "convaudit.toml")
+    assert "…" in str(err.value) and len(str(err.value)) < 400 + len(str(tmp_path))

@@ -73,7 +73,7 @@ class Suppression:
             raise ConfigError(f"{where}: 'reason' is required (non-empty text)")
         for name in ("model", "node"):
             if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{where}: {name!r} must be a glob")
+                raise ConfigError(f"{where}: {shown(name)} must be a glob")
         _set(self, "rule", rule)
         _set(self, "reason", self.reason.strip())
 
@@ -219,8 +219,8 @@ class Config:
         for i, s in enumerate(self.suppressions):
             if s.model != "*" and not any(self.path_matches(p, s.model) for p in paths):
                 out.append(
-                    f"{where}{s.key or f'suppressions[{i}]'}.model {s.model!r} matches none of "
-                    "the scanned models (patterns with a '/' start at the config's folder; "
+                    f"{where}{s.key or f'suppressions[{i}]'}.model {shown(s.model)} matches "
+                    "none of the scanned models (patterns with a '/' start at the config's folder; "
                     "'**/' spans folders)"
                 )
         return out
