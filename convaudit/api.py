@@ -152,6 +152,7 @@ def scan(
         tool_version=__version__,
         rules=rules.catalogue(),
         skipped=discovery.skipped,
+        fail_on=config.fail_on,
     )
     if baseline is not None:
         from convaudit.baseline import apply_baseline

@@ -306,6 +306,8 @@ class AuditResult:
     rules: tuple[RuleInfo, ...] = ()
     # What folder and glob discovery left out (hidden folders, venvs, --exclude, .gitignore).
     skipped: tuple[Skipped, ...] = ()
+    # The --fail-on the scan ran with: findings below it are not failures (JUnit's verdicts).
+    fail_on: str = "warning"
 
     @property
     def findings(self) -> tuple[Finding, ...]:

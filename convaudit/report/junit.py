@@ -1,15 +1,30 @@
-"""JUnit XML: a testsuite per model, a failing testcase per finding, a pass for a clean model."""
+"""JUnit XML: a testsuite per model; a finding at or above --fail-on is a failing testcase, one
+below it a passing testcase whose system-out says what it found; a pass for a clean model.
+
+The document keeps to the common JUnit schema (Jenkins xunit's junit-10.xsd, which test
+dashboards read): ``<testsuites>`` takes name/time/tests/failures/errors only, ``skipped``
+lives on ``<testsuite>``."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from convaudit.records import AuditResult, ModelReport
+from convaudit.records import AuditResult, Finding, ModelReport, at_or_above
 from convaudit.report.common import arithmetic, location, reports_by_path, sorted_findings
 
 
-def _suite(r: ModelReport) -> ET.Element:
+def _body(f: Finding) -> str:
+    arith = arithmetic(f)
+    body = [f"{f.severity} {f.rule} {f.name} at {location(f)}", f.message]
+    if arith:
+        body.append(arith)
+    body.append(f"fingerprint: {f.fingerprint}")
+    return "\n".join(body)
+
+
+def _suite(r: ModelReport, fail_on: str) -> ET.Element:
     findings = sorted_findings(r.findings)
+    failing = [f for f in findings if at_or_above(f.severity, fail_on)]
     hidden = [("suppressed by the config", f) for f in sorted_findings(r.suppressed)]
     hidden += [("in the baseline", f) for f in sorted_findings(r.baselined)]
     tests = len(findings) + len(r.errors) + len(hidden) + (0 if findings or r.errors else 1)
@@ -18,7 +33,7 @@ def _suite(r: ModelReport) -> ET.Element:
         {
             "name": r.path,
             "tests": str(tests),
-            "failures": str(len(findings)),
+            "failures": str(len(failing)),
             "errors": str(len(r.errors)),
             "skipped": str(len(hidden)),
             "time": "0",
@@ -29,6 +44,7 @@ def _suite(r: ModelReport) -> ET.Element:
         t = r.facts.totals
         for name, value in (("macs", t.macs), ("params", t.params), ("layers", t.layers)):
             ET.SubElement(props, "property", {"name": name, "value": str(value)})
+        ET.SubElement(props, "property", {"name": "fail-on", "value": fail_on})
     for e in r.errors:
         case = ET.SubElement(suite, "testcase", {"classname": r.path, "name": "scan", "time": "0"})
         err = ET.SubElement(case, "error", {"type": "ModelError", "message": e})
@@ -39,15 +55,14 @@ def _suite(r: ModelReport) -> ET.Element:
             "testcase",
             {"classname": r.path, "name": f"{f.rule} {f.name} [{location(f)}]", "time": "0"},
         )
-        fail = ET.SubElement(
-            case, "failure", {"type": f"{f.rule} {f.severity}", "message": f.message}
-        )
-        arith = arithmetic(f)
-        body = [f"{f.severity} {f.rule} {f.name} at {location(f)}", f.message]
-        if arith:
-            body.append(arith)
-        body.append(f"fingerprint: {f.fingerprint}")
-        fail.text = "\n".join(body)
+        if at_or_above(f.severity, fail_on):
+            fail = ET.SubElement(
+                case, "failure", {"type": f"{f.rule} {f.severity}", "message": f.message}
+            )
+            fail.text = _body(f)
+        else:  # reported, not failed: the exit code passes it too
+            out = ET.SubElement(case, "system-out")
+            out.text = f"{_body(f)}\nbelow --fail-on {fail_on}: not a failure"
     for why, f in hidden:
         case = ET.SubElement(
             suite,
@@ -61,8 +76,9 @@ def _suite(r: ModelReport) -> ET.Element:
 
 
 def render(result: AuditResult) -> str:
-    """The whole XML document (UTF-8 declaration, two-space indent, deterministic)."""
-    suites = [_suite(r) for r in reports_by_path(result)]
+    """The whole XML document (UTF-8 declaration, two-space indent, deterministic); findings
+    fail at or above ``result.fail_on``."""
+    suites = [_suite(r, result.fail_on) for r in reports_by_path(result)]
     root = ET.Element(
         "testsuites",
         {
@@ -70,7 +86,6 @@ def render(result: AuditResult) -> str:
             "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
             "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
             "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
-            "skipped": str(sum(int(s.get("skipped", "0")) for s in suites)),
             "time": "0",
         },
     )

@@ -70,4 +70,5 @@ def test_suppressed_and_baselined_findings_are_skipped_testcases(
     skipped = [c.find("skipped") for c in suite.findall("testcase")]
     messages = [s.get("message", "") for s in skipped if s is not None]
     assert [m.split(":")[0] for m in messages] == ["suppressed by the config", "in the baseline"]
-    assert root.get("skipped") == "2"
+    # junit-10.xsd has no skipped on <testsuites>: the count lives on each <testsuite>.
+    assert root.get("skipped") is None
