@@ -136,7 +136,7 @@ def scan(
         from convaudit.baseline import load_baseline
 
         baseline = load_baseline(config.baseline)
-    from convaudit.discover import discover
+    from convaudit.discover import discover, source_root
 
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     discovery = discover(
@@ -153,6 +153,8 @@ def scan(
         rules=rules.catalogue(),
         skipped=discovery.skipped,
         fail_on=config.fail_on,
+        cwd=os.getcwd(),
+        source_root=source_root(os.getcwd()),
     )
     if baseline is not None:
         from convaudit.baseline import apply_baseline

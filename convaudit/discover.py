@@ -21,7 +21,7 @@ from convaudit.safe_io import shown
 SKIPPED_FOLDERS = frozenset({"node_modules", "site-packages", "__pypackages__", "__pycache__"})
 
 
-__all__ = ["SKIPPED_FOLDERS", "Discovery", "Skipped", "discover"]
+__all__ = ["SKIPPED_FOLDERS", "Discovery", "Skipped", "discover", "source_root"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +122,16 @@ def _hidden_or_venv(path: str) -> str | None:
         if part.name and _folder_reason(str(part), part.name, None) is not None:
             return _folder_reason(str(part), part.name, None)
     return None
+
+
+def source_root(start: str) -> str:
+    """The git work tree holding ``start`` (the nearest folder with a ``.git`` folder or file,
+    as a worktree or submodule has), else ``start``: where SARIF paths start (%SRCROOT%)."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return str(folder)
+    return str(here)
 
 
 def discover(

@@ -284,6 +284,7 @@ class RuleInfo:
     severity: str
     description: str = ""  # the rule's "what" / "why" text
     help_markdown: str = ""  # docs rendered for a reader (what / why / example / fix)
+    help_uri: str = ""  # where the rule's docs are online (SARIF helpUri); "" when nowhere
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,6 +309,10 @@ class AuditResult:
     skipped: tuple[Skipped, ...] = ()
     # The --fail-on the scan ran with: findings below it are not failures (JUnit's verdicts).
     fail_on: str = "warning"
+    # Where the scan ran (model paths are relative to it) and the root SARIF paths start from
+    # (%SRCROOT%: the git work tree holding ``cwd``, else ``cwd``); None for a hand-built result.
+    cwd: str | None = None
+    source_root: str | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:

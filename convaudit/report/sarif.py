@@ -8,6 +8,7 @@ several findings in one file stay separate alerts (GitHub would otherwise hash l
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import PurePath, PureWindowsPath
 from typing import Any
@@ -26,6 +27,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/convaudit/convaudit"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 FINGERPRINT_KEY = "convaudit/v1"
+SRCROOT = "%SRCROOT%"  # the uriBaseId of every model path under the scan's source root
 MAX_RESULTS = 25_000  # GitHub code scanning rejects a run with more results
 
 
@@ -40,11 +42,25 @@ def artifact_uri(path: str) -> str:
     return quote(p.as_posix(), safe="/")
 
 
+def artifact_location(path: str, result: AuditResult) -> dict[str, Any]:
+    """A model path as an artifactLocation: relative to %SRCROOT% (the git work tree the scan
+    ran in) when it lies under it, so a scan from a subfolder still gives repository paths, not
+    ``../model.onnx``; else an absolute file URI. A hand-built result (no roots) keeps the path
+    as given."""
+    if result.source_root is None or result.cwd is None:
+        return {"uri": artifact_uri(path)}
+    absolute = os.path.normpath(os.path.join(result.cwd, path))
+    rel = os.path.relpath(absolute, result.source_root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return {"uri": artifact_uri(absolute)}
+    return {"uri": artifact_uri(rel), "uriBaseId": SRCROOT}
+
+
 def rule_descriptor(info: RuleInfo) -> dict[str, Any]:
     """tool.driver.rules[] entry with every field GitHub reads."""
     full = info.description or info.summary
     help_md = info.help_markdown or f"**{info.id} {info.name}**: {full}"
-    return {
+    out: dict[str, Any] = {
         "id": info.id,
         "name": info.name,
         "shortDescription": {"text": info.summary},
@@ -53,6 +69,9 @@ def rule_descriptor(info: RuleInfo) -> dict[str, Any]:
         "defaultConfiguration": {"level": LEVELS.get(info.severity, "warning")},
         "properties": {"tags": ["onnx", "performance"], "precision": "very-high"},
     }
+    if info.help_uri:
+        out["helpUri"] = info.help_uri
+    return out
 
 
 def _plain(markdown: str) -> str:
@@ -63,12 +82,12 @@ def _rule_from_finding(f: Finding) -> RuleInfo:
     return RuleInfo(id=f.rule, name=f.name, summary=f.name.replace("-", " "), severity=f.severity)
 
 
-def _result(f: Finding, report: ModelReport, index: int) -> dict[str, Any]:
+def _result(f: Finding, report: ModelReport, index: int, result: AuditResult) -> dict[str, Any]:
     arith = arithmetic(f)
     text = f.message if arith is None else f"{f.message}\n{arith}"
     loc: dict[str, Any] = {
         "physicalLocation": {
-            "artifactLocation": {"uri": artifact_uri(finding_path(f, report))},
+            "artifactLocation": artifact_location(finding_path(f, report), result),
             "region": {"startLine": 1},
         }
     }
@@ -113,7 +132,9 @@ def document(
     ids = sorted(catalogue)
     index = {rid: i for i, rid in enumerate(ids)}
     results = [
-        _result(f, rep, index[f.rule]) for rep in reports for f in sorted_findings(rep.findings)
+        _result(f, rep, index[f.rule], result)
+        for rep in reports
+        for f in sorted_findings(rep.findings)
     ]
     dropped = len(results) - max_results
     results = results[:max_results]
@@ -124,7 +145,7 @@ def document(
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": artifact_uri(rep.path)},
+                        "artifactLocation": artifact_location(rep.path, result),
                         "region": {"startLine": 1},
                     }
                 }
@@ -165,6 +186,16 @@ def document(
                 ],
                 "results": results,
                 "columnKind": "utf16CodeUnits",
+                # No absolute path here: reports stay byte-identical across checkouts, and code
+                # scanning resolves %SRCROOT% to the repository it checked out.
+                "originalUriBaseIds": {
+                    SRCROOT: {
+                        "description": {
+                            "text": "The root of the git work tree convaudit ran in (else the "
+                            "folder it ran in); model URIs are relative to it."
+                        }
+                    }
+                },
             }
         ],
     }

@@ -7,10 +7,14 @@ tool.driver.rules) from the result alone and never read rule files while renderi
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from convaudit.records import RuleInfo
 from convaudit.rules.schema import Rule
+
+# Where the built-in rule files (and so their docs) are published; the README names it.
+BUILTIN_DOCS_URL = "https://github.com/convaudit/convaudit/blob/main/rules"
 
 # ruff's rule-doc sections, in ruff's order; "fix" is the rule files' key for "Use instead".
 DOC_TITLES = (
@@ -37,6 +41,7 @@ def rule_info(rule: Rule) -> RuleInfo:
         severity=rule.severity,
         description=" ".join(str(docs.get(k, "")).strip() for k in ("what", "why") if docs.get(k)),
         help_markdown=help_markdown(rule.id, rule.name, docs, rule.params),
+        help_uri=f"{BUILTIN_DOCS_URL}/{Path(rule.source).name}" if rule.builtin else "",
     )
 
 
