@@ -548,8 +548,12 @@ def fix(
 
 @app.command()
 def diff(
-    base: Annotated[Path, typer.Argument(help="The base model (before the change).")],
-    head: Annotated[Path, typer.Argument(help="The head model (after the change).")],
+    base: Annotated[
+        Path, typer.Argument(help="The base model, or folder of models (before the change).")
+    ],
+    head: Annotated[
+        Path, typer.Argument(help="The head model, or folder of models (after the change).")
+    ],
     fmt: Annotated[
         str, typer.Option("--format", "-f", help=f"One of: {', '.join(DIFF_FORMATS)}.")
     ] = "table",
@@ -573,7 +577,7 @@ def diff(
         typer.Option("--fail-on", help="Exit 1 for new findings at or above: error|warning|info."),
     ] = None,
 ) -> None:
-    """Compare two models: per-layer and total MACs/params, new and fixed findings, budgets.
+    """Compare two models (or two folders, model by model): MACs/params, findings, budgets.
 
     Exits 1 when HEAD breaks a budget or brings a new finding at or above --fail-on, else 0.
     """
@@ -594,15 +598,41 @@ def diff(
             max_increase=max_increase,
             default_dim=default_dim,
         )
+        from convaudit.records import at_or_above
+
+        if base.is_dir() or head.is_dir():
+            return _diff_folders(base, head, config, fmt, output)
         result = api_diff(str(base), str(head), config)
         _keep_inputs([output], [str(base), str(head)])
         _emit(DIFF_REPORTERS[fmt](result), output)
-        from convaudit.records import at_or_above
-
         hits = [f for f in result.findings if at_or_above(f.severity, config.fail_on)]
         return Exit.FINDINGS if hits else Exit.CLEAN
 
     _run(run)
+
+
+def _diff_folders(base: Path, head: Path, config: Config, fmt: str, output: Path | None) -> int:
+    """``diff`` of two folders: every model pair, then the added and removed models."""
+    from convaudit.diff_folders import diff_folders
+    from convaudit.records import at_or_above
+    from convaudit.report.folder_diff_report import FOLDER_DIFF_REPORTERS
+
+    if not (base.is_dir() and head.is_dir()):
+        folder, other = (head, base) if head.is_dir() else (base, head)
+        raise ConvauditError(
+            f"a folder, but {other} is a file: compare two models or two folders", path=folder
+        )
+    result = diff_folders(str(base), str(head), config)
+    models = [p.path for _, d in result.pairs for p in (d.base, d.head)]
+    models += [r.path for _, r in (*result.added, *result.removed)]
+    _keep_inputs([output], models)
+    _emit(FOLDER_DIFF_REPORTERS[fmt](result), output)
+    for line in result.errors:
+        typer.echo(f"convaudit: error: {line}", err=True)
+    if result.errors:
+        return Exit.ERROR
+    hits = [f for f in result.findings if at_or_above(f.severity, config.fail_on)]
+    return Exit.FINDINGS if hits else Exit.CLEAN
 
 
 rules_app = typer.Typer(help="List the rules and explain one.", no_args_is_help=True)

@@ -36,6 +36,9 @@ def _hdelta(before: int, after: int) -> str:
     return f"{sign}{human(abs(d))} ({pct})"
 
 
+human_delta = _hdelta  # the folder diff's rows show the same change column
+
+
 def _side(value: int, present: bool) -> str:
     return human(value) if present else "-"
 
