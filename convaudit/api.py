@@ -93,22 +93,9 @@ def _scan_all(
             if progress is not None:
                 progress(k, total, m)
         return tuple(reports)
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from convaudit.parallel import scan_parallel
 
-    by_path: dict[str, ModelReport] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
-        futures = {pool.submit(scan_one_safe, m, config, rules, weights=weights): m for m in models}
-        for k, fut in enumerate(as_completed(futures), 1):
-            m = futures[fut]
-            try:
-                by_path[m] = fut.result()
-            except Exception as exc:  # the worker died (e.g. killed): record it, go on
-                by_path[m] = ModelReport(
-                    path=m, facts=None, errors=(f"{m}: worker failed: {type(exc).__name__}",)
-                )
-            if progress is not None:
-                progress(k, total, m)
-    return tuple(by_path[m] for m in models)
+    return scan_parallel(models, config, jobs, progress, rules, weights)
 
 
 def scan(
