@@ -1,60 +1,30 @@
 """Find and read YAML rule files: the built-in pack, user folders, one file at a time.
 
 Files are read with a ``yaml.SafeLoader`` subclass that only records where each mapping starts
-and refuses duplicate keys (it constructs nothing SafeLoader would not); ``validate`` then
-checks the content. Every problem is a RuleFileError reading
-``file:line: rule ID: what is wrong (did you mean X?)``.
+and refuses duplicate keys (it constructs nothing SafeLoader would not; ``yaml_lines``), and the
+parsed data is kept as JSON in the user cache keyed by the file's sha256, so a scan whose rule
+files have not changed imports no YAML parser at all. ``validate`` then checks the content,
+cached or not, so a cached file gives the same rules and the same errors. Every problem is a
+RuleFileError reading ``file:line: rule ID: what is wrong (did you mean X?)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import yaml
-
+from convaudit import usercache
 from convaudit.errors import RuleFileError
 from convaudit.rules.schema import Rule
 from convaudit.rules.validate import LineDict, validate_document
-from convaudit.safe_io import clip, read_regular
+from convaudit.safe_io import read_regular
 
 RULE_SUFFIXES = (".yaml", ".yml")
 # Values one rule file may hold once aliases are expanded: a built-in rule file has ~120.
 MAX_VALUES = 100_000
-
-
-# libyaml's parser when the wheel has it (about 10x faster: rule loading is on every scan's
-# critical path); same safe constructors either way.
-_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class LineLoader(_SafeBase):  # type: ignore[valid-type,misc]
-    """SafeLoader that records line numbers and refuses duplicate keys."""
-
-
-def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    out = LineDict()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, str):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"keys must be text, not {key!r}", key_node.start_mark
-            )
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = line
-    return out
-
-
-LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
@@ -64,24 +34,66 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
         text = read_regular(p, error=RuleFileError, what="rule file").decode("utf-8")
     except UnicodeDecodeError:
         raise RuleFileError("rule file is not UTF-8 text", path=p) from None
-    try:
-        # LineLoader is a SafeLoader: it builds plain data only (object tags are refused).
-        loader = LineLoader(text)
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        raise RuleFileError(f"invalid YAML: {what}", path=f"{p}:{line}") from None
-    except yaml.YAMLError as exc:
-        raise RuleFileError(f"invalid YAML: {clip(str(exc))}", path=p) from None
-    except RecursionError:
-        raise RuleFileError("invalid YAML: nested too deeply", path=p) from None
+    data = _cached_parse(text, p)
     _refuse_expansion(data, p)
     return validate_document(p, data, builtin=builtin)
+
+
+# -- the parse cache ---------------------------------------------------------------------------
+# A mapping is {"m": [[key, value], ...], "l": line, "k": [key lines]}; every mapping the loader
+# builds is a LineDict, so a JSON object always means one. Only the types below are cached: a
+# file with anything else (a date, a set, !!binary) is parsed every time.
+CACHE_KIND = "rules-parsed-1"  # bump when the encoding changes
+
+
+def _cached_parse(text: str, path: Path) -> Any:
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    stored = usercache.read_json(CACHE_KIND, key)
+    if stored is not None:
+        try:
+            return _decode(stored)
+        except (TypeError, ValueError, KeyError, IndexError, RecursionError):
+            pass  # not one we wrote: parse the file
+    from convaudit.rules.yaml_lines import parse
+
+    data = parse(text, path)
+    _refuse_expansion(data, path)  # before encoding: an alias bomb must not be expanded
+    try:
+        encoded = _encode(data)
+    except (TypeError, RecursionError):
+        return data
+    usercache.write_json(CACHE_KIND, key, encoded)
+    return data
+
+
+def _encode(item: Any) -> Any:
+    if isinstance(item, LineDict):
+        return {
+            "m": [[k, _encode(v)] for k, v in item.items()],
+            "l": item.line,
+            "k": [item.key_lines[k] for k in item],
+        }
+    if isinstance(item, list):
+        return [_encode(x) for x in item]
+    if item is None or type(item) in (str, int, float, bool):
+        return item
+    raise TypeError(type(item).__name__)
+
+
+def _decode(item: Any) -> Any:
+    if isinstance(item, dict):
+        out = LineDict()
+        out.line = int(item["l"])
+        out.key_lines = {}
+        for (key, value), line in zip(item["m"], item["k"], strict=True):
+            if not isinstance(key, str):
+                raise TypeError("key")
+            out[key] = _decode(value)
+            out.key_lines[key] = int(line)
+        return out
+    if isinstance(item, list):
+        return [_decode(x) for x in item]
+    return item
 
 
 def _refuse_expansion(data: object, path: Path) -> None:

@@ -1,0 +1,69 @@
+"""A per-user cache of JSON files the tool wrote itself (``$XDG_CACHE_HOME/convaudit``).
+
+Only an optimisation: every read or write problem means "not cached" and the caller does the
+work. Entries are JSON (never pickle), named by a hash of what they were computed from, so a
+changed input is a different name and nothing ever needs invalidating. ``CONVAUDIT_NO_CACHE=1``
+turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from convaudit.version import __version__
+
+
+def cache_dir() -> Path | None:
+    """This user's cache folder for this convaudit version, or None when caching is off."""
+    if os.environ.get("CONVAUDIT_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # the XDG spec: a relative path is invalid and is ignored
+        return None
+    return Path(base) / "convaudit" / __version__
+
+
+def _private(folder: Path, *, make: bool = False) -> bool:
+    """Whether ``folder`` (made 0700 when ``make``) is ours and nobody else can write it:
+    another user's file there would otherwise become our data."""
+    try:
+        if make:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return False
+    getuid = getattr(os, "getuid", None)
+    return (getuid is None or st.st_uid == getuid()) and not st.st_mode & 0o022
+
+
+def read_json(kind: str, key: str) -> Any | None:
+    """The cached value of ``kind``/``key``.json, or None (missing, unreadable, not JSON)."""
+    folder = cache_dir()
+    if folder is None or not _private(folder) or not _private(folder / kind):
+        return None
+    try:
+        with open(folder / kind / f"{key}.json", encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def write_json(kind: str, key: str, value: Any) -> None:
+    """Store ``value`` as ``kind``/``key``.json, atomically; silently skipped when it cannot."""
+    folder = cache_dir()
+    if folder is None or not _private(folder, make=True) or not _private(folder / kind, make=True):
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder / kind)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(value, fh, separators=(",", ":"))
+        os.replace(tmp, folder / kind / f"{key}.json")
+    except (OSError, ValueError, TypeError):
+        Path(tmp).unlink(missing_ok=True)
