@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +27,8 @@ def nearest(word: str, candidates: Iterable[str], *, quote: bool = False) -> str
     """
     if len(word) > 200:  # no name is that long, and difflib on megabytes would hang
         return ""
+    import difflib  # only on an error path: a scan that goes well never needs it
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     if not close:
         return ""

@@ -26,19 +26,23 @@ from convaudit.config.records import (
 from convaudit.errors import ConfigError, nearest
 from convaudit.safe_io import shown
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-
 # -- finding and reading the file -------------------------------------------------------------
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, *, discovering: bool = False) -> dict[str, Any] | None:
+    """The parsed file; None when ``discovering`` and it is a pyproject.toml that cannot hold a
+    convaudit table (its bytes never name it: no TOML spelling of the key avoids the word except
+    an escaped quoted key), which discovery then skips without importing a TOML parser."""
     from convaudit.safe_io import read_regular
 
     data = read_regular(path, error=ConfigError, what="config")  # a FIFO must not block
+    escaped = b"\\u" in data or b"\\U" in data
+    if discovering and path.name == "pyproject.toml" and b"convaudit" not in data and not escaped:
+        return None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -51,9 +55,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"invalid TOML: {exc}", path=path) from None
 
 
-def _table(path: Path) -> dict[str, Any] | None:
+def _table(path: Path, *, discovering: bool = False) -> dict[str, Any] | None:
     """The convaudit table of a config file (None for a pyproject without one)."""
-    data = _read_toml(path)
+    data = _read_toml(path, discovering=discovering)
+    if data is None:
+        return None
     if path.name != "pyproject.toml":
         return data
     tool = data.get("tool")
@@ -71,7 +77,7 @@ def find_config(start: str | Path) -> Path | None:
     for folder in (here, *here.parents):
         for name in CONFIG_NAMES:
             candidate = folder / name
-            if candidate.is_file() and _table(candidate) is not None:
+            if candidate.is_file() and _table(candidate, discovering=True) is not None:
                 return candidate
     return None
 

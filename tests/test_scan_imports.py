@@ -1,0 +1,66 @@
+"""A scan imports what it uses and nothing else (issue 12): no YAML parser once the rule pack is
+cached, no TOML parser without a config that names convaudit, and none of the modules of other
+commands or other report formats."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "sample_models" / "textbook_5x5.onnx"
+
+# Modules a JSON scan of one model has no use for: each is some other path's dependency.
+UNUSED = (
+    "yaml",  # rule files: parsed once, then read from the user cache
+    "tomllib",  # no config file names convaudit above the model
+    "networkx",
+    "jsonschema",
+    "onnxruntime",
+    "onnx.reference",
+    "rich",
+    # (convaudit.fix itself is imported by convaudit/__init__ so the name stays the function)
+    "convaudit.fix.pipeline",
+    "convaudit.fix.factorize",
+    "convaudit.fix.rewrite",
+    "convaudit.diff",
+    "convaudit.baseline",
+    "convaudit.weights",
+    "convaudit.rules.yaml_lines",
+    "convaudit.rules.explain",
+    "convaudit.rules.json_schema",
+    "convaudit.report.sarif",
+    "convaudit.report.html",
+    "convaudit.report.junit",
+    "convaudit.report.markdown",
+    "convaudit.report.github",
+    "convaudit.report.table",
+    "convaudit.report.diff_report",
+)
+
+
+def _scan_modules(tmp_path: Path) -> list[str]:
+    model = tmp_path / "project" / MODEL.name  # no pyproject.toml above it (the repo's has one)
+    model.parent.mkdir(exist_ok=True)
+    shutil.copy(MODEL, model)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        f"sys.argv = ['convaudit', 'scan', {str(model)!r}, '--format', 'json']\n"
+        "from convaudit.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {UNUSED!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert '"reports"' in done.stdout, done.stderr
+    return done.stderr.strip().splitlines()[-1:]
+
+
+def test_a_warm_json_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    first = _scan_modules(tmp_path)  # fills the rule cache (this test's own XDG_CACHE_HOME)
+    assert first == ["['convaudit.rules.yaml_lines', 'yaml']"]
+    assert _scan_modules(tmp_path) == ["[]"]
