@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
+
+from convaudit.lazyre import LazyPattern
 
 # The backstop of the one-line contract: whatever a message echoes (a 10 MB rule id, a YAML
 # parser's multi-line context), the line printed stays one line of bounded length. Messages cut
 # echoed text themselves first (safe_io.shown); this only catches what slips through.
 MESSAGE_LIMIT = 1000
-_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
+_BREAKS = LazyPattern(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
 def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convaudit.errors import ConvauditError, ModelLoadError
+from convaudit.lazyre import LazyPattern
 
 __all__ = [
     "BUDGET_ENV",
@@ -40,8 +41,8 @@ DEFAULT_BUDGET = 2 * 1024**3  # bytes one array built from declared sizes may ta
 # Text files (rules, configs, baselines) larger than this are no hand-written file.
 TEXT_LIMIT = 64 * 1024**2
 _INT64_MAX = 2**63 - 1
-_DIGITS = re.compile(r"[0-9]{1,19}")
-_SIZE = re.compile(r"([0-9]{1,19})\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_DIGITS = LazyPattern(r"[0-9]{1,19}")
+_SIZE = LazyPattern(r"([0-9]{1,19})\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from convaudit.errors import ConfigError, nearest
+from convaudit.lazyre import LazyPattern
 from convaudit.records import SEVERITY_NAMES
 from convaudit.safe_io import shown
 
 SEVERITIES = SEVERITY_NAMES  # the one ranking (records), worst first
 FAIL_ON = (*SEVERITIES, "never")
-CODE = re.compile(r"ALL|[A-Z]{1,8}[0-9]{0,4}")
+CODE = LazyPattern(r"ALL|[A-Z]{1,8}[0-9]{0,4}")
 SHAPE_EXAMPLE = "1x3x224x224"
 
 

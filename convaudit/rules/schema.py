@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from convaudit.lazyre import LazyPattern
 from convaudit.records import SEVERITY_NAMES
 from convaudit.rules.template import Template
 
@@ -35,10 +35,10 @@ OPTIONAL_DOC_KEYS = ("references", "options")
 LEAF_KEYS = ("fact", "op", "value")
 GROUP_KEYS = ("all", "any", "not")
 
-RULE_ID = re.compile(r"[A-Z]{1,8}[0-9]{1,4}")
-BUILTIN_ID = re.compile(r"CA[0-9]{3}")
-RULE_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+RULE_ID = LazyPattern(r"[A-Z]{1,8}[0-9]{1,4}")
+BUILTIN_ID = LazyPattern(r"CA[0-9]{3}")
+RULE_NAME = LazyPattern(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+PARAM_NAME = LazyPattern(r"[a-z_][a-z0-9_]*")
 
 # operator -> fact types it applies to
 OPS: dict[str, tuple[str, ...]] = {

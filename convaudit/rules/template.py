@@ -7,18 +7,18 @@ format-spec mini-language, the spec ``h`` renders a count the way the tables do 
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from convaudit.humanize import human
+from convaudit.lazyre import LazyPattern
 
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NAME = LazyPattern(r"[A-Za-z_][A-Za-z0-9_]*")
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type] (no nested fields); width and
 # precision stay under 1000: a rule file asking for {macs:>99999999999} must not exhaust memory.
-SPEC = re.compile(
+SPEC = LazyPattern(
     r"(?:[^{}]?[<>=^])?[+\- ]?z?#?0?(?:\d{1,3})?[,_]?(?:\.\d{1,3})?[bcdeEfFgGnosxX%]?|h|\.\dh"
 )
 
