@@ -178,6 +178,8 @@ def run_config(
     out = work / f"{m.key}.{len(list(work.glob('*.fixed*.onnx')))}.fixed.onnx"
     cmd = [str(CONVAUDIT), "fix", str(path), "-o", str(out), "--inputs", str(calib)]
     cmd += ["--input-shape", shape_arg(m), "--format", "json", *cfg.args]
+    if m.feature_axis is not None:  # the output's layout, not a choice of layers or widths
+        cmd += ["--channel-axis", str(m.feature_axis)]
     row = Row(
         model=m.label, config=cfg.label, command=" ".join(["convaudit", "fix", path.name, *cmd[4:]])
     )

@@ -169,6 +169,7 @@ def fix(
     in_place: bool = False,
     seed: int = 0,
     eval_inputs: str | os.PathLike[str] | None = None,
+    channel_axis: int = 1,
 ) -> FixResult:
     """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
 
@@ -190,6 +191,7 @@ def fix(
         force=force,
         inputs=None if inputs is None else os.fspath(inputs),
         eval_inputs=None if eval_inputs is None else os.fspath(eval_inputs),
+        channel_axis=channel_axis,
         in_place=in_place,
         seed=seed,
     )

@@ -506,6 +506,14 @@ def fix(
         Path | None,
         typer.Option("--eval-inputs", help="Measure the error on these samples (.npz) instead."),
     ] = None,
+    channel_axis: Annotated[
+        int,
+        typer.Option(
+            "--channel-axis",
+            help="The outputs' feature axis for per-channel errors (1: NCHW; -1: [N, boxes, "
+            "attributes]).",
+        ),
+    ] = 1,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Allow -o to be the input (or omit -o).")
     ] = False,
@@ -538,6 +546,7 @@ def fix(
             force=force,
             inputs=inputs,
             eval_inputs=eval_inputs,
+            channel_axis=channel_axis,
             in_place=in_place,
         )
         sys.stdout.write(RENDERERS[fmt](result))

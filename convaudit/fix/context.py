@@ -41,6 +41,9 @@ class FixOptions:
     force: bool = False
     inputs: str | None = None  # calibration .npz keyed by input name
     eval_inputs: str | None = None  # validation .npz: the fit never sees it
+    # The outputs' feature axis, along which each channel's error is reported (1: NCHW; a
+    # detector laid out [N, anchors, attributes] has its features on the last axis, -1).
+    channel_axis: int = 1
     in_place: bool = False
     seed: int = 0
     external_threshold: int = EXTERNAL_THRESHOLD

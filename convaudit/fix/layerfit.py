@@ -27,6 +27,10 @@ RIDGE_FLOOR = 1e-12
 # than RELAX_TOLERANCE of itself. Each costs two products of the sample matrix: cheap.
 RELAX_ITERATIONS = 50
 RELAX_TOLERANCE = 1e-3
+# Alternations refitting U for the fitted V (and V again): the U the whitened SVD gives is best
+# for W·x̂, not for the original y. Skipped when r·Cin unknowns would make too big a system.
+ALS_ROUNDS = 2
+U_STEP_LIMIT = 6144
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +140,8 @@ def gather_responses(y: np.ndarray, index: np.ndarray) -> np.ndarray:
 class Refit:
     """The fitted KxK weight and bias, and the layer's error on the sampled positions."""
 
-    v: np.ndarray  # [Cout, r, kh, kw] (2-D layout; the caller reshapes a 1-D conv's)
+    u: np.ndarray  # [r, Cin]
+    v: np.ndarray  # [Cout, r, kh·kw] (the caller reshapes it to the kernel)
     bias: np.ndarray  # [Cout]
     error: float  # relative L2 of act(y) - act(ŷ) on the samples: after the refit
     error_before: float  # the same with the SVD's own V and the original bias
@@ -165,29 +170,14 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
     return num / den if den else num
 
 
-def refit(
-    u: np.ndarray,
-    v: np.ndarray,
-    bias: np.ndarray | None,
-    patches: np.ndarray,
-    y: np.ndarray,
-    act: Activation | None,
-) -> Refit:
-    """Least-squares V and bias from z = U·x̂ patches to the original responses y.
-
-    ``u`` [r, Cin], ``v`` [Cout, r, kh·kw] (the SVD's), ``patches`` [P, Cin, kh·kw] of x̂,
-    ``y`` [P, Cout]. Keeps the SVD's V when the refit is not better on the samples.
-    """
-    cout, r, k = v.shape
-    z = np.einsum("pck,rc->prk", patches, u, optimize=True).reshape(len(y), r * k)
-    z1 = np.hstack([z, np.ones((len(y), 1))])
-    b0 = np.zeros(cout) if bias is None else np.asarray(bias, dtype=np.float64)
-    start = z @ v.reshape(cout, r * k).T + b0
-    ident = Activation(name="none", low=-math.inf)
-    f = act or ident
-    error_before = relative(f(y), f(start))
+def _v_step(
+    z1: np.ndarray, y: np.ndarray, act: Activation | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(θ = [V; bias] least squares from z1 to y, ŷ, the targets used): ReLU-aware when an
+    activation follows, alternating with the relaxed targets until they settle."""
     inv = _ridge_inverse(z1.T @ z1)
-    theta = inv @ (z1.T @ y)
+    t = y
+    theta = inv @ (z1.T @ t)
     fitted = z1 @ theta
     if act is not None:
         gap = math.inf
@@ -199,11 +189,77 @@ def refit(
             if new_gap > (1 - RELAX_TOLERANCE) * gap:
                 break
             gap = new_gap
-    error = relative(f(y), f(fitted))
+    return theta, fitted, t
+
+
+def _u_step(x: np.ndarray, s: np.ndarray, a: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+    """Least-squares U [r, Cin] for fixed V [Cout, r, K]: ŷ_p = Σ_k V_k·U·x_{p,k} is linear in U,
+    with normal matrix Σ_{k,l} (V_kᵀV_l) ⊗ S_kl, S the patches' (Cin·K)² second moment and ``a``
+    the targets minus the bias. None when the system is too large to solve here."""
+    _, r, k = v.shape
+    cin = x.shape[1]
+    if r * cin > U_STEP_LIMIT:
+        return None
+    b = np.einsum("oak,obl->akbl", v, v, optimize=True)
+    g = np.einsum("akbl,ckdl->acbd", b, s.reshape(cin, k, cin, k), optimize=True)
+    av = np.einsum("po,oak->pak", a, v, optimize=True)
+    rhs = np.einsum("pak,pck->ac", av, x, optimize=True)
+    sol = _ridge_inverse(g.reshape(r * cin, r * cin)) @ rhs.reshape(-1)
+    return sol.reshape(r, cin) if np.all(np.isfinite(sol)) else None
+
+
+def refit(
+    u: np.ndarray,
+    v: np.ndarray,
+    bias: np.ndarray | None,
+    patches: np.ndarray,
+    y: np.ndarray,
+    act: Activation | None,
+    rounds: int = ALS_ROUNDS,
+) -> Refit:
+    """Least-squares V and bias from z = U·x̂ patches to the original responses y, then up to
+    ``rounds`` alternations refitting U for that V and V for that U (each must lower the error).
+
+    ``u`` [r, Cin], ``v`` [Cout, r, kh·kw] (the SVD's), ``patches`` [P, Cin, kh·kw] of x̂,
+    ``y`` [P, Cout]. Keeps the SVD's factors when the refit is not better on the samples.
+    """
+    cout, r, k = v.shape
+    x = np.asarray(patches, dtype=np.float64)
+    ones = np.ones((len(y), 1))
+
+    def design(u_: np.ndarray) -> np.ndarray:
+        z = np.einsum("pck,rc->prk", x, u_, optimize=True).reshape(len(y), r * k)
+        return np.hstack([z, ones])
+
+    b0 = np.zeros(cout) if bias is None else np.asarray(bias, dtype=np.float64)
+    f = act or Activation(name="none", low=-math.inf)
+    z1 = design(u)
+    start = z1[:, :-1] @ v.reshape(cout, r * k).T + b0
+    error_before = relative(f(y), f(start))
+    theta, fitted, t = _v_step(z1, y, act)
+    best = (relative(f(y), f(fitted)), u, theta)
+    flat = x.reshape(len(y), -1)
+    s = flat.T @ flat if rounds else None
+    for _ in range(rounds):
+        assert s is not None
+        v_now = theta[:-1].T.reshape(cout, r, k)
+        u_new = _u_step(x, s, t - theta[-1], v_now)
+        if u_new is None:
+            break
+        theta_new, fitted_new, t_new = _v_step(design(u_new), y, act)
+        err = relative(f(y), f(fitted_new))
+        if not (np.all(np.isfinite(theta_new)) and err < (1 - 1e-3) * best[0]):
+            break
+        best, theta, t = (err, u_new, theta_new), theta_new, t_new
+    error, u_fit, theta = best
     if not (np.all(np.isfinite(theta)) and error <= error_before):
         return Refit(
-            v=v.reshape(cout, r, k), bias=b0, error=error_before, error_before=error_before
+            u=u, v=v.reshape(cout, r, k), bias=b0, error=error_before, error_before=error_before
         )
     return Refit(
-        v=theta[:-1].T.reshape(cout, r, k), bias=theta[-1], error=error, error_before=error_before
+        u=u_fit,
+        v=theta[:-1].T.reshape(cout, r, k),
+        bias=theta[-1],
+        error=error,
+        error_before=error_before,
     )

@@ -76,6 +76,7 @@ def document(r: FixResult) -> dict[str, Any]:
             "source": r.validation_source or None,
             "validated_on": r.validation_inputs,
             "batch": r.batch,
+            "channel_axis": r.channel_axis,
             "channel_errors": {
                 k: {
                     "worst_channel": _worst_channel(v),
@@ -184,7 +185,9 @@ def render_table(r: FixResult) -> str:
             if len(channels) > 1:
                 k = _worst_channel(channels)
                 assert k is not None
-                lines.append(f"  {name}: worst channel {k} (axis 1) {_pct(channels[k])}")
+                lines.append(
+                    f"  {name}: worst channel {k} (axis {r.channel_axis}) {_pct(channels[k])}"
+                )
         budget = "default budget" if r.max_error_default else "--max-error"
         if r.error is not None and r.max_error is not None:
             lines.append(f"worst error {_pct(r.error)} against the {budget} {_pct(r.max_error)}")

@@ -62,6 +62,7 @@ class FixResult:
     validation_source: str = ""  # "holdout" | "eval-inputs" | "random-normal"
     validation_inputs: str = ""  # what the deciding error was measured on, in words
     batch: int | None = None  # the batch size every run used (latency too)
+    channel_axis: int = 1  # the axis channel_errors run along
     max_error_default: bool = False  # max_error is the default budget, not --max-error
     external_data: bool = False
     fix_seconds: float | None = None

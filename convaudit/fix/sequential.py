@@ -195,6 +195,7 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
                     np.concatenate(responses[k]),
                     act,
                 )
+                u = fit.u.reshape(u.shape)
                 v, bias, measured = fit.v.reshape(v.shape), fit.bias, fit.error
                 what = "responses" if act is None else f"responses after its {act.name}"
                 notes.append(

@@ -381,7 +381,9 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
     batch), and the rewritten one scanned again: its totals and the rewritten convs its rules
     still flag. Nothing written yet."""
     original, rewritten = validate.session(ctx.src), validate.session(done.model)
-    compared = validate.compare_outputs(original, rewritten, feeds.validation)
+    compared = validate.compare_outputs(
+        original, rewritten, feeds.validation, ctx.options.channel_axis
+    )
     lat = (
         validate.latency(original, rewritten, feeds.validation[0])
         if ctx.options.measure_latency
@@ -409,6 +411,7 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
         validation_source=feeds.kind,
         validation_inputs=feeds.validation_source,
         batch=feeds.batch,
+        channel_axis=ctx.options.channel_axis,
         external_data=sel.external,
         remaining_findings=tuple(sorted(f.node or "" for f in still)),
         remaining_rules=tuple(sorted({f.rule for f in still})),

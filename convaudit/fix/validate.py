@@ -322,8 +322,9 @@ class OutputError:
 class _ErrorSums:
     """Running sums of squared differences and references, per output and per axis-1 channel."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], axis: int = 1) -> None:
         self.names = list(names)
+        self.axis = axis
         self.num = dict.fromkeys(self.names, 0.0)
         self.den = dict.fromkeys(self.names, 0.0)
         self.size = dict.fromkeys(self.names, 0)
@@ -341,13 +342,14 @@ class _ErrorSums:
         self.num[name] += float(np.sum(d2))
         self.den[name] += float(np.sum(a64**2))
         self.size[name] += a64.size
-        if a64.ndim >= 2 and a64.shape[1] > 0:
-            axes = tuple(k for k in range(a64.ndim) if k != 1)
+        axis = self.axis if self.axis >= 0 else a64.ndim + self.axis
+        if a64.ndim >= 2 and 0 < axis < a64.ndim and a64.shape[axis] > 0:
+            axes = tuple(k for k in range(a64.ndim) if k != axis)
             n_c, d_c = np.sum(d2, axis=axes), np.sum(a64**2, axis=axes)
             prev_n, prev_d = self.ch_num[name], self.ch_den[name]
             self.ch_num[name] = n_c if prev_n is None else prev_n + n_c
             self.ch_den[name] = d_c if prev_d is None else prev_d + d_c
-            self.ch_size[name] += a64.size // a64.shape[1]
+            self.ch_size[name] += a64.size // a64.shape[axis]
 
     def result(self) -> dict[str, OutputError]:
         out: dict[str, OutputError] = {}
@@ -369,11 +371,13 @@ def _finite_or_inf(v: float) -> float:
     return v if math.isfinite(v) else math.inf
 
 
-def compare_outputs(before: Any, after: Any, feeds: Sequence[Feed]) -> dict[str, OutputError]:
+def compare_outputs(
+    before: Any, after: Any, feeds: Sequence[Feed], axis: int = 1
+) -> dict[str, OutputError]:
     """Relative L2 error ‖after − before‖ / ‖before‖ per graph output over all feeds, and per
-    channel along axis 1 (the feature axis), each channel against its own norm."""
+    channel along ``axis`` (the feature axis: 1 for NCHW), each against its own norm."""
     names = [o.name for o in before.get_outputs()]
-    sums = _ErrorSums(names)
+    sums = _ErrorSums(names, axis)
     for feed in feeds:
         for name, a, b in zip(names, _run(before, feed), _run(after, feed), strict=True):
             sums.add(name, a, b)
@@ -386,10 +390,14 @@ def reference_outputs(before: Any, feeds: Sequence[Feed]) -> list[list[np.ndarra
 
 
 def compare_to_reference(
-    names: Sequence[str], reference: Sequence[list[np.ndarray]], after: Any, feeds: Sequence[Feed]
+    names: Sequence[str],
+    reference: Sequence[list[np.ndarray]],
+    after: Any,
+    feeds: Sequence[Feed],
+    axis: int = 1,
 ) -> dict[str, OutputError]:
     """``compare_outputs`` against outputs computed once (``reference_outputs``)."""
-    sums = _ErrorSums(names)
+    sums = _ErrorSums(names, axis)
     for ref, feed in zip(reference, feeds, strict=True):
         for name, a, b in zip(names, ref, _run(after, feed), strict=True):
             sums.add(name, a, b)

@@ -225,3 +225,39 @@ def test_the_activation_after_a_conv_is_recognised() -> None:
         helper.make_node("Relu", ["y"], ["out"]), helper.make_node("Sigmoid", ["y"], ["s"])
     )
     assert sequential.activation_after(two_users, "y") is None
+
+
+def test_refitting_u_for_the_fitted_v_lowers_the_error() -> None:
+    """Responses made by a rank-4 pair (U*, V*) from 3x3 patches; start from a U that shares only
+    part of U*'s row space: refitting V alone cannot fix U, alternating with U can."""
+    rng = np.random.default_rng(34)
+    p, cin, k, r, cout = 3000, 12, 9, 4, 6
+    x = rng.standard_normal((p, cin, k))
+    u_true = rng.standard_normal((r, cin))
+    v_true = rng.standard_normal((cout, r, k))
+    y = np.einsum("oak,ac,pck->po", v_true, u_true, x)
+    u0 = u_true + 0.8 * rng.standard_normal((r, cin))
+    v0 = np.zeros((cout, r, k))
+    v_only = layerfit.refit(u0, v0, None, x, y, None, rounds=0)
+    both = layerfit.refit(u0, v0, None, x, y, None, rounds=2)
+    assert both.error < 0.5 * v_only.error
+    y_hat = np.einsum("oak,ac,pck->po", both.v, both.u, x) + both.bias
+    assert layerfit.relative(y, y_hat) == pytest.approx(both.error)
+
+
+def test_channel_errors_run_along_the_chosen_axis() -> None:
+    from test_fix_validate import FakeClock, FakeSession
+
+    from convaudit.fix import validate
+
+    clock, log = FakeClock(), []
+    # [1, 2 boxes, 3 attributes]: attribute 2 is off by 1 on a value of 1 in box 0 only.
+    ref = [np.array([[[10.0, 10.0, 1.0], [10.0, 10.0, 1.0]]], np.float32)]
+    new = [np.array([[[10.0, 10.0, 2.0], [10.0, 10.0, 1.0]]], np.float32)]
+    before = FakeSession("A", clock, log, [], outputs=ref)
+    after = FakeSession("B", clock, log, [], outputs=new)
+    (boxes,) = validate.compare_outputs(before, after, [{}], axis=1).values()
+    (attrs,) = validate.compare_outputs(before, after, [{}], axis=-1).values()
+    assert boxes.channels == pytest.approx((1 / math.sqrt(201), 0.0))
+    assert attrs.channels == pytest.approx((0.0, 0.0, 1 / math.sqrt(2)))
+    assert attrs.worst_channel == 2
