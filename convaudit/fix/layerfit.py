@@ -30,7 +30,7 @@ RELAX_TOLERANCE = 1e-3
 # Alternations refitting U for the fitted V (and V again): the U the whitened SVD gives is best
 # for W·x̂, not for the original y. Skipped when r·Cin unknowns would make too big a system.
 ALS_ROUNDS = 2
-U_STEP_LIMIT = 6144
+U_STEP_LIMIT = 2304
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,7 +204,9 @@ def _u_step(x: np.ndarray, s: np.ndarray, a: np.ndarray, v: np.ndarray) -> np.nd
     g = np.einsum("akbl,ckdl->acbd", b, s.reshape(cin, k, cin, k), optimize=True)
     av = np.einsum("po,oak->pak", a, v, optimize=True)
     rhs = np.einsum("pak,pck->ac", av, x, optimize=True)
-    sol = _ridge_inverse(g.reshape(r * cin, r * cin)) @ rhs.reshape(-1)
+    g2 = g.reshape(r * cin, r * cin)
+    lam = max(RIDGE * float(np.trace(g2)) / g2.shape[0], RIDGE_FLOOR)
+    sol = np.linalg.solve(g2 + lam * np.eye(g2.shape[0]), rhs.reshape(-1))
     return sol.reshape(r, cin) if np.all(np.isfinite(sol)) else None
 
 
