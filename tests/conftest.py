@@ -1,5 +1,6 @@
-"""Every test gets its own user cache folder: the rule-pack cache must never read or write the
-developer's ~/.cache, and one test's cached files must not change another test's code path."""
+"""Every test gets its own user cache folder (XDG_CACHE_HOME; subprocesses inherit it unless a
+test builds their whole environment): one test's cached rule files must not change another test's
+code path, and the suite should not fill the developer's ~/.cache."""
 
 from __future__ import annotations
 
