@@ -96,19 +96,6 @@ def _curve(loaded: LoadedModel, layer: Layer, index: TensorIndex) -> np.ndarray 
     return weight_energy_curve(w)
 
 
-def _shape(layer: Layer) -> recommend.ConvShape | None:
-    return recommend.conv_shape(
-        in_channels=layer.in_channels,
-        out_channels=layer.out_channels,
-        kernel=layer.kernel_shape,
-        input_shape=layer.input_shape,
-        output_shape=layer.output_shape,
-        executions=layer.multiplier,
-        has_bias=layer.has_bias,
-        strides=layer.strides,
-    )
-
-
 def energy_pct(energy: float) -> str:
     """8.2%, or 99.99% (not a rounded-up 100.0%) when nearly all the energy is kept."""
     return f"{100 * energy:.2f}%" if 0.99 < energy < 1.0 else f"{100 * energy:.1f}%"
@@ -182,7 +169,7 @@ def add_weight_facts(
         rec = f.recommendation
         layer = _layer(facts, f) if recommends_bottleneck(f) else None
         curve = None if layer is None else _curve(loaded, layer, index)
-        shape = None if layer is None else _shape(layer)
+        shape = None if layer is None else recommend.layer_shape(layer)
         if rec is None or not rec.width or curve is None or shape is None:
             out.append(f)
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from math import prod
 
 from convaudit import cost
+from convaudit.records import Layer
 
 WIDTH_MULTIPLE = 8  # hardware-friendly channel counts; the fix rounds the same way
 
@@ -332,4 +333,18 @@ def conv_shape(
         executions=executions,
         has_bias=has_bias,
         strides=tuple(strides or ()),
+    )
+
+
+def layer_shape(layer: Layer) -> ConvShape | None:
+    """The ConvShape of a costed layer's record (None when any figure is unknown)."""
+    return conv_shape(
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        kernel=layer.kernel_shape,
+        input_shape=layer.input_shape,
+        output_shape=layer.output_shape,
+        executions=layer.multiplier,
+        has_bias=layer.has_bias,
+        strides=layer.strides,
     )

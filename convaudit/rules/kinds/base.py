@@ -86,20 +86,7 @@ def conv_shape(b: FactView) -> recommend.ConvShape | None:
     if "_shape" not in cache:
         layer = b.layer
         ok = layer.category == "conv" and (layer.group or 1) == 1 and layer.macs is not None
-        cache["_shape"] = (
-            recommend.conv_shape(
-                in_channels=layer.in_channels,
-                out_channels=layer.out_channels,
-                kernel=layer.kernel_shape,
-                input_shape=layer.input_shape,
-                output_shape=layer.output_shape,
-                executions=layer.multiplier,
-                has_bias=layer.has_bias,
-                strides=layer.strides,
-            )
-            if ok
-            else None
-        )
+        cache["_shape"] = recommend.layer_shape(layer) if ok else None
     shape: recommend.ConvShape | None = cache["_shape"]
     return shape
 
