@@ -192,13 +192,13 @@ def evaluate(
     if _output_elements(node.op_type, arrays, attrs) > MAX_VALUE_ELEMENTS:
         return None  # a weight-sized result: its shape comes from inference, never its bytes
     fast = FAST.get(node.op_type)
-    if node.op_type == "ConstantOfShape":  # its fill value is a tensor attribute
-        fast = _constant_of_shape(node)
     out: list[np.ndarray] | None
     try:
         # numpy's divide-by-zero / overflow warnings would break the one-line stderr contract
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
+            if node.op_type == "ConstantOfShape":  # its fill value is a tensor attribute
+                fast = _constant_of_shape(node)  # inside the try: the tensor may be malformed
             if fast is not None and all(k != "" for k in node.input):
                 out = [np.asarray(v) for v in fast(arrays, attrs)]
             else:

@@ -13,7 +13,7 @@ from convaudit.errors import ShapeError
 from convaudit.model.contrib import fused_matmul_operand
 from convaudit.model.ops import ContractionOp, ConvOp, Layout, OpCost, Operands, op_cost
 from convaudit.model.tensors import TensorInfo, to_channels_first
-from convaudit.model.walkstate import Visit
+from convaudit.model.walkstate import Visit, bad_attribute, shown_value
 from convaudit.records import Category, Layer
 
 
@@ -66,11 +66,7 @@ def _is_int(x: Any) -> bool:
 
 
 def _bad_attribute(v: Visit, name: str, value: Any, kind: str) -> ShapeError:
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    return ShapeError(
-        f"node {v.name!r} ({v.node.op_type}): attribute {name} {shown} is not {kind}: "
-        "the model is invalid"
-    )
+    return bad_attribute(v.name, v.node.op_type, name, shown_value(value), kind)
 
 
 def _bytes(*infos: TensorInfo | None) -> int | None:
@@ -311,6 +307,12 @@ def _matmul(v: Visit, spec: ContractionOp) -> Layer:
         )
     if a_s is None or b_s is None or ys is None:
         return replace(layer, note="operand shapes unknown")
+    # Ranks no runtime accepts (a 1-D Gemm operand, a 0-D MatMul one) leave the sizes unknown:
+    # the formulas below index the last two axes. Inference has reported the conflict.
+    low = 2 if spec.operands is Operands.GEMM else 1
+    high = 2 if spec.operands is Operands.GEMM else None
+    if any(len(s) < low or (high is not None and len(s) > high) for s in (a_s, b_s)):
+        return replace(layer, note=f"operand shapes {a_s} and {b_s} do not fit {v.node.op_type}")
     if spec.operands is Operands.GEMM:
         ta, tb = _int(v, "transA", 0), _int(v, "transB", 0)
         m, kd = (a_s[1], a_s[0]) if ta else (a_s[0], a_s[1])

@@ -32,6 +32,7 @@ from convaudit.model.walkstate import (
     WalkResult,
     node_attrs,
     resolve_alias,
+    schema_attribute_types,
 )
 from convaudit.records import ScanProblem
 
@@ -210,7 +211,7 @@ class Walker:
         node_id = f"{scope.graph}/{i}"
         op_type, inputs, outputs = node.op_type, tuple(node.input), tuple(node.output)
         name = node.name or f"{op_type}_{i}"
-        attrs = node_attrs(node)
+        attrs = node_attrs(node, self._attribute_types(node, scope), name)
         ins = [_lookup(env, n, UNKNOWN) if n else UNKNOWN for n in inputs]
         self.digraph.add_node(
             node_id,
@@ -269,6 +270,17 @@ class Walker:
                 scope=scope.root,
             )
         )
+
+    def _attribute_types(self, node: onnx.NodeProto, scope: Scope) -> Mapping[str, int] | None:
+        """The attribute types of the op's ONNX schema, for node_attrs to check against."""
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if (
+            domain not in ONNX_DOMAINS
+            or (node.domain, node.op_type, node.overload) in self.functions
+        ):
+            return None
+        version = scope.opsets.get(domain, scope.opsets.get("ai.onnx", 1))
+        return schema_attribute_types(node.op_type, domain, version)
 
     def _resolve(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import onnx
@@ -18,6 +19,7 @@ from onnx import helper
 
 from convaudit.errors import ShapeError
 from convaudit.model.graph import NodeGraph
+from convaudit.model.infer import get_schema
 from convaudit.model.tensors import TensorInfo
 from convaudit.records import ScanProblem
 
@@ -133,10 +135,38 @@ def resolve_alias(
     return key
 
 
-def node_attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    """Plain Python attribute values; graphs and tensors are left out (handled where needed)."""
+@lru_cache(maxsize=4096)
+def schema_attribute_types(op_type: str, domain: str, version: int) -> Mapping[str, int] | None:
+    """The attribute types ONNX's schema gives ``op_type`` at this opset (None: no schema);
+    ``domain`` as get_schema takes it ("" for ai.onnx)."""
+    schema = get_schema(op_type, domain, version)
+    if schema is None:
+        return None
+    attributes = schema.attributes.items()
+    return {name: _PROTO_TYPES[a.type] for name, a in attributes if a.type in _PROTO_TYPES}
+
+
+# OpSchema.AttrType -> AttributeProto.AttributeType: the two enums share their names
+_PROTO_TYPES: dict[Any, int] = {
+    getattr(onnx.defs.OpSchema.AttrType, name): number
+    for name, number in onnx.AttributeProto.AttributeType.items()
+    if hasattr(onnx.defs.OpSchema.AttrType, name)
+}
+
+
+def node_attrs(
+    node: onnx.NodeProto, types: Mapping[str, int] | None = None, name: str = ""
+) -> dict[str, Any]:
+    """Plain Python attribute values; graphs and tensors are left out (handled where needed).
+
+    With ``types`` (the op schema's, from ``schema_attribute_types``), an attribute of another
+    type is refused here, once for every reader: onnx's checker and onnxruntime refuse such a
+    model, and each reader would otherwise meet a string where it reads an int in its own way.
+    """
     out: dict[str, Any] = {}
     for a in node.attribute:
+        if types is not None and a.name in types:
+            _check_type(node, a, types[a.name], name)
         if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             continue
         if a.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
@@ -169,3 +199,79 @@ def _attribute_value(a: onnx.AttributeProto) -> Any:
         return helper.get_attribute_value(a)
     except ValueError:
         return None
+
+
+# an untyped attribute (IR 1) has the type of the field it sets
+_FIELD_TYPES = (
+    ("ints", onnx.AttributeProto.INTS),
+    ("floats", onnx.AttributeProto.FLOATS),
+    ("strings", onnx.AttributeProto.STRINGS),
+    ("tensors", onnx.AttributeProto.TENSORS),
+    ("graphs", onnx.AttributeProto.GRAPHS),
+)
+_SINGLE_TYPES = (
+    ("i", onnx.AttributeProto.INT),
+    ("f", onnx.AttributeProto.FLOAT),
+    ("s", onnx.AttributeProto.STRING),
+    ("t", onnx.AttributeProto.TENSOR),
+    ("g", onnx.AttributeProto.GRAPH),
+)
+
+
+def _check_type(node: onnx.NodeProto, a: onnx.AttributeProto, want: int, name: str) -> None:
+    if a.ref_attr_name:  # bound at the call site; the bound value is checked there
+        return
+    have = a.type
+    if have == onnx.AttributeProto.UNDEFINED:
+        have = next((t for f, t in _FIELD_TYPES if len(getattr(a, f))), have)
+    if have == onnx.AttributeProto.UNDEFINED:
+        have = next((t for f, t in _SINGLE_TYPES if a.HasField(f)), have)
+    if have in (want, onnx.AttributeProto.UNDEFINED):  # an empty untyped one reads as absent
+        return
+    value = _attribute_value(a) if have in _KINDS and have not in _OBJECTS else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    shown = f"({_kind(have)})" if value is None else shown_value(value)
+    raise bad_attribute(name or node.name or node.op_type, node.op_type, a.name, shown, _kind(want))
+
+
+def shown_value(value: Any) -> str:
+    """An attribute value as a message quotes it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def bad_attribute(node: str, op: str, attr: str, shown: str, kind: str) -> ShapeError:
+    """The one message for an attribute no runtime would read as ``kind`` (an int, ...)."""
+    return ShapeError(
+        f"node {node!r} ({op}): attribute {attr} {shown} is not {kind}: the model is invalid"
+    )
+
+
+_KINDS: dict[int, str] = {
+    onnx.AttributeProto.INT: "an int",
+    onnx.AttributeProto.INTS: "a list of ints",
+    onnx.AttributeProto.FLOAT: "a float",
+    onnx.AttributeProto.FLOATS: "a list of floats",
+    onnx.AttributeProto.STRING: "a string",
+    onnx.AttributeProto.STRINGS: "a list of strings",
+    onnx.AttributeProto.TENSOR: "a tensor",
+    onnx.AttributeProto.TENSORS: "a list of tensors",
+    onnx.AttributeProto.GRAPH: "a graph",
+    onnx.AttributeProto.GRAPHS: "a list of graphs",
+}
+_OBJECTS: set[int] = {
+    onnx.AttributeProto.TENSOR,
+    onnx.AttributeProto.TENSORS,
+    onnx.AttributeProto.GRAPH,
+    onnx.AttributeProto.GRAPHS,
+}
+
+
+def _kind(value: int) -> str:
+    if value in _KINDS:
+        return _KINDS[value]
+    try:
+        return f"a {onnx.AttributeProto.AttributeType.Name(value)}"
+    except ValueError:  # a type number this onnx does not know
+        return f"of type {value}"

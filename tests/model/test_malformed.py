@@ -284,3 +284,129 @@ def test_a_chain_stored_in_reverse_is_walked_producer_first(tmp_path: Path) -> N
     facts = analyse(save(tmp_path, nodes[::-1], [x], [w]))
     (layer,) = facts.layers
     assert layer.macs == 4 * 36 * 3 * 9  # the conv sees the chain's 1x3x8x8
+
+
+# -- attributes of the wrong type: checked against the op's schema, once ----------------------
+
+
+def _untyped(name: str, **field: object) -> onnx.AttributeProto:
+    """An attribute with no type, as IR-1 exports wrote them: its field says what it is."""
+    a = onnx.AttributeProto(name=name)
+    for key, value in field.items():
+        setattr(a, key, value)
+    return a
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        pytest.param(
+            helper.make_node("Shape", ["x"], ["y"], name="n", start="text"),
+            "node 'n' (Shape): attribute start 'text' is not an int",
+            id="shape-start-text",
+        ),
+        pytest.param(
+            helper.make_node("Relu", ["x"], ["r"], name="n"),
+            None,
+            id="no-attributes",
+        ),
+        pytest.param(
+            helper.make_node("Transpose", ["x"], ["y"], name="n", perm=1),
+            "node 'n' (Transpose): attribute perm 1 is not a list of ints",
+            id="transpose-perm-int",
+        ),
+        pytest.param(
+            helper.make_node("Flatten", ["x"], ["y"], name="n", axis=[1, 2]),
+            "node 'n' (Flatten): attribute axis [1, 2] is not an int",
+            id="flatten-axis-ints",
+        ),
+        pytest.param(
+            helper.make_node("LeakyRelu", ["x"], ["y"], name="n", alpha="0.1"),
+            "node 'n' (LeakyRelu): attribute alpha '0.1' is not a float",
+            id="leaky-alpha-text",
+        ),
+    ],
+)
+def test_an_attribute_of_another_type_than_the_schema_s_is_refused(
+    tmp_path: Path, node: onnx.NodeProto, message: str | None
+) -> None:
+    x = helper.make_tensor_value_info("x", F, [1, 3, 8, 8])
+    path = save(tmp_path, [node], [x])
+    if message is None:
+        analyse(path)
+        return
+    with pytest.raises(ShapeError) as caught:
+        analyse(path)
+    assert str(caught.value) == f"{path}: {message}: the model is invalid"
+
+
+def test_untyped_attributes_are_checked_by_the_field_they_set(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", F, [2, 3, 4])
+    good = helper.make_node("Flatten", ["x"], ["y"], name="n")
+    good.attribute.append(_untyped("axis", i=2))
+    analyse(save(tmp_path, [good], [x]))  # an int in i: accepted
+    bad = helper.make_node("Flatten", ["x"], ["y"], name="n")
+    bad.attribute.append(_untyped("axis", s=b"2"))
+    with pytest.raises(ShapeError, match="attribute axis '2' is not an int"):
+        analyse(save(tmp_path, [bad], [x]))
+
+
+def test_attributes_the_schema_does_not_name_are_left_to_their_readers(tmp_path: Path) -> None:
+    """Only a known attribute's type is checked: an extra one (an exporter's note) passes."""
+    node = helper.make_node("Relu", ["x"], ["y"], name="n", note="exported by x")
+    x = helper.make_tensor_value_info("x", F, [1, 3])
+    assert analyse(save(tmp_path, [node], [x])).outputs["y"] == (1, 3)
+
+
+def test_a_function_body_s_attributes_are_checked_too(tmp_path: Path) -> None:
+    body = helper.make_node("Flatten", ["a"], ["b"], axis=1.5)
+    fn = helper.make_function("local", "f", ["a"], ["b"], [body], [helper.make_opsetid("", 18)])
+    with pytest.raises(ShapeError, match="attribute axis 1.5 is not an int"):
+        analyse(_function_model(tmp_path, [fn]))
+
+
+# -- contractions and folds on operands no runtime accepts -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "a", "b", "note"),
+    [
+        ("Gemm", [4], (4, 3), "operand shapes (4,) and (4, 3) do not fit Gemm"),
+        ("Gemm", [2, 4], (4,), "operand shapes (2, 4) and (4,) do not fit Gemm"),
+        ("Gemm", [1, 2, 4], (4, 3), "operand shapes (1, 2, 4) and (4, 3) do not fit Gemm"),
+        ("MatMul", [], (4, 3), "operand shapes () and (4, 3) do not fit MatMul"),
+    ],
+)
+def test_a_contraction_on_operands_of_the_wrong_rank_has_unknown_cost(
+    tmp_path: Path, op: str, a: list[int], b: tuple[int, ...], note: str
+) -> None:
+    """The output is declared, so every shape is known: the ranks alone say it cannot run."""
+    w = numpy_helper.from_array(np.ones(b, np.float32), "w")
+    x = helper.make_tensor_value_info("x", F, a)
+    path = save(tmp_path, [helper.make_node(op, ["x", "w"], ["y"], name="mm")], [x], [w])
+    model = onnx.load(str(path))
+    model.graph.value_info.append(helper.make_tensor_value_info("y", F, [3]))
+    onnx.save(model, str(path))
+    (layer,) = analyse(path).layers
+    assert (layer.macs, layer.note) == (None, note)
+
+
+def test_a_matmul_of_a_vector_is_still_counted(tmp_path: Path) -> None:
+    """Rank 1 is a valid MatMul operand: [4] @ [4, 3] -> [3], 12 MACs."""
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    x = helper.make_tensor_value_info("x", F, [4])
+    path = save(tmp_path, [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [x], [w])
+    (layer,) = analyse(path).layers
+    assert (layer.macs, layer.note) == (4 * 3, None)
+
+
+def test_a_fill_value_without_a_data_type_leaves_the_value_unknown(tmp_path: Path) -> None:
+    value = onnx.AttributeProto(name="value", type=onnx.AttributeProto.TENSOR)
+    value.t.dims.append(1)  # no data_type: numpy_helper cannot read it
+    node = helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill")
+    node.attribute.append(value)
+    shape = numpy_helper.from_array(np.array([2, 3], np.int64), "s")
+    facts = analyse(save(tmp_path, [node], [], [shape]))
+    assert facts.outputs["y"] is None  # not folded; onnx's inference refuses it too:
+    (problem,) = facts.problems
+    assert problem.kind == "shape-conflict" and "Invalid tensor data type 0" in problem.message
