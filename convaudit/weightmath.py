@@ -8,7 +8,26 @@ and for white inputs its relative output error is √(1−E).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from convaudit.errors import ModelLoadError
+
+
+def require_finite(w: np.ndarray, name: str, path: str | Path, how: str = "") -> None:
+    """Refuse a weight holding NaN or infinity (``how``: what was done to it, e.g. a folded
+    BatchNorm): its spectrum, and any width or factor from it, is meaningless, and LAPACK
+    fails on it. Exported weights never are; misread bytes (an external-data offset a few
+    bytes off) often are."""
+    with np.errstate(all="ignore"):  # a signalling NaN warns when compared
+        finite = bool(np.all(np.isfinite(w)))
+    if not finite:
+        raise ModelLoadError(
+            f"tensor {name!r} holds NaN or infinite values{how}: no width can be read from it;"
+            " check the model's export (and its external-data offsets)",
+            path=path,
+        )
 
 
 def unfold(w: np.ndarray) -> np.ndarray:
@@ -34,6 +53,11 @@ def energy_curve(singular: np.ndarray) -> np.ndarray:
 def weight_energy_curve(w: np.ndarray) -> np.ndarray:
     """E(r) for r = 0..Cin of W unfolded along Cin (eigenvalues only: cheap)."""
     m = unfold(w)
+    # Shares of energy do not depend on W's scale: dividing by its largest magnitude keeps the
+    # Gram matrix from overflowing (weights near 1e200) or underflowing to 0 (near 1e-200).
+    peak = float(np.max(np.abs(m))) if m.size else 0.0
+    if 0.0 < peak < np.inf:
+        m = m / peak
     # The eigenvalues of M Mᵀ (Cin × Cin) are the squared singular values: cheaper than an SVD of
     # a wide matrix, and exact enough for a share of energy.
     gram = m @ m.T

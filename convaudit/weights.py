@@ -28,6 +28,7 @@ from convaudit.rules.validate import floors
 from convaudit.weightmath import (
     fold_batchnorm,
     predicted_error,
+    require_finite,
     smallest_width,
     weight_energy_curve,
 )
@@ -80,19 +81,25 @@ def _curve(loaded: LoadedModel, layer: Layer, index: TensorIndex) -> np.ndarray 
     """E(r) for every r of the layer's (BN-folded) weight, None when it cannot be read."""
     if not layer.weight_name or layer.group != 1 or layer.weight_dtype not in FLOAT_DTYPES:
         return None  # grouped, quantized or unknown
-    try:
-        w = np.asarray(loaded.read_tensor(layer.weight_name), dtype=np.float64)
-    except KeyError:  # not a stored tensor: computed by a node
-        return None
-    # A stored float weight that cannot be read (its external data file missing or short) is
-    # the model's error, raised as ModelLoadError: not a silently missing figure.
-    if w.ndim < 3:
-        return None
-    bn_out = foldable_bn(layer, index) if layer.graph == "main" else None
-    if bn_out is not None:  # the conv the fix would factorise is the BN-folded one
-        bn = index.producer[bn_out]
-        scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
-        w, _ = fold_batchnorm(w, None, scale, shift, mean, var, bn_epsilon(bn))
+    # numpy's warnings (a signalling NaN cast, an overflowing fold) would break the one-line
+    # stderr contract: non-finite values are refused below instead
+    with np.errstate(all="ignore"):
+        try:
+            w = np.asarray(loaded.read_tensor(layer.weight_name), dtype=np.float64)
+        except KeyError:  # not a stored tensor: computed by a node
+            return None
+        # A stored float weight that cannot be read (its external data file missing or short)
+        # is the model's error, raised as ModelLoadError: not a silently missing figure.
+        if w.ndim < 3:
+            return None
+        require_finite(w, layer.weight_name, loaded.path)
+        bn_out = foldable_bn(layer, index) if layer.graph == "main" else None
+        if bn_out is not None:  # the conv the fix would factorise is the BN-folded one
+            bn = index.producer[bn_out]
+            scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
+            w, _ = fold_batchnorm(w, None, scale, shift, mean, var, bn_epsilon(bn))
+            folded = f" once BatchNormalization {bn.name!r} is folded in"
+            require_finite(w, layer.weight_name, loaded.path, folded)
     return weight_energy_curve(w)
 
 

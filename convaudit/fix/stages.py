@@ -39,7 +39,7 @@ from convaudit.model.loader import LoadedModel, check_external_data, load_model
 from convaudit.model.tensor_users import bn_epsilon
 from convaudit.records import BOTTLENECK_KIND, ModelFacts
 from convaudit.safe_io import clip, shown
-from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error
+from convaudit.weightmath import energy_at, fold_batchnorm, predicted_error, require_finite
 from convaudit.weights import recommends_bottleneck
 
 # -- select_layers -----------------------------------------------------------------------------
@@ -106,7 +106,9 @@ def _with_energy(loaded: LoadedModel, facts: ModelFacts, x: LayerFix) -> LayerFi
     if x.width is None or layer is None or not layer.weight_name or plan.groups(layer) > 1:
         return x
     try:
-        energy = energy_at(loaded.read_tensor(layer.weight_name), x.width)
+        w = loaded.read_tensor(layer.weight_name)
+        require_finite(w, layer.weight_name, loaded.path)
+        energy = energy_at(w, x.width)
     except (KeyError, ConvauditError):
         return x
     return replace(x, energy=energy, predicted_error=predicted_error(energy))
@@ -279,14 +281,18 @@ def effective_weights(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(W, b, new bias or None): the conv's weights with a following BatchNorm folded in."""
     layer = p.layer
-    w = np.asarray(loaded.read_tensor(p.weight_name), dtype=np.float64)
-    b_name = layer.inputs[2] if len(layer.inputs) > 2 and layer.inputs[2] else None
-    b = None if b_name is None else np.asarray(loaded.read_tensor(b_name), dtype=np.float64)
-    if p.bn_name is None:
-        return w, b, None
-    bn = next(n for n in graph.node if n.output and n.output[0] == p.bn_name)
-    scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
-    w2, b2 = fold_batchnorm(w, b, scale, shift, mean, var, bn_epsilon(bn))
+    with np.errstate(all="ignore"):  # non-finite weights are refused, not warned about
+        w = np.asarray(loaded.read_tensor(p.weight_name), dtype=np.float64)
+        require_finite(w, p.weight_name, loaded.path)
+        b_name = layer.inputs[2] if len(layer.inputs) > 2 and layer.inputs[2] else None
+        b = None if b_name is None else np.asarray(loaded.read_tensor(b_name), dtype=np.float64)
+        if p.bn_name is None:
+            return w, b, None
+        bn = next(n for n in graph.node if n.output and n.output[0] == p.bn_name)
+        scale, shift, mean, var = (loaded.read_tensor(n) for n in bn.input[1:5])
+        w2, b2 = fold_batchnorm(w, b, scale, shift, mean, var, bn_epsilon(bn))
+    folded = f" once BatchNormalization {bn.name!r} is folded in"
+    require_finite(w2, p.weight_name, loaded.path, folded)
     return w2, b2, b2
 
 

@@ -138,10 +138,22 @@ def resolve_alias(
 @lru_cache(maxsize=4096)
 def schema_attribute_types(op_type: str, domain: str, version: int) -> Mapping[str, int] | None:
     """The attribute types ONNX's schema gives ``op_type`` at this opset (None: no schema);
-    ``domain`` as get_schema takes it ("" for ai.onnx)."""
+    ``domain`` as get_schema takes it ("" for ai.onnx).
+
+    An attribute this opset's schema lacks but a later one names (Shape's ``start`` before
+    opset 15) gets the later type: readers read it whatever the opset.
+    """
     schema = get_schema(op_type, domain, version)
     if schema is None:
         return None
+    types = _types(schema)
+    latest = get_schema(op_type, domain, 1 << 30)
+    if latest is not None and latest.since_version != schema.since_version:
+        types = {**_types(latest), **types}
+    return types
+
+
+def _types(schema: onnx.defs.OpSchema) -> dict[str, int]:
     attributes = schema.attributes.items()
     return {name: _PROTO_TYPES[a.type] for name, a in attributes if a.type in _PROTO_TYPES}
 

@@ -18,7 +18,7 @@ from convaudit.records import Finding
 from convaudit.report import REPORTERS, render
 from convaudit.rules import recommend
 from convaudit.rules.engine import RuleSet
-from convaudit.weightmath import energy_curve, smallest_width
+from convaudit.weightmath import energy_curve, smallest_width, weight_energy_curve
 from convaudit.weights import DropInTarget, drop_in
 
 TEXTBOOK = Path(__file__).resolve().parents[2] / "sample_models" / "textbook_5x5.onnx"
@@ -180,3 +180,30 @@ def test_a_1d_conv_gets_its_drop_in_width(tmp_path: Path) -> None:
         "saving_factor": 27.4286,
     }
     assert rec.details["needs_retraining"] is False
+
+
+def test_the_energy_curve_does_not_depend_on_the_weight_s_scale() -> None:
+    """Singular values 2 and 1 along Cin: E(1) = 4/5, E(2) = 1, at any scale (the Gram matrix
+    of weights near 1e200 overflowed, near 1e-200 it underflowed to 0 and E(0) read 1)."""
+    w = np.zeros((4, 4, 3, 3))
+    w[0, 0, 0, 0], w[1, 1, 1, 1] = 1.0, 2.0
+    for scale in (1.0, 1e200, 1e-200):
+        with np.errstate(all="raise"):
+            curve = weight_energy_curve(w * scale)
+        assert curve.tolist() == pytest.approx([0.0, 0.8, 1.0, 1.0, 1.0]), scale
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_weight_holding_nan_or_inf_is_the_model_s_error(tmp_path: Path, bad: float) -> None:
+    """No width can be read from it (LAPACK failed: an internal error): one line naming the
+    model and the tensor, and the scan's figures without --weights are unchanged."""
+    w = low_rank_weight(np.random.default_rng(1), cout=48, cin=480, k=5, rank=16)
+    w[3, 7, 0, 0] = bad
+    path = save(conv_model(w, (1, 480, 14, 14), pads=[2] * 4, name="conv5x5"), tmp_path / "n.onnx")
+    (error,) = scan(path, weights=True).reports[0].errors
+    assert error == (
+        f"--weights: {path}: tensor 'conv5x5.weight' holds NaN or infinite values: no width can"
+        " be read from it; check the model's export (and its external-data offsets)"
+    )
+    plain = scan(path).reports[0]
+    assert plain.errors == () and "CA101" in {f.rule for f in plain.findings}

@@ -164,6 +164,23 @@ def _long_toml_key(tmp: Path) -> tuple[list[str], str]:
     return ["scan", str(_model(tmp)), "--config", str(tmp / "convaudit.toml")], "convaudit.toml"
 
 
+def _misaligned(command: str) -> Case:
+    """External data whose float32 weights hold NaNs, as a campaign's offset 255 bytes off gave
+    (LinAlgError in scan --weights; RuntimeWarnings and a message without the file in fix)."""
+
+    def build(tmp: Path) -> tuple[list[str], str]:
+        path = _external(tmp)
+        data = path.parent / "w.bin"
+        size = data.stat().st_size
+        data.write_bytes(b"\xff" * size)  # 0xffffffff is a NaN wherever a float starts
+        if command == "scan":
+            return ["scan", str(path), "--weights"], f"{path}: tensor 'conv5x5.weight' holds NaN"
+        args = ["fix", str(path), "-o", str(tmp / "o.onnx"), "--node", "conv5x5", "--width", "16"]
+        return args, f"{path}: tensor 'conv5x5.weight' holds NaN"
+
+    return build
+
+
 def _jobs_zero(tmp: Path) -> tuple[list[str], str]:
     return ["scan", str(_model(tmp)), "--jobs", "0"], "--jobs"
 
@@ -193,6 +210,8 @@ REFUSED: dict[str, tuple[int, Case]] = {
     "npz-header-256-PiB": (3, _fix_inputs("calib_header_256_PiB.npz")),
     "npy-as-inputs": (3, _fix_inputs("calib_not_an_npz.npy")),
     "fix-input-shape-224-GiB": (3, _fix_huge_shape),
+    "weights-nan-scan": (3, _misaligned("scan")),
+    "weights-nan-fix": (3, _misaligned("fix")),
     # class 7: rules, config and baseline parsing
     "rules-alias-bomb": (7, _corpus_file("rules_alias_bomb_in_params.yaml", "--rules-dir")),
     "rules-deep": (7, _corpus_file("rules_deep_nesting.yaml", "--rules-dir")),
@@ -256,6 +275,8 @@ MALFORMED: dict[str, tuple[int, str]] = {
     "model_constant_of_shape_untyped_value.onnx": (0, "Invalid tensor data type 0"),
     # ValueError in Shape's folding: every attribute is checked against the op's schema
     "model_shape_start_is_text.onnx": (2, "attribute start 'text' is not an int"),
+    # the same TypeError at opset 13, whose Shape schema has no start (opset 15 added it)
+    "model_shape_start_ints_before_opset_15.onnx": (2, "attribute start [1] is not an int"),
     # RecursionError in the walker
     "model_function_calls_itself.onnx": (2, "function local.F calls itself (local.F -> local.F)"),
 }
