@@ -1,10 +1,12 @@
 """A timed fuzz campaign of the real CLI, one child process per case (``make fuzz``).
 
-Each case writes a mutated model (bytes or protobuf), rule file, config or baseline into a
-fresh folder and runs ``convaudit scan`` on it in a forked child with a memory cap (RLIMIT_AS,
-4 GiB) and a wall-clock timeout (30 s), so hangs and blow-ups are caught, not just exceptions.
-A case passes when the child exits 0, 1 or 2, and an exit 2 printed exactly one stderr line
-that is not an internal error. Failing cases are kept under --out with a note of what failed.
+Each case (cases.py) writes a mutated model (bytes or protobuf), rule file, config, baseline,
+hostile external data, odd CLI values or fix inputs into a fresh folder and runs the CLI on it
+in a forked child with a memory cap (RLIMIT_AS, 4 GiB) and a wall-clock timeout (30 s), so
+hangs and blow-ups are caught, not just exceptions. A case passes when the child exits 0, 1 or
+2, an exit 2 printed exactly one error line on stderr that is not an internal error, no file
+but the case's declared outputs was created or changed, and nothing written holds the bytes of
+the case's outside/ file. Failing cases are kept under --out with a note of what failed.
 
     python tests/fuzz/campaign.py --seconds 300 [--seed N] [--cases N] [--out fuzz-failures]
 """
@@ -25,52 +27,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mutate import (
-    baseline_text,
-    config_text,
-    conv_chain,
-    mutate_bytes,
-    mutate_proto,
-    mutate_text,
-    seed_model,
-    small_real_models,
-)
+from cases import CANARY, Case, build_case
 
 MEMORY_CAP = 4 * 1024**3
 TIMEOUT_S = 30.0
 
 
-def build_case(folder: Path, rng: random.Random) -> list[str]:
-    """Write one case into ``folder``; return the CLI arguments that run it."""
-    models = small_real_models()
-    source = rng.choice([*models, None])
-    model = conv_chain() if source is None else seed_model(source)
-    kind = rng.choice(("bytes", "proto", "proto", "rules", "config", "baseline"))
-    path = folder / "m.onnx"
-    (folder / "w.bin").write_bytes(bytes(256))
-    args = ["scan", str(path), "--weights", "-f", "json", "-o", str(folder / "report.json")]
-    if kind == "bytes":
-        path.write_bytes(mutate_bytes(model.SerializeToString(), rng))
-        return args
-    if kind == "proto":
-        for _ in range(rng.randint(1, 4)):
-            model = mutate_proto(model, rng)
-        path.write_bytes(model.SerializeToString())
-        return args
-    path.write_bytes(model.SerializeToString())
-    if kind == "rules":
-        from convaudit.rules.loader import builtin_dir, rule_files
+def _snapshot(folder: Path) -> dict[Path, bytes | None]:
+    """Every entry under ``folder`` (links not followed) with its bytes (None: not a file)."""
+    out: dict[Path, bytes | None] = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(root) / name
+            regular = p.is_file() and not p.is_symlink()
+            # a sparse file of a terabyte is compared by size, not read
+            small = regular and p.stat().st_size < 2**26
+            out[p] = (
+                p.read_bytes() if small else (str(p.lstat().st_size).encode() if regular else None)
+            )
+    return out
 
-        rules = folder / "rules"
-        rules.mkdir()
-        text = rng.choice(rule_files(builtin_dir())).read_text(encoding="utf-8")
-        (rules / "r.yaml").write_text(mutate_text(text, rng), encoding="utf-8")
-        return [*args, "--rules-dir", str(rules)]
-    if kind == "config":
-        (folder / "convaudit.toml").write_text(config_text(rng), encoding="utf-8")
-        return [*args, "--config", str(folder / "convaudit.toml")]
-    (folder / "baseline.json").write_text(baseline_text(rng), encoding="utf-8")
-    return [*args, "--baseline", str(folder / "baseline.json")]
+
+def check_effects(case: Case, folder: Path, before: dict[Path, bytes | None]) -> str | None:
+    """An unsafe write (a file changed that is not a declared output, or a new stray file) or
+    an unsafe read (the canary from outside/ found in something the run wrote)."""
+    after = _snapshot(folder)
+    # paths as the case wrote them (absolute, under the folder): links are not followed
+    allowed = {Path(os.path.abspath(p)) for p in case.outputs} | {folder / "stderr.txt"}
+    # -o may create the folders its path names
+    made = {d for p in allowed for d in p.parents if d not in before}
+    for p, data in after.items():
+        if p in allowed or (p in made and data is None):
+            if data is not None and CANARY in data:
+                return f"unsafe read: {p.name} holds bytes of outside/secret.bin"
+            continue
+        if p not in before:
+            return f"unsafe write: {p.relative_to(folder)} was created"
+        if before[p] != data:
+            return f"unsafe write: {p.relative_to(folder)} was changed"
+    return None
 
 
 def run_case(args: list[str], folder: Path) -> tuple[str | None, int | None, str]:
@@ -119,9 +114,11 @@ def run_case(args: list[str], folder: Path) -> tuple[str | None, int | None, str
         return f"exit {code}", code, stderr
     if "internal error" in stderr or "Traceback" in stderr or "MemoryError" in stderr:
         return "internal error", code, stderr
-    if code == 2 and len(lines) != 1:
-        return f"exit 2 with {len(lines)} stderr lines", code, stderr
-    if code == 2 and len(lines[0]) > 2000:
+    # warnings (a config entry that matched nothing) are lines of their own, not the error
+    errors = [line for line in lines if not line.startswith("convaudit: warning: ")]
+    if code == 2 and len(errors) != 1:
+        return f"exit 2 with {len(errors)} stderr lines", code, stderr
+    if any(len(line) > 2000 for line in lines):
         return "an error line over 2,000 characters", code, stderr
     return None, code, stderr
 
@@ -135,6 +132,8 @@ def main() -> int:
     opts = parser.parse_args()
     # Import what every child needs once, here: forked children share it instead of paying
     # for the onnx import per case.
+    import onnxruntime  # noqa: F401  (fix cases)
+
     import convaudit.cli
     import convaudit.model.loader  # noqa: F401
 
@@ -147,20 +146,25 @@ def main() -> int:
         folder = Path(tempfile.mkdtemp(prefix="convaudit-fuzz-"))
         case_seed = rng.randrange(2**32)
         try:
-            args = build_case(folder, random.Random(case_seed))
-            failure, code, stderr = run_case(args, folder)
+            case = build_case(folder, random.Random(case_seed))
+            before = _snapshot(folder)
+            failure, code, stderr = run_case(case.args, folder)
+            if failure is None:
+                failure = check_effects(case, folder, before)
             cases += 1
-            key = f"exit {code}" if failure is None else failure
+            key = f"{case.kind}: exit {code}" if failure is None else failure
             counts[key] = counts.get(key, 0) + 1
             if failure is not None:
                 failures += 1
                 keep = opts.out / f"case-{case_seed}"
-                shutil.copytree(folder, keep, dirs_exist_ok=True)
+                shutil.copytree(folder, keep, dirs_exist_ok=True, symlinks=True)
                 (keep / "failure.json").write_text(
-                    json.dumps({"failure": failure, "args": args, "stderr": stderr}, indent=2)
+                    json.dumps({"failure": failure, "args": case.args, "stderr": stderr}, indent=2)
                 )
                 print(
-                    f"FAIL #{cases} case {case_seed}: {failure}: {stderr.strip()[:300]}", flush=True
+                    f"FAIL #{cases} case {case_seed} ({case.kind}): {failure}: "
+                    f"{stderr.strip()[:300]}",
+                    flush=True,
                 )
         finally:
             shutil.rmtree(folder, ignore_errors=True)

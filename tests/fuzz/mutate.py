@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,182 @@ def _nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return out
 
 
+def _tensors(m: onnx.ModelProto) -> list[str]:
+    """Every tensor name the main graph has: inputs, initializers, node outputs."""
+    names = [vi.name for vi in m.graph.input] + [t.name for t in m.graph.initializer]
+    return names + [o for n in m.graph.node for o in n.output if o]
+
+
+def _attribute_of_another_type(name: str, rng: random.Random) -> onnx.AttributeProto:
+    """``name`` holding a value of any attribute type (the schema wants one of them)."""
+    value = rng.choice(
+        (
+            rng.choice(EDGE_INTS),
+            rng.choice((0.0, -1.5, float("nan"), float("inf"), 1e300)),
+            rng.choice(EDGE_TEXT),
+            [rng.choice(EDGE_INTS) for _ in range(rng.randint(0, 5))],
+            [0.5, float("nan")],
+            ["a", "b"],
+            numpy_helper.from_array(np.zeros(rng.choice(((), (0,), (2,))), np.int64)),
+            helper.make_graph([], "empty", [], []),
+        )
+    )
+    if isinstance(value, list) and not value:
+        return onnx.AttributeProto(name=name, type=onnx.AttributeProto.INTS)
+    a = helper.make_attribute(name, value)
+    if rng.random() < 0.2:  # as an IR-1 exporter wrote it: the field says what it is
+        a.ClearField("type")
+    return a
+
+
+# Ops that compute shapes and small constants: the walker folds them, so wrong attributes and
+# inputs reach the evaluator, not just onnx's inference.
+SHAPE_OPS = (
+    ("Shape", ("start", "end")),
+    ("Size", ()),
+    ("Gather", ("axis",)),
+    ("Reshape", ("allowzero",)),
+    ("ConstantOfShape", ("value",)),
+    ("Range", ()),
+    ("Slice", ()),
+    ("Concat", ("axis",)),
+    ("Expand", ()),
+    ("Tile", ()),
+    ("Squeeze", ("axes",)),
+    ("Unsqueeze", ("axes",)),
+    ("Transpose", ("perm",)),
+    ("Cast", ("to",)),
+    ("Split", ("axis", "num_outputs")),
+    ("Where", ()),
+    ("NonZero", ()),
+    ("Einsum", ("equation",)),
+    ("Resize", ("mode",)),
+    ("Pad", ("mode",)),
+    ("Flatten", ("axis",)),
+    ("TopK", ("axis",)),
+    ("ReduceSum", ("keepdims",)),
+)
+
+
+def _inject_op(m: onnx.ModelProto, rng: random.Random) -> None:
+    """A shape/constant op fed from existing tensors (or new small constants), its output
+    replacing an input of a later node: malformed arithmetic reaches the walker's folding."""
+    op, attr_names = rng.choice(SHAPE_OPS)
+    names = _tensors(m)
+    consts = []
+    for k in range(rng.randint(0, 3)):
+        shape = rng.choice(((), (1,), (2,), (4,), (0,), (2, 2)))
+        dtype = rng.choice((np.int64, np.int32, np.float32, np.bool_, np.uint8))
+        values = np.array([rng.choice(EDGE_INTS[:9]) for _ in range(int(np.prod(shape)))])
+        with np.errstate(all="ignore"):
+            array = values.astype(dtype).reshape(shape)
+        name = f"fuzz_c{len(m.graph.node)}_{k}"
+        t = numpy_helper.from_array(array, name)
+        if rng.random() < 0.1:
+            t.data_type = rng.choice((0, 8, 99))  # a type the bytes do not have
+        consts.append(t)
+    m.graph.initializer.extend(consts)
+    pool = names + [t.name for t in consts]
+    inputs = [rng.choice([*pool, ""]) for _ in range(rng.randint(0, 4))]
+    out = f"fuzz_{op}_{len(m.graph.node)}"
+    node = helper.make_node(op, inputs, [out], name=out)
+    for a in attr_names:
+        if rng.random() < 0.5:
+            node.attribute.append(_attribute_of_another_type(a, rng))
+    at = rng.randrange(len(m.graph.node) + 1)
+    m.graph.node.insert(at, node)
+    later = list(m.graph.node)[at + 1 :]
+    if later and rng.random() < 0.8:
+        user = rng.choice(later)
+        if user.input:
+            user.input[rng.randrange(len(user.input))] = out
+
+
+def _wrap_in_if(m: onnx.ModelProto, rng: random.Random) -> None:
+    """Move a node into both branches of an If on a condition that may be constant, unknown,
+    or not a boolean at all."""
+    if not m.graph.node:
+        return
+    i = rng.randrange(len(m.graph.node))
+    inner = onnx.NodeProto()
+    inner.CopyFrom(m.graph.node[i])
+    outs = [helper.make_tensor_value_info(o, 0, None) for o in inner.output if o]
+    branch = helper.make_graph([inner], "then", [], outs)
+    other = helper.make_graph([inner] if rng.random() < 0.5 else [], "else", [], outs)
+    cond = rng.choice([*_tensors(m), "fuzz_cond"])
+    if cond == "fuzz_cond":
+        m.graph.initializer.append(numpy_helper.from_array(np.array(rng.random() < 0.5), cond))
+    node = helper.make_node(
+        "If", [cond], list(inner.output), then_branch=branch, else_branch=other, name="fuzz_if"
+    )
+    m.graph.node.remove(m.graph.node[i])
+    m.graph.node.insert(i, node)
+
+
+def _call_function(m: onnx.ModelProto, rng: random.Random) -> None:
+    """Move a node into a model-local function and call it; the body may call the function
+    itself, another local function, or nest calls."""
+    if not m.graph.node:
+        return
+    i = rng.randrange(len(m.graph.node))
+    node = m.graph.node[i]
+    n_in, n_out = len(node.input), len(node.output)
+    body = onnx.NodeProto()
+    body.CopyFrom(node)
+    del body.input[:]
+    del body.output[:]
+    body.input.extend(f"i{k}" if node.input[k] else "" for k in range(n_in))
+    body.output.extend(f"o{k}" for k in range(n_out))
+    existing = [f.name for f in m.functions]
+    name = f"fuzz_f{len(existing)}"
+    if rng.random() < 0.3:  # the body calls a local function: itself or another
+        body.op_type = rng.choice([name, *existing])
+        body.domain = "fuzz.local"
+    fn = helper.make_function(
+        "fuzz.local",
+        name,
+        [f"i{k}" for k in range(n_in)],
+        [f"o{k}" for k in range(n_out)],
+        [body],
+        [helper.make_opsetid("", m.opset_import[0].version if m.opset_import else 17)],
+        attributes=[a.name for a in node.attribute if rng.random() < 0.2],
+    )
+    m.functions.append(fn)
+    if not any(o.domain == "fuzz.local" for o in m.opset_import):
+        m.opset_import.append(helper.make_opsetid("fuzz.local", 1))
+    call = helper.make_node(name, list(node.input), list(node.output), domain="fuzz.local")
+    m.graph.node.remove(node)
+    m.graph.node.insert(i, call)
+
+
+def _retype(vi: onnx.ValueInfoProto, rng: random.Random) -> None:
+    """A declared type changed to another kind or element type, or its dims to edge values."""
+    elem = rng.choice((0, 1, 7, 8, 9, 16, 99))
+    kind = rng.randrange(5)
+    if kind == 0:
+        vi.type.CopyFrom(helper.make_sequence_type_proto(helper.make_tensor_type_proto(elem, None)))
+    elif kind == 1:
+        vi.type.CopyFrom(helper.make_optional_type_proto(helper.make_tensor_type_proto(elem, [1])))
+    elif kind == 2:
+        vi.type.CopyFrom(helper.make_sparse_tensor_type_proto(elem, [2, 2]))
+    elif kind == 3:
+        dims = [rng.choice((*EDGE_INTS[:9], "n", "")) for _ in range(rng.randint(0, 6))]
+        vi.type.CopyFrom(helper.make_tensor_type_proto(elem or 1, dims))
+    else:
+        vi.type.tensor_type.elem_type = elem
+
+
 def mutate_proto(model: onnx.ModelProto, rng: random.Random) -> onnx.ModelProto:
-    """One structural edit of a copy of ``model``: attribute values, dims, op types, shapes
-    declared on inputs, tensor names, opset versions (what a broken exporter writes)."""
+    """One structural edit of a copy of ``model``: attribute values and types, dims, op types,
+    declared types, tensor names and dtypes, opset versions, nodes moved into If branches and
+    local functions, shape ops injected (what a broken exporter or a hostile author writes)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     nodes = _nodes(m)
-    kind = rng.randrange(8)
+    kind = rng.randrange(15)
+    if kind >= 8:
+        _mutate_more(m, nodes, kind, rng)
+        return m
     if kind == 0 and nodes:  # an int/ints attribute set to an edge value
         node = rng.choice(nodes)
         ints = [
@@ -173,12 +343,83 @@ def mutate_proto(model: onnx.ModelProto, rng: random.Random) -> onnx.ModelProto:
     return m
 
 
+def _mutate_more(
+    m: onnx.ModelProto, nodes: list[onnx.NodeProto], kind: int, rng: random.Random
+) -> None:
+    if kind == 8 and nodes:  # a schema attribute of another type
+        node = rng.choice(nodes)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, 17, node.domain)
+            names = list(schema.attributes) or ["axis"]
+        except Exception:
+            names = [a.name for a in node.attribute] or ["axis"]
+        name = rng.choice(names)
+        for a in [a for a in node.attribute if a.name == name]:
+            node.attribute.remove(a)
+        node.attribute.append(_attribute_of_another_type(name, rng))
+    elif kind == 9:
+        _inject_op(m, rng)
+    elif kind == 10:
+        _wrap_in_if(m, rng)
+    elif kind == 11:
+        _call_function(m, rng)
+    elif kind == 12:  # a declared type: graph input, output, or value_info for a node output
+        outs = [o for n in m.graph.node for o in n.output if o]
+        if outs and rng.random() < 0.5:
+            vi = m.graph.value_info.add()
+            vi.name = rng.choice(outs)
+            vi.type.CopyFrom(helper.make_tensor_type_proto(1, [2, 3]))
+            _retype(vi, rng)
+        elif m.graph.input:
+            _retype(rng.choice(list(m.graph.input)), rng)
+    elif kind == 13 and m.graph.initializer:  # a tensor's data type or bytes
+        t = rng.choice(list(m.graph.initializer))
+        if rng.random() < 0.5:
+            t.data_type = rng.choice((0, 2, 8, 10, 16, 17, 23, 99))
+        elif t.raw_data:
+            t.raw_data = t.raw_data[: rng.randrange(len(t.raw_data))]
+        else:
+            t.dims.append(rng.choice((0, 3, 2**40)))
+    elif kind == 14 and nodes:  # graph structure: a cycle, a duplicate, a removed node
+        node = rng.choice(nodes)
+        edit = rng.randrange(3)
+        if edit == 0 and node.output and node.input:
+            node.input[rng.randrange(len(node.input))] = node.output[0]
+        elif edit == 1:
+            m.graph.node.append(m.graph.node[rng.randrange(len(m.graph.node))])
+        elif m.graph.node:
+            m.graph.node.remove(m.graph.node[rng.randrange(len(m.graph.node))])
+
+
 # -- text inputs ------------------------------------------------------------------------------
+
+
+_KEY_VALUE = re.compile(r"^(\s*(?:- )?[A-Za-z_]+:) (?![>|]).+$")  # `key: value` (no block)
+# YAML scalars that keep a rule file parseable while its values go to the edge
+YAML_EDGES = (
+    ".nan",
+    ".inf",
+    "-.inf",
+    "-1",
+    "0",
+    "1e400",
+    "''",
+    "null",
+    "[]",
+    "{}",
+    "true",
+    "x" * 300,
+)
 
 
 def mutate_text(text: str, rng: random.Random) -> str:
     """Line-level edits of a rule, config or baseline text: drop, duplicate, swap in edge values."""
     lines = text.splitlines()
+    values = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _KEY_VALUE.match(line))]
+    if values and rng.random() < 0.4:  # one value swapped, the file still parses
+        i, head = rng.choice(values)
+        lines[i] = f"{head} {rng.choice(YAML_EDGES)}"
+        return "\n".join(lines) + "\n"
     for _ in range(rng.randint(1, 3)):
         if not lines:
             lines = [rng.choice(EDGE_TEXT)]
@@ -202,9 +443,45 @@ def mutate_text(text: str, rng: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Values of the right shape for each key, valid or at the edge of valid: a config that loads,
+# then meets the scan (a 0 dim, a NaN rule param, a budget of 0).
+PLAUSIBLE: dict[str, tuple[str, ...]] = {
+    "select": ('["CA1"]', '["CA101", "CA9"]', '["ALL"]', "[]"),
+    "ignore": ('["CA900"]', '["CA"]', '["CA101"]'),
+    "severity": ('{ CA101 = "error" }', '{ CA900 = "info" }', '{ CA101 = "loud" }'),
+    "params": (
+        "{ CA101 = { min_in_channels = 0 } }",
+        "{ CA101 = { min_share = -1.0, min_saving = 0.0 } }",
+        "{ CA101 = { width_ratio = 1e308 } }",
+        "{ CA101 = { min_saving = nan } }",
+        "{ CA101 = { large_kernel_ratio = 0.0, small_kernel_ratio = inf } }",
+        '{ CA101 = { width_policy = "budget", mac_budget = 0 } }',
+        '{ CA101 = { width_policy = "saving", target_saving = 1.0 } }',
+        "{ CA101 = { drop_in_error = -1.0 } }",
+    ),
+    "input-shapes": ('{ x = "1x8x6x6" }', '{ x = "0x8x6x6" }', '{ x = "1x8x2147483647x1" }'),
+    "dims": ("{ batch = 1 }", '{ "*" = 0 }', '{ "*" = 9223372036854775807 }'),
+    "fail-on": ('"never"', '"info"', '"error"'),
+    "baseline": ('"baseline.json"', '"."', '"m.onnx"'),
+    "rule-dirs": ('["."]', '["outside"]'),
+    "suppressions": ('[{ rule = "CA101", reason = "r", node = "*" }]', '[{ rule = "CA1" }]'),
+    "max-macs": ('"0"', '"1"', '"4.1G"', "0", "1e400"),
+    "max-params": ('"0"', '"25.6M"', "-1"),
+    "max-increase": ('"0%"', '"200%"', "0"),
+    "exclude": ('["*.onnx"]', '["["]', '["outside/**"]'),
+    "extend-exclude": ('["**/"]', '["!m.onnx"]'),
+    "respect-gitignore": ("false", "true"),
+    "default-dim": ("1", "0", "2147483647"),
+}
+
+
 def config_text(rng: random.Random) -> str:
     """A convaudit.toml drawing keys and values from the valid and the edge."""
     from convaudit.config.records import KEYS
+
+    if rng.random() < 0.5:  # a few keys, each with a value of its own shape
+        chosen = rng.sample(KEYS, rng.randint(1, 3))
+        return "".join(f"{k} = {rng.choice(PLAUSIBLE[k])}\n" for k in chosen)
 
     keys = (*KEYS, "unknown-key")
     out = []
