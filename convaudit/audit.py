@@ -13,6 +13,7 @@ from convaudit.errors import (
     ModelLoadError,
     UnknownDimError,
     UnknownInputError,
+    one_line,
 )
 from convaudit.records import Finding, ModelFacts, ModelReport
 
@@ -105,7 +106,9 @@ def _scan_one(
         facts = analyse_model(path, config, loaded)
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
-    errors = tuple(f"{path}: {p.message}" for p in facts.problems if p.kind in ERROR_PROBLEMS)
+    # a problem quotes the model's own text (an op type with a line break in it): one line each
+    problems = [p for p in facts.problems if p.kind in ERROR_PROBLEMS]
+    errors = tuple(one_line(f"{path}: {p.message}") for p in problems)
     ruleset = rules or load_ruleset(config)
     findings, suppressed = ruleset.run(facts)  # budgets included
     if loaded is not None:
