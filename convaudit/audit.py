@@ -106,9 +106,10 @@ def _scan_one(
         facts = analyse_model(path, config, loaded)
     except ConvauditError as exc:
         return ModelReport(path=path, facts=None, errors=(str(exc),))
-    # a problem quotes the model's own text (an op type with a line break in it): one line each
+    # a problem quotes the model's own text (an op type with a line break in it): one line each,
+    # and each distinct problem once (a node reached twice records the same problem twice)
     problems = [p for p in facts.problems if p.kind in ERROR_PROBLEMS]
-    errors = tuple(one_line(f"{path}: {p.message}") for p in problems)
+    errors = tuple(dict.fromkeys(one_line(f"{path}: {p.message}") for p in problems))
     ruleset = rules or load_ruleset(config)
     findings, suppressed = ruleset.run(facts)  # budgets included
     if loaded is not None:

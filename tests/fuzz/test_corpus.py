@@ -279,6 +279,8 @@ MALFORMED: dict[str, tuple[int, str]] = {
     "model_shape_start_ints_before_opset_15.onnx": (2, "attribute start [1] is not an int"),
     # a byte-mutated op type with a line break in it: the error came out as two stderr lines
     "model_op_type_with_a_line_break.onnx": (2, "op Conv*\x11 \x04pads is unknown"),
+    # the same unknown-domain problem recorded twice came out as two identical stderr lines
+    "model_unknown_domain_reported_twice.onnx": (2, "op domain 'fuzz.local' is unknown"),
     # RecursionError in the walker
     "model_function_calls_itself.onnx": (2, "function local.F calls itself (local.F -> local.F)"),
 }
