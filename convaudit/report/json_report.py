@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from convaudit.records import AuditResult, Finding, Layer, ModelReport
 from convaudit.report.common import sorted_findings
+from convaudit.report.jsontext import dumps
 
 SCHEMA_VERSION = 1
 
@@ -176,4 +176,4 @@ def _baseline(result: AuditResult) -> dict[str, Any] | None:
 
 def render(result: AuditResult) -> str:
     """Deterministic JSON text: two runs give byte-identical output."""
-    return json.dumps(document(result), indent=2, ensure_ascii=False) + "\n"
+    return dumps(document(result)) + "\n"
