@@ -9,10 +9,10 @@ and severity apply to it like to any rule.
 from __future__ import annotations
 
 import functools
-import hashlib
 
 from convaudit.config.values import parse_count, parse_percent
 from convaudit.humanize import human
+from convaudit.identity import sha256_hex
 from convaudit.records import Finding, ModelFacts
 from convaudit.rules.schema import Rule
 from convaudit.safe_io import shown
@@ -39,7 +39,7 @@ def parse_increase(text: str, flag: str = "--max-increase") -> float:
 
 
 def _fingerprint(rule: Rule, path: str, metric: str) -> str:
-    return hashlib.sha256(f"{rule.id}\0{path}\0{metric}".encode()).hexdigest()[:16]
+    return sha256_hex(f"{rule.id}\0{path}\0{metric}".encode())[:16]
 
 
 def _over(

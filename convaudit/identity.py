@@ -6,11 +6,37 @@ neither depends on the other.
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from convaudit.records import Layer
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 hex digest of ``data``, as ``hashlib.sha256(data).hexdigest()``.
+
+    From CPython's own SHA-256 module when it has one: ``import hashlib`` loads OpenSSL's
+    ``_hashlib`` (and every other algorithm's module) first, 3-6 ms of a scan's start-up for
+    the few short digests a scan takes. Builds without it (or FIPS ones) get hashlib's.
+    """
+    return str(_sha256()(data).hexdigest())
+
+
+@functools.cache
+def _sha256() -> Callable[[bytes], Any]:
+    for name in ("_sha2", "_sha256"):  # CPython 3.12+, then 3.11 and before
+        try:
+            constructor: Callable[[bytes], Any] = importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+        return constructor
+    import hashlib
+
+    return hashlib.sha256
 
 
 def model_key(path: str, root: str | None = None) -> str:
@@ -41,7 +67,7 @@ def fingerprint(rule_id: str, model: str, layer: Layer) -> str:
         f"{layer.in_channels}->{layer.out_channels}",
         str(layer.group),
     )
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+    return sha256_hex("\x1f".join(parts).encode("utf-8"))[:16]
 
 
 def _auto_name(layer: Layer) -> bool:

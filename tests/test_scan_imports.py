@@ -21,6 +21,7 @@ UNUSED = (
     "onnxruntime",
     "onnx.reference",
     "rich",
+    "_hashlib",  # OpenSSL: the few digests a scan takes come from CPython's own SHA-256
     # (convaudit.fix itself is imported by convaudit/__init__ so the name stays the function)
     "convaudit.fix.pipeline",
     "convaudit.fix.factorize",

@@ -10,7 +10,6 @@ RuleFileError reading ``file:line: rule ID: what is wrong (did you mean X?)``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from convaudit import usercache
 from convaudit.errors import RuleFileError
+from convaudit.identity import sha256_hex
 from convaudit.rules.schema import Rule
 from convaudit.rules.validate import LineDict, validate_document
 from convaudit.safe_io import read_regular
@@ -47,7 +47,7 @@ CACHE_KIND = "rules-parsed-1"  # bump when the encoding changes
 
 
 def _cached_parse(text: str, path: Path) -> Any:
-    key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    key = sha256_hex(text.encode("utf-8"))
     stored = usercache.read_json(CACHE_KIND, key)
     if stored is not None:
         try:
