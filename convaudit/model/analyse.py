@@ -6,11 +6,11 @@ import dataclasses
 from collections.abc import Mapping
 from math import prod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convaudit import cost
 from convaudit.errors import ConvauditError, ShapeError
 from convaudit.model.layers import cost_visit, is_costed
-from convaudit.model.loader import LoadedModel, load_model
 from convaudit.model.walk import Walker
 from convaudit.model.walkstate import Visit, WalkResult
 from convaudit.records import (
@@ -22,6 +22,9 @@ from convaudit.records import (
     ScanProblem,
     Totals,
 )
+
+if TYPE_CHECKING:
+    from convaudit.model.loader import LoadedModel
 
 INT64_MAX = (1 << 63) - 1
 
@@ -38,8 +41,20 @@ def analyse(
 
     ``loaded`` is ``path`` already opened by the caller (who then reads weights from it too).
     ``default_dim`` sets every input dim nothing else sets; a note lists them.
+
+    Without ``loaded``, the lite path (model/lite.py) tries first: it reads the file without
+    onnx and gives the same facts, or defers to the full path below.
     """
     if loaded is None:
+        from convaudit.model.lite import analyse_lite
+
+        facts = analyse_lite(
+            path, facts_of_walk, input_shapes=input_shapes, dims=dims, default_dim=default_dim
+        )
+        if facts is not None:
+            return facts
+        from convaudit.model.loader import load_model
+
         with load_model(path) as own:
             return analyse(
                 path, input_shapes=input_shapes, dims=dims, loaded=own, default_dim=default_dim
@@ -51,13 +66,18 @@ def analyse(
         dims=dims,
         default_dim=default_dim,
     )
+    return facts_of_walk(path, walker)
+
+
+def facts_of_walk(path: str | Path, walker: Walker) -> ModelFacts:
+    """Walk, cost, total and check one model: the part the full and the lite path share."""
     try:
         result = walker.run()
     except ConvauditError as exc:  # the walker does not know the file: name it here
         if exc.path is not None:
             raise
         raise exc.at(path) from None
-    opset = {(o.domain or "ai.onnx"): int(o.version) for o in loaded.proto.opset_import}
+    opset = {(o.domain or "ai.onnx"): int(o.version) for o in walker.model.opset_import}
     try:
         layers = _stored_bytes(_cost(result), result)
     except ConvauditError as exc:  # costing does not know the file: name it here

@@ -15,8 +15,8 @@ from onnx import helper
 from convaudit.model.infer import infer_outputs
 from convaudit.model.tensors import (
     UNKNOWN,
-    ShapeT,
     TensorInfo,
+    fused_matmul_operand,
     to_channels_first,
     to_channels_last,
 )
@@ -214,17 +214,6 @@ _NHWC_POOLS = {
     ("com.microsoft", "QLinearAveragePool"): "AveragePool",
     ("com.microsoft", "QLinearGlobalAveragePool"): "GlobalAveragePool",
 }
-
-
-def fused_matmul_operand(shape: ShapeT, trans: bool, trans_batch: bool) -> ShapeT:
-    """A FusedMatMul operand as plain MatMul sees it: ``transBatch`` moves the first dim behind
-    the batch dims, then ``trans`` swaps the last two (onnxruntime's order)."""
-    dims = list(shape)
-    if trans_batch and len(dims) > 2:
-        dims = [*dims[1:-1], dims[0], dims[-1]]
-    if trans and len(dims) >= 2:
-        dims[-2], dims[-1] = dims[-1], dims[-2]
-    return tuple(dims)
 
 
 def _fused_matmul(attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -> list[TensorInfo]:

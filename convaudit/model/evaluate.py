@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from convaudit.model.tensors import MAX_VALUE_ELEMENTS
+
+if TYPE_CHECKING:
+    import onnx
+
+    from convaudit.model.liteproto import LiteNode
+
 
 # Ops whose output is not a function of their inputs, or that are not worth folding.
 NOT_FOLDABLE = {
@@ -75,8 +79,35 @@ def _concat(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
     return [np.concatenate(list(x), axis=int(a["axis"]))]
 
 
+# TensorProto.DataType -> numpy dtype of the plain types (helper.tensor_dtype_to_np_dtype)
+_NP_DTYPES = {
+    1: np.dtype("float32"),
+    2: np.dtype("uint8"),
+    3: np.dtype("int8"),
+    4: np.dtype("uint16"),
+    5: np.dtype("int16"),
+    6: np.dtype("int32"),
+    7: np.dtype("int64"),
+    9: np.dtype("bool"),
+    10: np.dtype("float16"),
+    11: np.dtype("float64"),
+    12: np.dtype("uint32"),
+    13: np.dtype("uint64"),
+}
+
+
+def np_dtype(elem_type: int) -> Any:
+    """The numpy dtype of a TensorProto.DataType, as onnx.helper gives it."""
+    dtype = _NP_DTYPES.get(elem_type)
+    if dtype is not None:
+        return dtype
+    from onnx import helper
+
+    return helper.tensor_dtype_to_np_dtype(elem_type)
+
+
 def _cast(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
-    return [x[0].astype(helper.tensor_dtype_to_np_dtype(int(a["to"])))]
+    return [x[0].astype(np_dtype(int(a["to"])))]
 
 
 def _reshape(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
@@ -130,11 +161,22 @@ def _variadic(fn: Callable[[Any, Any], Any]) -> Callable[[Sequence[np.ndarray], 
     return run
 
 
-def _constant_of_shape(node: onnx.NodeProto) -> Callable[[Sequence[np.ndarray], Attrs], list[Any]]:
+def _constant_of_shape(
+    node: onnx.NodeProto | LiteNode,
+) -> Callable[[Sequence[np.ndarray], Attrs], list[Any]]:
+    from convaudit.model.liteproto import LiteAttribute
+
     value = np.zeros(1, np.float32)
     for attr in node.attribute:
         if attr.name == "value":
-            value = onnx.numpy_helper.to_array(attr.t).reshape(-1)
+            if isinstance(attr, LiteAttribute):
+                if attr.t is None:
+                    raise ValueError("ConstantOfShape value is not a tensor")
+                value = attr.t.to_array().reshape(-1)
+            else:
+                from onnx import numpy_helper
+
+                value = numpy_helper.to_array(attr.t).reshape(-1)
     return lambda x, a: [np.full(tuple(int(d) for d in x[0].reshape(-1)), value[0], value.dtype)]
 
 
@@ -178,7 +220,7 @@ FAST: dict[str, Callable[[Sequence[np.ndarray], Attrs], list[Any]]] = {
 
 
 def evaluate(
-    node: onnx.NodeProto,
+    node: onnx.NodeProto | LiteNode,
     inputs: Sequence[np.ndarray | None],
     attrs: Attrs,
     opset: int,
@@ -235,10 +277,16 @@ def _output_elements(op: str, x: Sequence[np.ndarray], attrs: Attrs) -> int:
 
 
 def _reference(
-    node: onnx.NodeProto, inputs: Sequence[np.ndarray | None], opset: int
+    node: onnx.NodeProto | LiteNode, inputs: Sequence[np.ndarray | None], opset: int
 ) -> list[np.ndarray] | None:
+    import onnx
+    from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
+    from convaudit.model.liteproto import LiteNode
+
+    if isinstance(node, LiteNode):
+        node = node.to_proto()
     names = [f"i{k}" if name else "" for k, name in enumerate(node.input)]
     outs = [f"o{k}" if name else "" for k, name in enumerate(node.output)]
     local = onnx.NodeProto()

@@ -6,11 +6,14 @@ import contextlib
 from collections.abc import Sequence
 from functools import lru_cache
 from math import prod
-
-import onnx
-from onnx import numpy_helper
+from typing import TYPE_CHECKING
 
 from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, type_from_info
+
+if TYPE_CHECKING:
+    import onnx
+
+    from convaudit.model.liteproto import LiteNode
 
 # Domains whose ops onnx.defs knows; anything else needs a handler or stays unknown.
 ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
@@ -19,6 +22,8 @@ ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
 @lru_cache(maxsize=4096)
 def get_schema(op_type: str, domain: str, version: int) -> onnx.defs.OpSchema | None:
     """The schema ONNX would use for this op at this opset (None if unknown)."""
+    import onnx
+
     try:
         return onnx.defs.get_schema(op_type, max_inclusive_version=version, domain=domain)
     except Exception:
@@ -43,7 +48,7 @@ _SAME_AS_INPUT = frozenset(
     | {"Reciprocal", "Floor", "Ceil", "Erf", "Sin", "Cos", "Identity"}
 )
 # the types every listed op accepts at every opset (bfloat16 came later, and not to all)
-_FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE})
+_FLOATS = frozenset({1, 10, 11})  # TensorProto FLOAT, FLOAT16, DOUBLE
 # Binary float arithmetic with numpy-style broadcasting from opset 7 (earlier opsets had the
 # `broadcast`/`axis` attributes): a third of the remaining nodes of small trained models.
 _BROADCAST = frozenset({"Add", "Sub", "Mul", "Div"})
@@ -67,21 +72,12 @@ def _broadcast(a: TensorInfo, b: TensorInfo) -> TensorInfo | None:
     return TensorInfo(elem_type=a.elem_type, shape=tuple(out))
 
 
-def infer_outputs(
-    node: onnx.NodeProto,
-    inputs: Sequence[TensorInfo],
-    opsets: dict[str, int],
-    conflicts: list[str] | None = None,
+def fast_outputs(
+    node: onnx.NodeProto | LiteNode, inputs: Sequence[TensorInfo], opsets: dict[str, int]
 ) -> list[TensorInfo] | None:
-    """Output infos by ONNX's schema inference; None when the op has no schema here.
-
-    When inference rejects inputs whose shapes are all known, the node cannot run on them:
-    ONNX's reason is appended to ``conflicts``.
-    """
+    """The outputs of the ops whose answer needs no round trip through onnx (an op with a
+    schema at this opset); None when onnx's own inference must decide."""
     domain = "" if node.domain == "ai.onnx" else node.domain
-    schema = get_schema(node.op_type, domain, opsets.get(domain, opsets.get("ai.onnx", 1)))
-    if schema is None:
-        return None
     if domain == "" and node.op_type in _SAME_AS_INPUT and len(node.output) == 1:
         x = inputs[0] if len(inputs) == 1 and node.input[0] else UNKNOWN
         shape = x.shape if x.kind == "tensor" and x.elem_type in _FLOATS else None
@@ -99,6 +95,30 @@ def infer_outputs(
         fast = _broadcast(inputs[0], inputs[1])
         if fast is not None:
             return [fast]
+    return None
+
+
+def infer_outputs(
+    node: onnx.NodeProto,
+    inputs: Sequence[TensorInfo],
+    opsets: dict[str, int],
+    conflicts: list[str] | None = None,
+) -> list[TensorInfo] | None:
+    """Output infos by ONNX's schema inference; None when the op has no schema here.
+
+    When inference rejects inputs whose shapes are all known, the node cannot run on them:
+    ONNX's reason is appended to ``conflicts``.
+    """
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    schema = get_schema(node.op_type, domain, opsets.get(domain, opsets.get("ai.onnx", 1)))
+    if schema is None:
+        return None
+    fast = fast_outputs(node, inputs, opsets)
+    if fast is not None:
+        return fast
+    import onnx
+    from onnx import numpy_helper
+
     types: dict[str, onnx.TypeProto] = {}
     data: dict[str, onnx.TensorProto] = {}
     for name, info in zip(node.input, inputs, strict=True):

@@ -6,15 +6,14 @@ from dataclasses import replace
 from math import prod
 from typing import Any
 
-from onnx import TensorProto
-
 from convaudit import cost
 from convaudit.errors import ShapeError
-from convaudit.model.contrib import fused_matmul_operand
 from convaudit.model.ops import ContractionOp, ConvOp, Layout, OpCost, Operands, op_cost
-from convaudit.model.tensors import TensorInfo, to_channels_first
+from convaudit.model.tensors import TensorInfo, fused_matmul_operand, to_channels_first
 from convaudit.model.walkstate import Visit, bad_attribute, shown_value
 from convaudit.records import Category, Layer
+
+_INT32 = 6  # TensorProto.INT32
 
 
 def _identity(v: Visit, spec: OpCost) -> Layer:
@@ -196,9 +195,7 @@ def _conv(v: Visit, spec: ConvOp) -> Layer:
     if y is None or y.static_shape is None:  # inference was silent: the formula's shape
         elem = y.elem_type if y is not None and y.elem_type else 0
         if not elem:  # ConvInteger accumulates to int32; every other conv keeps X's type
-            elem = (
-                TensorProto.INT32 if v.node.op_type == "ConvInteger" else (x.elem_type if x else 0)
-            )
+            elem = _INT32 if v.node.op_type == "ConvInteger" else (x.elem_type if x else 0)
         y = TensorInfo(elem_type=elem, shape=tuple(out_shape))
     return replace(
         layer,

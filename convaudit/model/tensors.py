@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from convaudit.errors import ShapeError
+from convaudit.model.liteproto import LiteTensor
+
+if TYPE_CHECKING:
+    import onnx
 
 Dim = int | str | None  # int: static, str: a named symbol, None: unknown
 ShapeT = tuple[Dim, ...]
@@ -44,23 +46,79 @@ class TensorInfo:
 UNKNOWN = TensorInfo()
 
 
+# TensorProto.DataType numbers and their lower-case names, as far as every onnx since 1.14 has
+# them (tests check them against the installed onnx); other numbers ask onnx.
+DTYPE_NAMES = {
+    1: "float",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "double",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+}
+# numpy dtypes of the plain element types -> TensorProto.DataType (helper.np_dtype_to_tensor_dtype)
+_NP_TYPES = {
+    np.dtype(name): number
+    for name, number in (
+        ("float32", 1),
+        ("uint8", 2),
+        ("int8", 3),
+        ("uint16", 4),
+        ("int16", 5),
+        ("int32", 6),
+        ("int64", 7),
+        ("bool", 9),
+        ("float16", 10),
+        ("float64", 11),
+        ("uint32", 12),
+        ("uint64", 13),
+        ("complex64", 14),
+        ("complex128", 15),
+    )
+}
+
+
 def dtype_name(elem_type: int) -> str | None:
     """Lower-case ONNX element type name, e.g. 1 -> "float32"."""
     if not elem_type:
         return None
-    try:
-        name = str(onnx.TensorProto.DataType.Name(elem_type)).lower()
-    except ValueError:
-        return None
+    name = DTYPE_NAMES.get(elem_type)
+    if name is None:
+        import onnx
+
+        try:
+            name = str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+        except ValueError:
+            return None
     return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
+
+
+def np_elem_type(dtype: np.dtype) -> int:
+    """The TensorProto.DataType of a numpy dtype (0 when ONNX has none)."""
+    elem = _NP_TYPES.get(dtype)
+    if elem is not None:
+        return elem
+    from onnx import helper
+
+    try:
+        return int(helper.np_dtype_to_tensor_dtype(dtype))
+    except (KeyError, ValueError, TypeError):
+        return 0
 
 
 def info_from_value(value: np.ndarray) -> TensorInfo:
     """TensorInfo for a concrete numpy value."""
-    try:
-        elem = int(helper.np_dtype_to_tensor_dtype(value.dtype))
-    except (KeyError, ValueError, TypeError):
-        elem = 0
+    elem = np_elem_type(value.dtype)
     return TensorInfo(
         elem_type=int(elem), shape=tuple(int(d) for d in value.shape), value=value, constant=True
     )
@@ -101,6 +159,8 @@ def type_from_info(info: TensorInfo) -> onnx.TypeProto | None:
     """A TypeProto to feed ONNX's per-node inference (None if nothing useful is known)."""
     if info.kind != "tensor" or not info.elem_type:
         return None
+    import onnx
+
     tp = onnx.TypeProto()
     tt = tp.tensor_type
     tt.elem_type = info.elem_type
@@ -128,13 +188,18 @@ def type_from_info(info: TensorInfo) -> onnx.TypeProto | None:
 _INT64_MAX = (1 << 63) - 1
 
 
-def tensor_info(t: onnx.TensorProto, has_data: bool) -> TensorInfo:
+def tensor_info(t: onnx.TensorProto | LiteTensor, has_data: bool) -> TensorInfo:
     """TensorInfo of an initializer / Constant tensor; the value only when small and present."""
     shape = tuple(int(d) for d in t.dims)
     value = None
     if has_data and int(np.prod(shape, dtype=np.int64)) <= MAX_VALUE_ELEMENTS:
         try:
-            value = onnx.numpy_helper.to_array(t)
+            if isinstance(t, LiteTensor):  # the lite reader's tensor decodes itself
+                value = t.to_array()
+            else:
+                from onnx import numpy_helper
+
+                value = numpy_helper.to_array(t)
         except Exception:  # exotic encodings: the shape is what matters
             value = None
     return TensorInfo(elem_type=int(t.data_type), shape=shape, value=value, constant=True)
@@ -179,3 +244,14 @@ def to_channels_first(shape: tuple[_D, ...]) -> tuple[_D, ...]:
 def to_channels_last(shape: tuple[_D, ...]) -> tuple[_D, ...]:
     """NCHW -> NHWC (any number of spatial axes)."""
     return (shape[0], *shape[2:], shape[1])
+
+
+def fused_matmul_operand(shape: ShapeT, trans: bool, trans_batch: bool) -> ShapeT:
+    """A FusedMatMul operand as plain MatMul sees it: ``transBatch`` moves the first dim behind
+    the batch dims, then ``trans`` swaps the last two (onnxruntime's order)."""
+    dims = list(shape)
+    if trans_batch and len(dims) > 2:
+        dims = [*dims[1:-1], dims[0], dims[-1]]
+    if trans and len(dims) >= 2:
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+    return tuple(dims)

@@ -12,14 +12,11 @@ import dataclasses
 import heapq
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from convaudit.errors import InputShapeError, ShapeError, UnknownDimError, UnknownInputError
-from convaudit.model import contrib, control
 from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
 from convaudit.model.graph import NodeGraph
 from convaudit.model.infer import ONNX_DOMAINS, infer_outputs
@@ -35,6 +32,9 @@ from convaudit.model.walkstate import (
     schema_attribute_types,
 )
 from convaudit.records import ScanProblem
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["BranchGroup", "Env", "Scope", "Visit", "WalkResult", "Walker", "node_attrs"]
 
@@ -296,6 +296,8 @@ class Walker:
         if domain == "" and op == "Constant":
             return [self._constant(node)]
         if domain == "" and op in ("If", "Loop", "Scan"):
+            from convaudit.model import control
+
             return control.visit(self, node, node_id, name, ins, env, scope)
         key = (node.domain, node.op_type, node.overload)
         if key in self.functions:
@@ -309,7 +311,7 @@ class Walker:
             return [info_from_value(v) for v in values]
         if domain in ONNX_DOMAINS:
             conflicts: list[str] = []
-            outs = infer_outputs(node, ins, scope.opsets, conflicts)
+            outs = self._infer(node, ins, attrs, scope, conflicts)
             if conflicts:
                 shapes = ", ".join(
                     "x".join(map(str, i.static_shape or ()))
@@ -327,6 +329,8 @@ class Walker:
                 )
             if outs is not None:
                 return outs
+        from convaudit.model import contrib
+
         try:
             handled = contrib.infer(op, domain, attrs, ins, len(node.output))
         except contrib.AttributeTypeError as exc:
@@ -346,6 +350,17 @@ class Walker:
             )
         )
         return [UNKNOWN for _ in node.output]
+
+    def _infer(
+        self,
+        node: onnx.NodeProto,
+        ins: list[TensorInfo],
+        attrs: dict[str, Any],
+        scope: Scope,
+        conflicts: list[str],
+    ) -> list[TensorInfo] | None:
+        """Output infos of an op of the ONNX domains by its schema (None: it has none)."""
+        return infer_outputs(node, ins, scope.opsets, conflicts)
 
     @staticmethod
     def _shape_values(
@@ -374,11 +389,13 @@ class Walker:
                     elem_type=a.sparse_tensor.values.data_type, shape=tuple(a.sparse_tensor.dims)
                 )
             if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                from onnx import helper
+
                 return tensor_info(helper.make_tensor("c", *_const_attr(a)), True)
             if a.name in ("value_string", "value_strings"):
                 n = 1 if a.name == "value_string" else len(a.strings)
                 shape: tuple[int, ...] = () if a.name == "value_string" else (n,)
-                return TensorInfo(elem_type=onnx.TensorProto.STRING, shape=shape)
+                return TensorInfo(elem_type=_STRING, shape=shape)
         return UNKNOWN
 
     def _call_function(
@@ -463,14 +480,17 @@ def _checked(name: str, info: TensorInfo) -> TensorInfo:
     return info
 
 
+_FLOAT, _INT64, _STRING = 1, 7, 8  # TensorProto.DataType
+
+
 def _const_attr(a: onnx.AttributeProto) -> tuple[int, tuple[int, ...], list[Any]]:
     if a.name == "value_float":
-        return onnx.TensorProto.FLOAT, (), [a.f]
+        return _FLOAT, (), [a.f]
     if a.name == "value_int":
-        return onnx.TensorProto.INT64, (), [a.i]
+        return _INT64, (), [a.i]
     if a.name == "value_floats":
-        return onnx.TensorProto.FLOAT, (len(a.floats),), list(a.floats)
-    return onnx.TensorProto.INT64, (len(a.ints),), list(a.ints)
+        return _FLOAT, (len(a.floats),), list(a.floats)
+    return _INT64, (len(a.ints),), list(a.ints)
 
 
 def _topological(nodes: Any) -> list[onnx.NodeProto]:

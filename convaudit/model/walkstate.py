@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Protocol
-
-import onnx
-from onnx import helper
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from convaudit.errors import ShapeError
 from convaudit.model.graph import NodeGraph
 from convaudit.model.infer import get_schema
+from convaudit.model.liteproto import LiteAttribute
 from convaudit.model.tensors import TensorInfo
 from convaudit.records import ScanProblem
+
+if TYPE_CHECKING:
+    import onnx
 
 Env = ChainMap[str, TensorInfo]
 MAX_DEPTH = 100
@@ -155,20 +156,23 @@ def schema_attribute_types(op_type: str, domain: str, version: int) -> Mapping[s
 
 def _types(schema: onnx.defs.OpSchema) -> dict[str, int]:
     attributes = schema.attributes.items()
-    return {name: _PROTO_TYPES[a.type] for name, a in attributes if a.type in _PROTO_TYPES}
+    proto_types = _proto_types()
+    return {name: proto_types[a.type] for name, a in attributes if a.type in proto_types}
 
 
-# OpSchema.AttrType -> AttributeProto.AttributeType: the two enums share their names
-_PROTO_TYPES: dict[Any, int] = {
-    getattr(onnx.defs.OpSchema.AttrType, name): number
-    for name, number in onnx.AttributeProto.AttributeType.items()
-    if hasattr(onnx.defs.OpSchema.AttrType, name)
-}
+@cache
+def _proto_types() -> dict[Any, int]:
+    from convaudit.model.schemas import _proto_types as build
+
+    return build()
 
 
-def node_attrs(
-    node: onnx.NodeProto, types: Mapping[str, int] | None = None, name: str = ""
-) -> dict[str, Any]:
+# AttributeProto.AttributeType numbers (onnx.proto; tests check them against onnx's enum)
+UNDEFINED, FLOAT, INT, STRING, TENSOR, GRAPH = 0, 1, 2, 3, 4, 5
+FLOATS, INTS, STRINGS, TENSORS, GRAPHS, SPARSE_TENSOR = 6, 7, 8, 9, 10, 11
+
+
+def node_attrs(node: Any, types: Mapping[str, int] | None = None, name: str = "") -> dict[str, Any]:
     """Plain Python attribute values; graphs and tensors are left out (handled where needed).
 
     With ``types`` (the op schema's, from ``schema_attribute_types``), an attribute of another
@@ -179,9 +183,9 @@ def node_attrs(
     for a in node.attribute:
         if types is not None and a.name in types:
             _check_type(node, a, types[a.name], name)
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+        if a.type in (GRAPH, GRAPHS):
             continue
-        if a.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
+        if a.type in (TENSOR, SPARSE_TENSOR):
             continue
         value = _attribute_value(a)
         if value is None:  # unreadable: treated as absent (its default), never a crash
@@ -199,7 +203,9 @@ def _attribute_value(a: onnx.AttributeProto) -> Any:
     sets; None for an unbound function reference or a type this onnx does not know."""
     if a.ref_attr_name:
         return None
-    if a.type == onnx.AttributeProto.UNDEFINED:
+    if isinstance(a, LiteAttribute):  # the lite reader only keeps typed attributes
+        return a.value()
+    if a.type == UNDEFINED:
         for repeated in ("ints", "floats", "strings"):
             if len(getattr(a, repeated)):
                 return list(getattr(a, repeated))
@@ -207,6 +213,8 @@ def _attribute_value(a: onnx.AttributeProto) -> Any:
             if a.HasField(single):
                 return getattr(a, single)
         return None
+    from onnx import helper
+
     try:
         return helper.get_attribute_value(a)
     except ValueError:
@@ -215,30 +223,30 @@ def _attribute_value(a: onnx.AttributeProto) -> Any:
 
 # an untyped attribute (IR 1) has the type of the field it sets
 _FIELD_TYPES = (
-    ("ints", onnx.AttributeProto.INTS),
-    ("floats", onnx.AttributeProto.FLOATS),
-    ("strings", onnx.AttributeProto.STRINGS),
-    ("tensors", onnx.AttributeProto.TENSORS),
-    ("graphs", onnx.AttributeProto.GRAPHS),
+    ("ints", INTS),
+    ("floats", FLOATS),
+    ("strings", STRINGS),
+    ("tensors", TENSORS),
+    ("graphs", GRAPHS),
 )
 _SINGLE_TYPES = (
-    ("i", onnx.AttributeProto.INT),
-    ("f", onnx.AttributeProto.FLOAT),
-    ("s", onnx.AttributeProto.STRING),
-    ("t", onnx.AttributeProto.TENSOR),
-    ("g", onnx.AttributeProto.GRAPH),
+    ("i", INT),
+    ("f", FLOAT),
+    ("s", STRING),
+    ("t", TENSOR),
+    ("g", GRAPH),
 )
 
 
-def _check_type(node: onnx.NodeProto, a: onnx.AttributeProto, want: int, name: str) -> None:
+def _check_type(node: Any, a: Any, want: int, name: str) -> None:
     if a.ref_attr_name:  # bound at the call site; the bound value is checked there
         return
     have = a.type
-    if have == onnx.AttributeProto.UNDEFINED:
+    if have == UNDEFINED:
         have = next((t for f, t in _FIELD_TYPES if len(getattr(a, f))), have)
-    if have == onnx.AttributeProto.UNDEFINED:
+    if have == UNDEFINED:
         have = next((t for f, t in _SINGLE_TYPES if a.HasField(f)), have)
-    if have in (want, onnx.AttributeProto.UNDEFINED):  # an empty untyped one reads as absent
+    if have in (want, UNDEFINED):  # an empty untyped one reads as absent
         return
     value = _attribute_value(a) if have in _KINDS and have not in _OBJECTS else None
     if isinstance(value, bytes):
@@ -261,28 +269,25 @@ def bad_attribute(node: str, op: str, attr: str, shown: str, kind: str) -> Shape
 
 
 _KINDS: dict[int, str] = {
-    onnx.AttributeProto.INT: "an int",
-    onnx.AttributeProto.INTS: "a list of ints",
-    onnx.AttributeProto.FLOAT: "a float",
-    onnx.AttributeProto.FLOATS: "a list of floats",
-    onnx.AttributeProto.STRING: "a string",
-    onnx.AttributeProto.STRINGS: "a list of strings",
-    onnx.AttributeProto.TENSOR: "a tensor",
-    onnx.AttributeProto.TENSORS: "a list of tensors",
-    onnx.AttributeProto.GRAPH: "a graph",
-    onnx.AttributeProto.GRAPHS: "a list of graphs",
+    INT: "an int",
+    INTS: "a list of ints",
+    FLOAT: "a float",
+    FLOATS: "a list of floats",
+    STRING: "a string",
+    STRINGS: "a list of strings",
+    TENSOR: "a tensor",
+    TENSORS: "a list of tensors",
+    GRAPH: "a graph",
+    GRAPHS: "a list of graphs",
 }
-_OBJECTS: set[int] = {
-    onnx.AttributeProto.TENSOR,
-    onnx.AttributeProto.TENSORS,
-    onnx.AttributeProto.GRAPH,
-    onnx.AttributeProto.GRAPHS,
-}
+_OBJECTS: set[int] = {TENSOR, TENSORS, GRAPH, GRAPHS}
 
 
 def _kind(value: int) -> str:
     if value in _KINDS:
         return _KINDS[value]
+    import onnx
+
     try:
         return f"a {onnx.AttributeProto.AttributeType.Name(value)}"
     except ValueError:  # a type number this onnx does not know
