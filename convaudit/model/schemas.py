@@ -8,13 +8,13 @@ found without importing it. A missing, unreadable or malformed table is built ag
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from convaudit import usercache
+from convaudit.identity import sha256_hex
 
 _FORMAT = 1
 # the domains onnx.defs knows (model/infer.py ONNX_DOMAINS without the "ai.onnx" alias)
@@ -111,7 +111,7 @@ def onnx_stamp() -> str | None:
     except OSError:
         return None
     raw = f"{_FORMAT}|{package}|{'|'.join(dists)}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return sha256_hex(raw.encode())[:32]
 
 
 _TABLE: SchemaTable | None = None
