@@ -19,6 +19,7 @@ import numpy as np
 
 from convaudit.model.wire import (
     I32,
+    I64,
     LEN,
     PAYLOAD_FIELDS,
     RAW_DATA,
@@ -26,7 +27,6 @@ from convaudit.model.wire import (
     VARINT,
     Buffer,
     WireError,
-    iter_fields,
     read_varint,
 )
 
@@ -63,9 +63,49 @@ class Defer(Exception):
     """The light reader does not cover this model (the message says why): use the full path."""
 
 
+def fields(buf: Buffer, start: int, end: int) -> list[tuple[int, int, int, int, int]]:
+    """``wire.iter_fields`` as a list, with one-byte keys and lengths read inline: the reader's
+    hottest loop (every field of every node)."""
+    out: list[tuple[int, int, int, int, int]] = []
+    append = out.append
+    pos = start
+    while pos < end:
+        field_start = pos
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = read_varint(buf, pos, end)
+        number, wire_type = key >> 3, key & 7
+        if number == 0:
+            raise WireError("field number 0", field_start)
+        if wire_type == LEN:
+            if pos < end and buf[pos] < 0x80:
+                value_start = pos + 1
+                pos = value_start + buf[pos]
+            else:
+                length, value_start = read_varint(buf, pos, end)
+                pos = value_start + length
+        elif wire_type == VARINT:
+            value_start = pos
+            _, pos = read_varint(buf, pos, end)
+        elif wire_type == I32:
+            value_start = pos
+            pos += 4
+        elif wire_type == I64:
+            value_start = pos
+            pos += 8
+        else:
+            raise WireError(f"field {number} has wire type {wire_type}", field_start)
+        if pos > end:
+            raise WireError(f"field {number} runs past the end", field_start, past_end=True)
+        append((number, wire_type, field_start, value_start, pos))
+    return out
+
+
 def _text(buf: Buffer, start: int, end: int) -> str:
     try:
-        return bytes(buf[start:end]).decode("utf-8")
+        return buf[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise Defer("text that is not UTF-8") from None
 
@@ -132,7 +172,7 @@ class LiteTensor:
         # (field, wire type, field start, value start, value end) of each payload field
         self.payload: list[tuple[int, int, int, int, int]] = []
         names = 0
-        for number, wire_type, f_start, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, f_start, v_start, v_end in fields(buf, start, end):
             if number == 1:  # dims
                 dims += _ints64(buf, wire_type, v_start, v_end)
             elif number == 2:
@@ -225,7 +265,7 @@ class LiteAttribute:
         self.floats: list[float] = []
         self.ints: list[int] = []
         self.strings: list[bytes] = []
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 _need(wire_type, LEN)
                 self.name = _text(buf, v_start, v_end)
@@ -301,7 +341,7 @@ class LiteNode:
         inputs: list[str] = []
         outputs: list[str] = []
         self.attribute: list[LiteAttribute] = []
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 6 or number == 9:  # doc_string, metadata_props
                 continue
             _need(wire_type, LEN)
@@ -341,7 +381,7 @@ class LiteDim:
         self.dim_value = 0
         self.dim_param = ""
         self.which = ""
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 self.dim_value = _signed64(_scalar(buf, wire_type, v_start, v_end))
                 self.dim_param, self.which = "", "dim_value"
@@ -374,7 +414,7 @@ class LiteTensorType:
         self.elem_type = 0
         self.shape = LiteShape()
         self._has_shape = False
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 self.elem_type = _signed32(_scalar(buf, wire_type, v_start, v_end))
             elif number == 2:
@@ -382,7 +422,7 @@ class LiteTensorType:
                 if self._has_shape:
                     raise Defer("a shape given twice")
                 self._has_shape = True
-                for n, w, _, s, e in iter_fields(buf, v_start, v_end):
+                for n, w, _, s, e in fields(buf, v_start, v_end):
                     if n != 1:
                         raise Defer(f"shape field {n}")
                     _need(w, LEN)
@@ -401,7 +441,7 @@ class LiteType:
 
     def __init__(self, buf: Buffer, start: int, end: int) -> None:
         self.tensor_type: LiteTensorType | None = None
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 _need(wire_type, LEN)
                 if self.tensor_type is not None:
@@ -425,7 +465,7 @@ class LiteValueInfo:
     def __init__(self, buf: Buffer, start: int, end: int) -> None:
         self.name = ""
         self.type: LiteType | None = None
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 _need(wire_type, LEN)
                 self.name = _text(buf, v_start, v_end)
@@ -461,7 +501,7 @@ class LiteGraph:
         self.output: list[LiteValueInfo] = []
         self.value_info: list[LiteValueInfo] = []
         self.sparse_initializer: tuple[()] = ()
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number in (10, 14, 16):  # doc_string, quantization_annotation, metadata_props
                 continue
             _need(wire_type, LEN)
@@ -489,7 +529,7 @@ class LiteOpset:
     def __init__(self, buf: Buffer, start: int, end: int) -> None:
         self.domain = ""
         self.version = 0
-        for number, wire_type, _, v_start, v_end in iter_fields(buf, start, end):
+        for number, wire_type, _, v_start, v_end in fields(buf, start, end):
             if number == 1:
                 _need(wire_type, LEN)
                 self.domain = _text(buf, v_start, v_end)
@@ -510,10 +550,10 @@ class LiteModel:
         self.functions: tuple[()] = ()
         graph: LiteGraph | None = None
         try:
-            fields = list(iter_fields(buf, 0, len(buf)))
+            top = fields(buf, 0, len(buf))
         except WireError:
             raise Defer("malformed protobuf") from None
-        for number, wire_type, _, v_start, v_end in fields:
+        for number, wire_type, _, v_start, v_end in top:
             if number == 1:
                 self.ir_version = _signed64(_scalar(buf, wire_type, v_start, v_end))
             elif number == 5:
