@@ -42,11 +42,11 @@ UNUSED = (
 )
 
 
-def _scan_modules(tmp_path: Path) -> list[str]:
+def _scan_modules(tmp_path: Path, pyproject: str = "[project]\nname = 'x'\n") -> list[str]:
     model = tmp_path / "project" / MODEL.name  # no pyproject.toml above it (the repo's has one)
     model.parent.mkdir(exist_ok=True)
     shutil.copy(MODEL, model)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     code = (
         "import sys\n"
         f"sys.argv = ['convaudit', 'scan', {str(model)!r}, '--format', 'json']\n"
@@ -65,3 +65,10 @@ def test_a_warm_json_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> Non
     first = _scan_modules(tmp_path)  # fills the rule cache (this test's own XDG_CACHE_HOME)
     assert first == ["['convaudit.rules.yaml_lines', 'yaml']"]
     assert _scan_modules(tmp_path) == ["[]"]
+
+
+def test_a_warm_scan_with_a_config_imports_no_toml_parser(tmp_path: Path) -> None:
+    config = "[project]\nname = 'x'\n[tool.convaudit]\nfail-on = 'never'\n"
+    first = _scan_modules(tmp_path, config)  # parses the config and the rule files once
+    assert first == ["['convaudit.rules.yaml_lines', 'tomllib', 'yaml']"]
+    assert _scan_modules(tmp_path, config) == ["[]"]

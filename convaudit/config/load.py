@@ -29,16 +29,8 @@ from convaudit.safe_io import shown
 # -- finding and reading the file -------------------------------------------------------------
 
 
-def _read_toml(path: Path, *, discovering: bool = False) -> dict[str, Any] | None:
-    """The parsed file; None when ``discovering`` and it is a pyproject.toml that cannot hold a
-    convaudit table (its bytes never name it: no TOML spelling of the key avoids the word except
-    an escaped quoted key), which discovery then skips without importing a TOML parser."""
-    from convaudit.safe_io import read_regular
-
-    data = read_regular(path, error=ConfigError, what="config")  # a FIFO must not block
-    escaped = b"\\u" in data or b"\\U" in data
-    if discovering and path.name == "pyproject.toml" and b"convaudit" not in data and not escaped:
-        return None
+def _read_toml(path: Path, data: bytes) -> dict[str, Any]:
+    """The parsed TOML of ``data`` (read from ``path``), or a ConfigError naming it."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -55,17 +47,44 @@ def _read_toml(path: Path, *, discovering: bool = False) -> dict[str, Any] | Non
         raise ConfigError(f"invalid TOML: {exc}", path=path) from None
 
 
+# The convaudit table of a file whose bytes were parsed before, as JSON in the user cache keyed
+# by the bytes' sha256 (and the kind of file: a pyproject's table is one part of it), so a scan
+# whose config has not changed imports no TOML parser. Only a table parsed without error is
+# stored; one holding what JSON cannot (a TOML date) is parsed every time.
+CACHE_KIND = "config-table-1"  # bump when what is stored changes
+
+
 def _table(path: Path, *, discovering: bool = False) -> dict[str, Any] | None:
-    """The convaudit table of a config file (None for a pyproject without one)."""
-    data = _read_toml(path, discovering=discovering)
-    if data is None:
+    """The convaudit table of a config file (None for a pyproject without one).
+
+    When ``discovering``, a pyproject.toml whose bytes never name convaudit cannot hold its
+    table (no TOML spelling of the key avoids the word except an escaped quoted key): it is
+    skipped without parsing.
+    """
+    from convaudit import usercache
+    from convaudit.identity import sha256_hex
+    from convaudit.safe_io import read_regular
+
+    data = read_regular(path, error=ConfigError, what="config")  # a FIFO must not block
+    pyproject = path.name == "pyproject.toml"
+    escaped = b"\\u" in data or b"\\U" in data
+    if discovering and pyproject and b"convaudit" not in data and not escaped:
         return None
-    if path.name != "pyproject.toml":
-        return data
-    tool = data.get("tool")
-    table = tool.get("convaudit") if isinstance(tool, dict) else None
-    if table is not None and not isinstance(table, dict):
-        raise ConfigError("[tool.convaudit] must be a table", path=path)
+    key = sha256_hex((b"pyproject\0" if pyproject else b"convaudit.toml\0") + data)
+    stored = usercache.read_json(CACHE_KIND, key)
+    if isinstance(stored, dict) and isinstance(stored.get("table", 0), dict | None):
+        table: dict[str, Any] | None = stored["table"]
+        return table
+    doc = _read_toml(path, data)
+    if not pyproject:
+        table = doc
+    else:
+        tool = doc.get("tool")
+        found = tool.get("convaudit") if isinstance(tool, dict) else None
+        if found is not None and not isinstance(found, dict):
+            raise ConfigError("[tool.convaudit] must be a table", path=path)
+        table = found
+    usercache.write_json(CACHE_KIND, key, {"table": table})
     return table
 
 
