@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Any
+
+from convaudit.dataclass_code import dataclass
 
 Shape = tuple[int, ...]
 

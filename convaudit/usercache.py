@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,28 +41,50 @@ def _private(folder: Path, *, make: bool = False) -> bool:
 
 def read_json(kind: str, key: str) -> Any | None:
     """The cached value of ``kind``/``key``.json, or None (missing, unreadable, not JSON)."""
-    folder = cache_dir()
-    if folder is None or not _private(folder) or not _private(folder / kind):
+    data = read_bytes(kind, key)
+    if data is None:
         return None
     try:
-        with open(folder / kind / f"{key}.json", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError, RecursionError):
+        return json.loads(data)
+    except (ValueError, RecursionError):
         return None
 
 
 def write_json(kind: str, key: str, value: Any) -> None:
     """Store ``value`` as ``kind``/``key``.json, atomically; silently skipped when it cannot."""
+    try:
+        data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError, RecursionError):
+        return
+    write_bytes(kind, key, data)
+
+
+def read_bytes(kind: str, key: str, *, suffix: str = ".json") -> bytes | None:
+    """The bytes of ``kind``/``key``+suffix, or None (caching off, missing, unreadable)."""
+    folder = cache_dir()
+    if folder is None or not _private(folder) or not _private(folder / kind):
+        return None
+    try:
+        with open(folder / kind / f"{key}{suffix}", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def write_bytes(kind: str, key: str, data: bytes, *, suffix: str = ".json") -> None:
+    """Store ``data`` as ``kind``/``key``+suffix, atomically; silently skipped when it cannot."""
     folder = cache_dir()
     if folder is None or not _private(folder, make=True) or not _private(folder / kind, make=True):
         return
+    import tempfile
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder / kind)
     except OSError:
         return
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, separators=(",", ":"))
-        os.replace(tmp, folder / kind / f"{key}.json")
-    except (OSError, ValueError, TypeError):
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, folder / kind / f"{key}{suffix}")
+    except OSError:
         Path(tmp).unlink(missing_ok=True)

@@ -4,9 +4,16 @@ code path, and the suite should not fill the developer's ~/.cache."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Importing convaudit at collection, before any fixture, already uses the cache (the compiled
+# code of its records): a folder of the session's own, removed when it ends.
+_SESSION_CACHE = tempfile.TemporaryDirectory(prefix="convaudit-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE.name
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from convaudit.dataclass_code import dataclass
 from convaudit.lazyre import LazyPattern
 from convaudit.records import SEVERITY_NAMES
 from convaudit.rules.template import Template
