@@ -9,11 +9,14 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from convaudit import resultcache
 from convaudit.audit import (
     ERROR_PROBLEMS,
+    ScanJob,
     analyse_model,
     find,
     load_ruleset,
+    run_job,
     scan_one,
     scan_one_safe,
 )
@@ -84,18 +87,49 @@ def _scan_all(
     progress: Progress | None,
     rules: RuleSet | None = None,
     weights: bool = False,
+    *,
+    cache: bool = False,
+    graphs: bool = True,
 ) -> tuple[ModelReport, ...]:
+    """Every model's report, in order: cache hits first (no model read), then the rest scanned
+    in this process or by ``jobs`` workers, each stored in the cache as it is made."""
+    context = None
+    if cache and rules is not None:
+        context = resultcache.context_key(rules, weights=weights)
+    job = ScanJob(
+        config=config,
+        rules=rules,
+        weights=weights,
+        context=context,
+        graphs=graphs and not cache,  # a cached report has none: every report the same
+    )
     total = len(models)
-    if jobs <= 1 or total <= 1:
-        reports = []
-        for k, m in enumerate(models, 1):
-            reports.append(scan_one_safe(m, config, rules, weights=weights))
+    reports: dict[int, ModelReport] = {}
+    keys: list[str | None] = [None] * total
+    if context is not None:
+        for i, m in enumerate(models):
+            keys[i], hit = resultcache.lookup(context, m)
+            if hit is not None:
+                reports[i] = hit
+                if progress is not None:
+                    progress(len(reports), total, m)
+    todo = [i for i in range(total) if i not in reports]
+    done = len(reports)
+    if jobs <= 1 or len(todo) <= 1:
+        for k, i in enumerate(todo, done + 1):
+            reports[i] = run_job(job, models[i], keys[i])
             if progress is not None:
-                progress(k, total, m)
-        return tuple(reports)
-    from convaudit.parallel import scan_parallel
+                progress(k, total, models[i])
+    else:
+        from convaudit.parallel import scan_parallel
 
-    return scan_parallel(models, config, jobs, progress, rules, weights)
+        scanned = scan_parallel(
+            [models[i] for i in todo], [keys[i] for i in todo], job, jobs, progress, done, total
+        )
+        reports.update(zip(todo, scanned, strict=True))
+    if context is not None and todo:
+        resultcache.prune()
+    return tuple(reports[i] for i in range(total))
 
 
 def scan(
@@ -106,6 +140,8 @@ def scan(
     shard: tuple[int, int] | None = None,
     progress: Progress | None = None,
     weights: bool = False,
+    cache: bool = False,
+    graphs: bool = True,
 ) -> AuditResult:
     """Scan one model, a directory or a glob (or several): one report per model, by path.
 
@@ -115,6 +151,10 @@ def scan(
     slice i of n of the sorted models; ``progress(done, total, path)`` is called as models finish.
     ``weights`` reads the weights of each layer given a bottleneck recommendation (one at a
     time) and adds the energy retained and the predicted error at its width to the finding.
+    ``cache`` reuses and stores each model's report in the per-user result cache (off when
+    ``CONVAUDIT_NO_CACHE=1``; see ``resultcache`` for what invalidates an entry); its reports
+    then carry no ``facts.node_graph``, cached or not, as with ``graphs=False`` (reporters never
+    read it; leaving it out is most of what ``--jobs`` workers would send back).
     """
     config = config or Config()
     rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
@@ -133,7 +173,7 @@ def scan(
     for message in config.unmatched(found):  # before sharding: another shard may match it
         warnings.warn(message, ConfigWarning, stacklevel=2)
     models = select_shard(found, shard)
-    reports = _scan_all(models, config, jobs, progress, rules, weights)
+    reports = _scan_all(models, config, jobs, progress, rules, weights, cache=cache, graphs=graphs)
     result = AuditResult(
         reports=reports,
         tool_version=__version__,

@@ -3,8 +3,11 @@ its flagged layers' weights say). ``api`` runs it over many models; ``fix`` and 
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from convaudit import resultcache
 from convaudit.config import Config
 from convaudit.errors import (
     ConfigError,
@@ -87,16 +90,28 @@ def scan_one(
     ``weights`` keeps the model open after the scan to read the weights of the layers its
     bottleneck recommendations are about.
     """
+    return _scan_reading(path, config, rules, weights=weights)[0]
+
+
+def _scan_reading(
+    path: str, config: Config, rules: RuleSet | None, *, weights: bool
+) -> tuple[ModelReport, tuple[str, ...]]:
+    """``scan_one``, and the files besides the model it read (external data, for --weights)."""
     if not weights:
-        return _scan_one(path, config, rules, None)
+        return _scan_one(path, config, rules, None), ()
     from convaudit.model.loader import load_model
 
     try:
         opened = load_model(path)
     except ConvauditError as exc:
-        return ModelReport(path=path, facts=None, errors=(str(exc),))
+        return ModelReport(path=path, facts=None, errors=(str(exc),)), ()
     with opened as loaded:
-        return _scan_one(path, config, rules, loaded)
+        report = _scan_one(path, config, rules, loaded)
+        try:
+            read = loaded.external_files()
+        except ConvauditError:  # the scan has recorded what is wrong with them
+            read = ()
+        return report, read
 
 
 def _scan_one(
@@ -133,11 +148,44 @@ def scan_one_safe(
     try:
         return scan_one(path, config, rules, weights=weights)
     except Exception as exc:
-        return ModelReport(
-            path=path,
-            facts=None,
-            errors=(
-                f"{path}: internal error: {type(exc).__name__}: {exc} "
-                "(please report it with the model or a description of it)",
-            ),
+        return _internal_error(path, exc)
+
+
+def _internal_error(path: str, exc: Exception) -> ModelReport:
+    return ModelReport(
+        path=path,
+        facts=None,
+        errors=(
+            f"{path}: internal error: {type(exc).__name__}: {exc} "
+            "(please report it with the model or a description of it)",
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanJob:
+    """What every model of one scan is audited with; sent once to each ``--jobs`` worker."""
+
+    config: Config
+    rules: RuleSet | None
+    weights: bool = False
+    # None: no result cache; else the context hash entries are stored under (resultcache)
+    context: str | None = None
+    # False: reports leave out the walk's node graph (reporters never read it; it is most of
+    # what a worker would send back)
+    graphs: bool = True
+
+
+def run_job(job: ScanJob, path: str, key: str | None) -> ModelReport:
+    """``scan_one_safe`` of ``path`` under ``job``; the report is stored as cache entry ``key``."""
+    try:
+        report, read = _scan_reading(path, job.config, job.rules, weights=job.weights)
+    except Exception as exc:
+        return _internal_error(path, exc)
+    if job.context is not None and key is not None:
+        resultcache.store(job.context, key, path, report, read)
+    if not job.graphs and report.facts is not None and report.facts.node_graph is not None:
+        report = dataclasses.replace(
+            report, facts=dataclasses.replace(report.facts, node_graph=None)
         )
+    return report

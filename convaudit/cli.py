@@ -448,10 +448,22 @@ def scan(
         int | None,
         typer.Option("--top", help="Show only the N costliest layers of each model's table."),
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Read and write no cache (as CONVAUDIT_NO_CACHE=1)."),
+    ] = False,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
     def run() -> int:
+        if no_cache:
+            from convaudit.usercache import disabled
+
+            with disabled():
+                return scan_run()
+        return scan_run()
+
+    def scan_run() -> int:
         from convaudit.api import fails, parse_shard
         from convaudit.api import scan as api_scan
         from convaudit.report import REPORTERS, render
@@ -488,6 +500,8 @@ def scan(
             shard=parse_shard(shard) if shard else None,
             progress=None if quiet else _progress(),
             weights=weights,
+            cache=True,  # unless --no-cache or CONVAUDIT_NO_CACHE turned every cache off
+            graphs=False,
         )
         _report_skipped(result, verbose)
         _keep_inputs([output, *(p for _, p in extra_reports)], [r.path for r in result.reports])

@@ -13,28 +13,22 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
-from convaudit.audit import scan_one_safe
-from convaudit.config import Config
+from convaudit.audit import ScanJob, run_job
 from convaudit.records import ModelReport
-
-if TYPE_CHECKING:
-    from convaudit.rules.engine import RuleSet
 
 Progress = Callable[[int, int, str], None]
 
 # What every worker needs, set once per worker by _init (never pickled per model).
-_STATE: dict[str, tuple[Config, RuleSet | None, bool]] = {}
+_STATE: dict[str, ScanJob] = {}
 
 
-def _init(config: Config, rules: RuleSet | None, weights: bool) -> None:
-    _STATE["scan"] = (config, rules, weights)
+def _init(job: ScanJob) -> None:
+    _STATE["job"] = job
 
 
-def _scan(path: str) -> ModelReport:
-    config, rules, weights = _STATE["scan"]
-    return scan_one_safe(path, config, rules, weights=weights)
+def _scan(path: str, key: str | None) -> ModelReport:
+    return run_job(_STATE["job"], path, key)
 
 
 def warm() -> None:
@@ -61,13 +55,15 @@ def largest_first(models: Sequence[str]) -> list[str]:
 
 def scan_parallel(
     models: list[str],
-    config: Config,
+    keys: Sequence[str | None],
+    job: ScanJob,
     jobs: int,
     progress: Progress | None,
-    rules: RuleSet | None,
-    weights: bool,
+    done: int = 0,
+    total: int | None = None,
 ) -> tuple[ModelReport, ...]:
-    """Reports of ``models`` in their given order, scanned by ``jobs`` processes."""
+    """Reports of ``models`` in their given order, scanned by ``jobs`` processes (each stored as
+    the cache entry of the same index in ``keys``); progress counts from ``done`` of ``total``."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # fork only on Linux: macOS's system libraries are not fork-safe (Python's default there
@@ -75,16 +71,17 @@ def scan_parallel(
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     if context.get_start_method() == "fork":
         warm()  # shared with the workers copy-on-write; spawned workers would redo it anyway
-    total = len(models)
+    total = len(models) + done if total is None else total
+    key_of = dict(zip(models, keys, strict=True))
     by_path: dict[str, ModelReport] = {}
     with ProcessPoolExecutor(
-        max_workers=min(jobs, total),
+        max_workers=min(jobs, len(models)),
         mp_context=context,
         initializer=_init,
-        initargs=(config, rules, weights),
+        initargs=(job,),
     ) as pool:
-        futures = {pool.submit(_scan, m): m for m in largest_first(models)}
-        for k, fut in enumerate(as_completed(futures), 1):
+        futures = {pool.submit(_scan, m, key_of[m]): m for m in largest_first(models)}
+        for k, fut in enumerate(as_completed(futures), done + 1):
             m = futures[fut]
             try:
                 by_path[m] = fut.result()

@@ -3,22 +3,36 @@
 Only an optimisation: every read or write problem means "not cached" and the caller does the
 work. Entries are JSON (never pickle), named by a hash of what they were computed from, so a
 changed input is a different name and nothing ever needs invalidating. ``CONVAUDIT_NO_CACHE=1``
-turns it off.
+turns it off, and so does ``disabled()`` (``--no-cache``) for the calls made inside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from convaudit.version import __version__
 
+_OFF: list[bool] = []  # one entry per ``disabled()`` being run
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """No cache reads or writes inside: what ``CONVAUDIT_NO_CACHE=1`` does, for one run."""
+    _OFF.append(True)
+    try:
+        yield
+    finally:
+        _OFF.pop()
+
 
 def cache_dir() -> Path | None:
     """This user's cache folder for this convaudit version, or None when caching is off."""
-    if os.environ.get("CONVAUDIT_NO_CACHE"):
+    if _OFF or os.environ.get("CONVAUDIT_NO_CACHE"):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):  # the XDG spec: a relative path is invalid and is ignored
@@ -39,13 +53,16 @@ def _private(folder: Path, *, make: bool = False) -> bool:
     return (getuid is None or st.st_uid == getuid()) and not st.st_mode & 0o022
 
 
-def read_json(kind: str, key: str) -> Any | None:
-    """The cached value of ``kind``/``key``.json, or None (missing, unreadable, not JSON)."""
+def read_json(
+    kind: str, key: str, object_hook: Callable[[dict[str, Any]], Any] | None = None
+) -> Any | None:
+    """The cached value of ``kind``/``key``.json, or None (missing, unreadable, not JSON, or
+    refused by ``object_hook`` with a ValueError)."""
     data = read_bytes(kind, key)
     if data is None:
         return None
     try:
-        return json.loads(data)
+        return json.loads(data, object_hook=object_hook)
     except (ValueError, RecursionError):
         return None
 
@@ -88,3 +105,31 @@ def write_bytes(kind: str, key: str, data: bytes, *, suffix: str = ".json") -> N
         os.replace(tmp, folder / kind / f"{key}{suffix}")
     except OSError:
         Path(tmp).unlink(missing_ok=True)
+
+
+def prune(kind: str, *, max_entries: int, max_bytes: int) -> None:
+    """Once ``kind`` holds more than ``max_entries`` files or ``max_bytes``, remove the oldest
+    (by mtime) until it is under 3/4 of both; problems are ignored, as everywhere here."""
+    folder = cache_dir()
+    if folder is None or not _private(folder) or not _private(folder / kind):
+        return
+    entries: list[tuple[int, int, str]] = []
+    try:
+        with os.scandir(folder / kind) as it:
+            for e in it:
+                if e.name.endswith(".json") and e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    entries.append((st.st_mtime_ns, st.st_size, e.path))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    if len(entries) <= max_entries and total <= max_bytes:
+        return
+    entries.sort()
+    keep_entries, keep_bytes = max_entries * 3 // 4, max_bytes * 3 // 4
+    for count, (_, size, path) in enumerate(entries):
+        if len(entries) - count <= keep_entries and total <= keep_bytes:
+            break
+        with suppress(OSError):
+            os.unlink(path)
+        total -= size

@@ -115,6 +115,18 @@ class LoadedModel:
             return _read_external(tensor, name, self.path)
         return _to_array(tensor, name, self.path)
 
+    def external_files(self) -> tuple[str, ...]:
+        """The external-data files the model's tensors name, joined to its folder (what a result
+        read under ``--weights`` depends on besides the model file)."""
+        names = {
+            e.value
+            for t in self._index().values()
+            if t.data_location == _T.EXTERNAL
+            for e in t.external_data
+            if e.key == "location"
+        }
+        return tuple(sorted(os.path.join(self.path.parent, n) for n in names))
+
     def close(self) -> None:
         """Close the file handle that ``read_tensor`` keeps open."""
         if self._file is not None:
