@@ -27,6 +27,7 @@ from convaudit.version import __version__
 
 if TYPE_CHECKING:
     from convaudit.fix.result import FixResult
+    from convaudit.parallel import Workers
     from convaudit.rules.engine import RuleSet
 
 # The per-model audit lives in convaudit.audit (fix and diff use it too); its names stay
@@ -90,9 +91,11 @@ def _scan_all(
     *,
     cache: bool = False,
     graphs: bool = True,
+    workers: Workers | None = None,
 ) -> tuple[ModelReport, ...]:
     """Every model's report, in order: cache hits first (no model read), then the rest scanned
-    in this process or by ``jobs`` workers, each stored in the cache as it is made."""
+    in this process or by ``jobs`` workers (``workers`` when already started), each stored in
+    the cache as it is made."""
     context = None
     if cache and rules is not None:
         context = resultcache.context_key(rules, weights=weights)
@@ -115,17 +118,21 @@ def _scan_all(
                     progress(len(reports), total, m)
     todo = [i for i in range(total) if i not in reports]
     done = len(reports)
+    todo_models, todo_keys = [models[i] for i in todo], [keys[i] for i in todo]
     if jobs <= 1 or len(todo) <= 1:
+        if workers is not None:
+            workers.close()  # not needed: free their cores now
         for k, i in enumerate(todo, done + 1):
             reports[i] = run_job(job, models[i], keys[i])
             if progress is not None:
                 progress(k, total, models[i])
+    elif workers is not None:
+        scanned = workers.scan(todo_models, todo_keys, job, progress, done, total)
+        reports.update(zip(todo, scanned, strict=True))
     else:
         from convaudit.parallel import scan_parallel
 
-        scanned = scan_parallel(
-            [models[i] for i in todo], [keys[i] for i in todo], job, jobs, progress, done, total
-        )
+        scanned = scan_parallel(todo_models, todo_keys, job, jobs, progress, done, total)
         reports.update(zip(todo, scanned, strict=True))
     if context is not None and todo:
         resultcache.prune()
@@ -157,6 +164,26 @@ def scan(
     read it; leaving it out is most of what ``--jobs`` workers would send back).
     """
     config = config or Config()
+    if jobs <= 1:
+        return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, None)
+    from convaudit.parallel import Workers
+
+    # Started first: their `import onnx` overlaps the rule pack's loading and the discovery.
+    with Workers(jobs) as workers:
+        return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, workers)
+
+
+def _scan(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    config: Config,
+    jobs: int,
+    shard: tuple[int, int] | None,
+    progress: Progress | None,
+    weights: bool,
+    cache: bool,
+    graphs: bool,
+    workers: Workers | None,
+) -> AuditResult:
     rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
     baseline = None
     if config.baseline is not None:
@@ -173,7 +200,9 @@ def scan(
     for message in config.unmatched(found):  # before sharding: another shard may match it
         warnings.warn(message, ConfigWarning, stacklevel=2)
     models = select_shard(found, shard)
-    reports = _scan_all(models, config, jobs, progress, rules, weights, cache=cache, graphs=graphs)
+    reports = _scan_all(
+        models, config, jobs, progress, rules, weights, cache=cache, graphs=graphs, workers=workers
+    )
     result = AuditResult(
         reports=reports,
         tool_version=__version__,

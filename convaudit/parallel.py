@@ -1,34 +1,31 @@
-"""``--jobs N``: scan many models in N worker processes started once, largest model first.
+"""``--jobs N``: scan many models in N worker processes started first, largest model first.
 
 Processes, not threads: a scan is pure-Python graph walking that holds the GIL (threads gave no
-speed-up when measured; see README, "Many models"). Where ``fork`` exists, the parent imports
-onnx and the model modules and builds onnx's schema registry *before* the workers start, so the
-workers share that work copy-on-write instead of each paying the ``import onnx`` floor; the rule
-pack and the config reach each worker once (initializer), not once per model.
+speed-up when measured; see README, "Many models"). ``api.scan`` starts the first worker before
+it loads the rule pack or looks for models: that worker imports onnx (the one-time cost of every
+scan) on the other core while the parent does that serial work, then forks the other workers
+from itself (fork only), so they share it copy-on-write; the parent never imports onnx. Each
+worker gets the scan's ``ScanJob`` once, then one model at a time (two in flight, so it never
+waits for the parent), and sends each report back as soon as it is made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from convaudit.audit import ScanJob, run_job
 from convaudit.records import ModelReport
 
 Progress = Callable[[int, int, str], None]
 
-# What every worker needs, set once per worker by _init (never pickled per model).
-_STATE: dict[str, ScanJob] = {}
-
-
-def _init(job: ScanJob) -> None:
-    _STATE["job"] = job
-
-
-def _scan(path: str, key: str | None) -> ModelReport:
-    return run_job(_STATE["job"], path, key)
+IN_FLIGHT = 2  # models handed to a worker ahead of its reports: it never idles between two
 
 
 def warm() -> None:
@@ -53,6 +50,188 @@ def largest_first(models: Sequence[str]) -> list[str]:
     return sorted(models, key=lambda m: (-size(m), m))
 
 
+def _serve(conn: Connection) -> None:
+    """A worker: warm up, take the job, then scan each (index, path, key) it is sent."""
+    try:
+        warm()
+        job: ScanJob | None = None
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            if isinstance(message, ScanJob):
+                job = message
+                continue
+            index, path, key = message
+            assert job is not None, "a model before the job"
+            conn.send((index, run_job(job, path, key)))
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        return  # the parent went away or stopped us: nothing left to report to
+
+
+def _zygote(conns: list[Connection], parents: list[Connection]) -> None:
+    """The first worker (fork only): warm up once, then fork the others from itself, so they
+    share that work copy-on-write and ``import onnx`` runs once while the parent loads rules."""
+    for conn in parents:  # the parent's ends, inherited: the workers must see EOF when it closes
+        conn.close()
+    children: list[int] = []
+    try:
+        warm()
+    except BaseException:
+        return
+    for conn in conns[1:]:
+        pid = os.fork()
+        if pid == 0:  # a sibling: serve its own pipe and nothing else
+            for other in conns:
+                if other is not conn:
+                    other.close()
+            try:
+                _serve(conn)
+            finally:
+                os._exit(0)
+        children.append(pid)
+        conn.close()
+    _serve(conns[0])
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+class Workers:
+    """``jobs`` worker processes, started now (before the scan knows its models)."""
+
+    def __init__(self, jobs: int) -> None:
+        # fork only on Linux: macOS's system libraries are not fork-safe (Python's default there
+        # is spawn, and each worker warms up itself).
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+        pipes = [context.Pipe() for _ in range(jobs)]
+        self._conns = [ours for ours, _ in pipes]
+        self._done = False
+        if context.get_start_method() == "fork":
+            self._processes: list[Any] = [
+                context.Process(
+                    target=_zygote, args=([t for _, t in pipes], self._conns), daemon=True
+                )
+            ]
+        else:
+            self._processes = [
+                context.Process(target=_serve, args=(theirs,), daemon=True) for _, theirs in pipes
+            ]
+        for process in self._processes:
+            process.start()
+        for _, theirs in pipes:
+            theirs.close()
+
+    def scan(
+        self,
+        models: Sequence[str],
+        keys: Sequence[str | None],
+        job: ScanJob,
+        progress: Progress | None = None,
+        done: int = 0,
+        total: int | None = None,
+    ) -> tuple[ModelReport, ...]:
+        """Reports of ``models`` in their given order (each stored as the cache entry of the same
+        index in ``keys``); ``progress`` counts on from ``done`` of ``total`` as reports come."""
+        total = len(models) + done if total is None else total
+        index_of = {m: i for i, m in enumerate(models)}
+        todo = deque(index_of[m] for m in largest_first(models))
+        queued: dict[Connection, deque[int]] = {}
+        reports: dict[int, ModelReport] = {}
+
+        def record(index: int, report: ModelReport) -> None:
+            reports[index] = report
+            if progress is not None:
+                progress(done + len(reports), total, models[index])
+
+        def feed(conn: Connection) -> None:
+            while todo and len(queued[conn]) < IN_FLIGHT:
+                index = todo.popleft()
+                queued[conn].append(index)
+                conn.send((index, models[index], keys[index]))
+
+        def lost(conn: Connection) -> None:
+            """The worker behind ``conn`` died: its current model failed, the rest go back."""
+            waiting = queued.pop(conn)
+            if waiting:
+                index = waiting.popleft()
+                why = "its process ended"
+                record(
+                    index,
+                    ModelReport(
+                        path=models[index],
+                        facts=None,
+                        errors=(f"{models[index]}: worker failed: {why}",),
+                    ),
+                )
+                todo.extendleft(reversed(waiting))
+
+        for conn in self._conns:
+            queued[conn] = deque()
+            try:
+                conn.send(job)
+                feed(conn)
+            except OSError:
+                lost(conn)
+        while queued and any(queued.values()):
+            for ready in wait([c for c, q in queued.items() if q]):
+                if not isinstance(ready, Connection) or ready not in queued:
+                    continue
+                conn = ready
+                try:
+                    index, report = conn.recv()
+                except Exception:  # EOF, or half a message: the worker died mid-send
+                    lost(conn)
+                    continue
+                queued[conn].remove(index)
+                record(index, report)
+                try:
+                    feed(conn)
+                except OSError:
+                    lost(conn)
+            for conn in queued:  # hand what a lost worker left to the others
+                if len(queued[conn]) < IN_FLIGHT and todo:
+                    try:
+                        feed(conn)
+                    except OSError:
+                        lost(conn)
+                        break
+        for index in todo:  # every worker died
+            record(
+                index,
+                ModelReport(
+                    path=models[index],
+                    facts=None,
+                    errors=(f"{models[index]}: worker failed: no worker process left",),
+                ),
+            )
+        self._done = True
+        return tuple(reports[i] for i in range(len(models)))
+
+    def close(self) -> None:
+        """Stop the workers: idle ones are told to exit, busy ones (a scan that needed none of
+        them, or an error) are terminated rather than waited for."""
+        for conn in self._conns:
+            if self._done:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+            conn.close()  # a worker forked by the zygote sees EOF and exits
+        for process in self._processes:
+            if not self._done:
+                process.terminate()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._conns, self._processes = [], []
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def scan_parallel(
     models: list[str],
     keys: Sequence[str | None],
@@ -62,33 +241,6 @@ def scan_parallel(
     done: int = 0,
     total: int | None = None,
 ) -> tuple[ModelReport, ...]:
-    """Reports of ``models`` in their given order, scanned by ``jobs`` processes (each stored as
-    the cache entry of the same index in ``keys``); progress counts from ``done`` of ``total``."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # fork only on Linux: macOS's system libraries are not fork-safe (Python's default there
-    # is spawn), and spawned workers import everything themselves.
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    if context.get_start_method() == "fork":
-        warm()  # shared with the workers copy-on-write; spawned workers would redo it anyway
-    total = len(models) + done if total is None else total
-    key_of = dict(zip(models, keys, strict=True))
-    by_path: dict[str, ModelReport] = {}
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(models)),
-        mp_context=context,
-        initializer=_init,
-        initargs=(job,),
-    ) as pool:
-        futures = {pool.submit(_scan, m, key_of[m]): m for m in largest_first(models)}
-        for k, fut in enumerate(as_completed(futures), done + 1):
-            m = futures[fut]
-            try:
-                by_path[m] = fut.result()
-            except Exception as exc:  # the worker died (e.g. killed): record it, go on
-                by_path[m] = ModelReport(
-                    path=m, facts=None, errors=(f"{m}: worker failed: {type(exc).__name__}",)
-                )
-            if progress is not None:
-                progress(k, total, m)
-    return tuple(by_path[m] for m in models)
+    """Reports of ``models`` in their given order, scanned by ``jobs`` workers started now."""
+    with Workers(min(jobs, len(models))) as workers:
+        return workers.scan(models, keys, job, progress, done, total)
