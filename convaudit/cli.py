@@ -450,20 +450,14 @@ def scan(
     ] = None,
     no_cache: Annotated[
         bool,
-        typer.Option("--no-cache", help="Read and write no cache (as CONVAUDIT_NO_CACHE=1)."),
+        typer.Option(
+            "--no-cache", help="Scan every model again: no stored results read or written."
+        ),
     ] = False,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
 
     def run() -> int:
-        if no_cache:
-            from convaudit.usercache import disabled
-
-            with disabled():
-                return scan_run()
-        return scan_run()
-
-    def scan_run() -> int:
         from convaudit.api import fails, parse_shard
         from convaudit.api import scan as api_scan
         from convaudit.report import REPORTERS, render
@@ -500,7 +494,7 @@ def scan(
             shard=parse_shard(shard) if shard else None,
             progress=None if quiet else _progress(),
             weights=weights,
-            cache=True,  # unless --no-cache or CONVAUDIT_NO_CACHE turned every cache off
+            cache=not no_cache,  # CONVAUDIT_NO_CACHE=1 turns it off too, with every other cache
             graphs=False,
         )
         _report_skipped(result, verbose)

@@ -2,9 +2,10 @@
 
 Processes, not threads: a scan is pure-Python graph walking that holds the GIL (threads gave no
 speed-up when measured; see README, "Many models"). ``api.scan`` starts the first worker before
-it loads the rule pack or looks for models: that worker imports onnx (the one-time cost of every
-scan) on the other core while the parent does that serial work, then forks the other workers
-from itself (fork only), so they share it copy-on-write; the parent never imports onnx. Each
+it loads the rule pack or looks for models: that worker does the one-time work of every scan
+(``warm``: imports, the schema table) on the other core while the parent does that serial work,
+then forks the other workers from itself (fork only), so they share it copy-on-write; the parent
+imports none of the model modules. Each
 worker gets the scan's ``ScanJob`` once, then one model at a time (two in flight, so it never
 waits for the parent), and sends each report back as soon as it is made.
 """
@@ -30,11 +31,15 @@ IN_FLIGHT = 2  # models handed to a worker ahead of its reports: it never idles 
 
 def warm() -> None:
     """The one-time work every scan does before its first model: the model modules' imports
-    (onnx, numpy, protobuf) and onnx's C++ schema registry, built on the first lookup."""
-    from convaudit.model import analyse  # noqa: F401  (imported for its side effect: onnx)
-    from convaudit.model.infer import get_schema
+    (numpy) and the schema table, from the user cache. Without that table a scan needs onnx
+    (its import, its C++ schema registry built on the first lookup): then that too."""
+    from convaudit.model import analyse, lite  # noqa: F401  (imported for their side effects)
+    from convaudit.model.schemas import table
 
-    get_schema("Conv", "", 11)
+    if table() is None:
+        from convaudit.model.infer import get_schema
+
+        get_schema("Conv", "", 11)
 
 
 def largest_first(models: Sequence[str]) -> list[str]:

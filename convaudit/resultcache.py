@@ -4,7 +4,7 @@ In the style of ruff's cache. An entry is named by a hash of everything a model'
 on: the model file as ``os.stat`` sees it (path as given and resolved, device, inode, size,
 mtime_ns, ctime_ns), the scan's context (the rule pack and effective config, canonicalised; the
 ``--weights`` flag; the working folder, since reports quote relative paths) and the code that
-computes it (the signature of convaudit's own source files, onnx's ``version.py``, Python's
+computes it (the signature of convaudit's own source files, the installed onnx's stamp, Python's
 version). A changed input is a different name, so nothing is ever invalidated in place; an entry
 also lists the files it read besides the model (external data under ``--weights``) with their
 stat, checked on every hit. A model modified within ``RACY_NS`` of its scan is not stored (the
@@ -15,7 +15,6 @@ that does not decode is a miss. A hit reads no model and imports no onnx.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convaudit import usercache
+from convaudit.identity import sha256_hex
+from convaudit.model.schemas import onnx_stamp
 from convaudit.records import (
     Category,
     CategoryTotals,
@@ -149,8 +150,8 @@ def canonical(item: Any) -> Any:
 
 
 def _code_signature() -> list[Any]:
-    """Every source file of convaudit (name, size, mtime_ns) and onnx's version file: a new
-    release, an upgrade or an edit in an editable install each change the key."""
+    """Every source file of convaudit (name, size, mtime_ns) and the installed onnx (found, not
+    imported): a release, an upgrade or an edit in an editable install each change the key."""
     root = Path(__file__).resolve().parent
     files: list[Any] = []
     for folder, subfolders, names in os.walk(root):
@@ -161,22 +162,7 @@ def _code_signature() -> list[Any]:
                 files.append(
                     [os.path.relpath(os.path.join(folder, name), root), st.st_size, st.st_mtime_ns]
                 )
-    return [files, _onnx_version(), sys.version, sys.platform]
-
-
-def _onnx_version() -> str:
-    """A hash of onnx's ``version.py``, found but not imported (a hit must not import onnx)."""
-    from importlib.util import find_spec
-
-    try:
-        spec = find_spec("onnx")
-        origin = spec.origin if spec is not None else None
-        if origin is None:
-            return "none"
-        data = Path(origin).with_name("version.py").read_bytes()
-    except (OSError, ImportError, ValueError):
-        return "unknown"
-    return hashlib.sha256(data).hexdigest()
+    return [files, onnx_stamp(), sys.version, sys.platform]
 
 
 def context_key(rules: RuleSet, *, weights: bool) -> str | None:
@@ -194,7 +180,7 @@ def context_key(rules: RuleSet, *, weights: bool) -> str | None:
         text = json.dumps(context, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError, OSError):
         return None
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def _stat(path: str) -> list[Any] | None:
@@ -212,7 +198,7 @@ def model_key(context: str, path: str) -> str | None:
     if stat is None or not os.path.isfile(path):
         return None
     text = json.dumps([context, path, os.path.abspath(path), stat])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 # -- reading and writing -----------------------------------------------------------------------

@@ -3,36 +3,24 @@
 Only an optimisation: every read or write problem means "not cached" and the caller does the
 work. Entries are JSON (never pickle), named by a hash of what they were computed from, so a
 changed input is a different name and nothing ever needs invalidating. ``CONVAUDIT_NO_CACHE=1``
-turns it off, and so does ``disabled()`` (``--no-cache``) for the calls made inside it.
+turns it off.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from convaudit.version import __version__
 
-_OFF: list[bool] = []  # one entry per ``disabled()`` being run
-
-
-@contextmanager
-def disabled() -> Iterator[None]:
-    """No cache reads or writes inside: what ``CONVAUDIT_NO_CACHE=1`` does, for one run."""
-    _OFF.append(True)
-    try:
-        yield
-    finally:
-        _OFF.pop()
-
 
 def cache_dir() -> Path | None:
     """This user's cache folder for this convaudit version, or None when caching is off."""
-    if _OFF or os.environ.get("CONVAUDIT_NO_CACHE"):
+    if os.environ.get("CONVAUDIT_NO_CACHE"):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):  # the XDG spec: a relative path is invalid and is ignored
