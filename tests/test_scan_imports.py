@@ -21,6 +21,8 @@ UNUSED = (
     "onnxruntime",
     "onnx.reference",
     "rich",
+    "importlib.resources",  # the built-in rules are found beside the package's files
+    "tempfile",  # only a cache write needs it
     "_hashlib",  # OpenSSL: the few digests a scan takes come from CPython's own SHA-256
     # (convaudit.fix itself is imported by convaudit/__init__ so the name stays the function)
     "convaudit.fix.pipeline",
@@ -63,12 +65,14 @@ def _scan_modules(tmp_path: Path, pyproject: str = "[project]\nname = 'x'\n") ->
 
 def test_a_warm_json_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     first = _scan_modules(tmp_path)  # fills the rule cache (this test's own XDG_CACHE_HOME)
-    assert first == ["['convaudit.rules.yaml_lines', 'yaml']"]
+    assert first == ["['convaudit.rules.yaml_lines', 'importlib.resources', 'tempfile', 'yaml']"]
     assert _scan_modules(tmp_path) == ["[]"]
 
 
 def test_a_warm_scan_with_a_config_imports_no_toml_parser(tmp_path: Path) -> None:
     config = "[project]\nname = 'x'\n[tool.convaudit]\nfail-on = 'never'\n"
     first = _scan_modules(tmp_path, config)  # parses the config and the rule files once
-    assert first == ["['convaudit.rules.yaml_lines', 'tomllib', 'yaml']"]
+    assert first == [
+        "['convaudit.rules.yaml_lines', 'importlib.resources', 'tempfile', 'tomllib', 'yaml']"
+    ]
     assert _scan_modules(tmp_path, config) == ["[]"]

@@ -11,7 +11,6 @@ RuleFileError reading ``file:line: rule ID: what is wrong (did you mean X?)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +118,17 @@ def _refuse_expansion(data: object, path: Path) -> None:
 
 
 def builtin_dir() -> Path:
-    """The shipped rule pack: ``convaudit/_builtin_rules`` in a wheel, ``rules/`` in a checkout."""
-    try:
-        packaged = resources.files("convaudit") / "_builtin_rules"
-        if packaged.is_dir():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - a broken install
-        pass
-    return Path(__file__).resolve().parent.parent.parent / "rules"
+    """The shipped rule pack: ``convaudit/_builtin_rules`` in a wheel, ``rules/`` in a checkout.
+
+    Found beside the package's own files (the rules are read from disk, so a zipped install
+    could not read them either way): ``importlib.resources`` would add its imports (tempfile,
+    random, zipfile machinery) to every scan.
+    """
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "_builtin_rules"
+    if packaged.is_dir():
+        return packaged
+    return package.parent / "rules"
 
 
 def rule_files(directory: str | Path) -> list[Path]:
