@@ -5,34 +5,34 @@
 # its click command); evaluated once at import they cost typer nothing.
 
 import copy
-import os
 import re
 import sys
-import warnings
-from collections.abc import Callable, Iterable
-from enum import IntEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from convaudit.errors import ConfigWarning, ConvauditError, nearest, one_line
+from convaudit.command import (
+    DIFF_FORMATS,
+    FORMATS,
+    Exit,
+    check_format,
+    echo,
+    emit,
+    guarded,
+    keep_inputs,
+    report_errors,
+    report_skipped,
+    run_scan,
+)
+from convaudit.command import config_of as _config
+from convaudit.errors import ConvauditError, nearest, one_line
 from convaudit.safe_io import shown
-
-_python_showwarning = warnings.showwarning
 
 if TYPE_CHECKING:
     from convaudit.config import Config
-    from convaudit.records import AuditResult
-
-
-class Exit(IntEnum):
-    """Process exit codes (as ruff and bandit): findings are 1, anything the user must fix is 2."""
-
-    CLEAN = 0
-    FINDINGS = 1
-    ERROR = 2
 
 
 def _click_exceptions() -> Any:
@@ -83,10 +83,10 @@ class _OneLineErrors(TyperGroup):
         except errors.NoArgsIsHelpError:  # the help is already printed
             sys.exit(Exit.ERROR)
         except errors.ClickException as exc:
-            typer.echo(f"convaudit: error: {_usage_line(exc)}", err=True)
+            echo(f"convaudit: error: {_usage_line(exc)}")
             sys.exit(Exit.ERROR)
         except errors.Abort:
-            typer.echo("Aborted!", err=True)
+            echo("Aborted!")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -134,153 +134,6 @@ app = _InvokedOnly(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-T = TypeVar("T")
-FORMATS = ("table", "json", "markdown", "sarif", "junit", "html", "github")  # = report.REPORTERS
-DIFF_FORMATS = ("table", "json", "markdown")
-
-
-def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    """A config warning is one stderr line, like an error; others keep Python's format."""
-    if issubclass(category, ConfigWarning):
-        typer.echo(f"convaudit: warning: {message}", err=True)
-    else:
-        _python_showwarning(message, category, *_, **__)
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    """Run ``fn``; user errors become one line and exit 2, bugs exit 2 with a hint to report."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ConfigWarning)
-            warnings.showwarning = _show_warning
-            return fn()
-    except ConvauditError as exc:
-        typer.echo(f"convaudit: error: {exc}", err=True)
-        raise typer.Exit(Exit.ERROR) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a bug: never let a traceback look like "findings" (exit 1)
-        typer.echo(
-            f"convaudit: internal error: {type(exc).__name__}: {exc} "
-            "(please report it with the model or a description of it)",
-            err=True,
-        )
-        raise typer.Exit(Exit.ERROR) from None
-
-
-def _keep_inputs(outputs: list[Path | None], inputs: list[str]) -> None:
-    """Refuse an output file that is one of the models just read: `-o model.onnx` must not
-    replace the user's model with a report."""
-    for out in outputs:
-        if out is None or not out.exists():
-            continue
-        for src in inputs:
-            try:
-                same = os.path.samefile(out, src)
-            except OSError:
-                continue
-            if same:
-                raise ConvauditError(
-                    "output file is a model this command reads: refusing to overwrite it",
-                    path=out,
-                )
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from convaudit.atomic import write_atomic
-
-    write_atomic(output, text)
-
-
-def _check_format(fmt: str, formats: Iterable[str]) -> None:
-    names = list(formats)
-    if fmt not in names:
-        raise ConvauditError(
-            f"unknown --format {shown(fmt)}{nearest(fmt, names, quote=True)}; "
-            f"choose one of {', '.join(names)}"
-        )
-
-
-def _parse_reports(items: list[str]) -> list[tuple[str, Path]]:
-    """--report FMT=PATH (repeatable) -> [(fmt, path)], formats checked before any scan."""
-    out = []
-    for item in items:
-        fmt, sep, path = item.partition("=")
-        if not sep or not path or fmt not in FORMATS:
-            hint = nearest(fmt, FORMATS, quote=True) if sep else ""
-            raise ConvauditError(
-                f"--report {shown(item)}: expected FMT=PATH with FMT one of "
-                f"{', '.join(FORMATS)}{hint}"
-            )
-        out.append((fmt, Path(path)))
-    return out
-
-
-def _colour(output: Path | None) -> bool:
-    """Colour the table only on a terminal: never in a file; NO_COLOR turns it off and
-    FORCE_COLOR on (for CI logs, which are pipes), as no-color.org and force-color.org say."""
-    if output is not None or os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return sys.stdout.isatty()
-
-
-def _render_scan(
-    result: "AuditResult",
-    fmt: str,
-    *,
-    output: Path | None,
-    quiet: bool,
-    statistics: bool,
-    top: int | None,
-) -> str:
-    """The stdout report: --statistics or --quiet views, the table with --top and colour, or
-    any other format as it is."""
-    from convaudit.report import render
-
-    colour = _colour(output)
-    if statistics:
-        from convaudit.report.summary import statistics as counts
-        from convaudit.report.summary import statistics_json
-
-        return statistics_json(result) if fmt == "json" else counts(result, colour=colour)
-    if fmt != "table":
-        return render(result, fmt)
-    if quiet:
-        from convaudit.report.summary import findings_only
-
-        return findings_only(result, colour=colour)
-    text = render(result, fmt, top=top, colour=colour)
-    if len(result.reports) > 1:
-        from convaudit.report.summary import fleet_summary
-
-        text += "\n" + fleet_summary(result, colour=colour)
-    return text
-
-
-def _progress() -> Callable[[int, int, str], None] | None:
-    """A one-line progress bar on stderr, only on a terminal and never in CI."""
-    import os
-
-    if not sys.stderr.isatty() or os.environ.get("CI"):
-        return None
-
-    def show(done: int, total: int, path: str) -> None:
-        width = 30
-        filled = width * done // total
-        bar = "█" * filled + "·" * (width - filled)
-        sys.stderr.write(f"\r\x1b[2K[{bar}] {done}/{total} {path[-50:]}")
-        if done == total:
-            sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
-
-    return show
-
 
 # Options shared by several commands, declared once.
 InputShapeOption = Annotated[
@@ -343,43 +196,7 @@ PathsArgument = Annotated[list[str], typer.Argument(help="ONNX files, directorie
 
 def _run(fn: Callable[[], int]) -> None:
     """Run a command body under the error guard and exit with its code."""
-    raise typer.Exit(int(_guard(fn)))
-
-
-def _config(
-    paths: list[str],
-    config_file: str | None,
-    input_shape: list[str] | None,
-    dim: list[str] | None,
-    rules_dir: list[str] | None = None,
-    **flags: Any,
-) -> "Config":
-    """The effective config: config file, then these flags on top."""
-    from convaudit.config import parse_dim_flags, parse_input_shape_flags, resolve
-
-    return resolve(
-        paths,
-        config_file,
-        rule_dirs=rules_dir or (),
-        input_shapes=parse_input_shape_flags(input_shape or []),
-        dims=parse_dim_flags(dim or []),
-        **flags,
-    )
-
-
-def _report_skipped(result: "AuditResult", verbose: bool) -> None:
-    """--verbose: one stderr line per file or folder discovery left out, with the reason."""
-    if verbose:
-        for s in result.skipped:
-            typer.echo(f"convaudit: skipped {s.path}: {s.reason}", err=True)
-
-
-def _report_errors(result: "AuditResult") -> bool:
-    """Print each model's errors on stderr; True if there were any."""
-    failed = [e for r in result.reports for e in r.errors]
-    for line in failed:
-        typer.echo(f"convaudit: error: {line}", err=True)
-    return bool(failed)
+    raise typer.Exit(guarded(fn))
 
 
 @app.command()
@@ -456,58 +273,8 @@ def scan(
     ] = False,
 ) -> None:
     """Scan models: per-layer MACs and params, totals, each layer's share, rule findings."""
-
-    def run() -> int:
-        from convaudit.api import fails, parse_shard
-        from convaudit.api import scan as api_scan
-        from convaudit.report import REPORTERS, render
-
-        _check_format(fmt, REPORTERS)
-        if jobs < 1:  # checked here, not by click: one error line, not a usage panel
-            raise ConvauditError(f"--jobs must be at least 1, got {jobs}")
-        if top is not None and top < 1:
-            raise ConvauditError(f"--top must be at least 1, got {top}")
-        if statistics and fmt not in ("table", "json"):
-            raise ConvauditError(f"--statistics prints table or json, not --format {fmt}")
-        extra_reports = _parse_reports(report or [])
-        config = _config(
-            paths,
-            config_file,
-            input_shape,
-            dim,
-            rules_dir,
-            select=select,
-            ignore=ignore,
-            fail_on=fail_on,
-            baseline=baseline,
-            max_macs=max_macs,
-            max_params=max_params,
-            default_dim=default_dim,
-            exclude=exclude,
-            extend_exclude=extend_exclude or (),
-            respect_gitignore=respect_gitignore,
-        )
-        result = api_scan(
-            paths,
-            config,
-            jobs=jobs,
-            shard=parse_shard(shard) if shard else None,
-            progress=None if quiet else _progress(),
-            weights=weights,
-            cache=not no_cache,  # CONVAUDIT_NO_CACHE=1 turns it off too, with every other cache
-            graphs=False,
-        )
-        _report_skipped(result, verbose)
-        _keep_inputs([output, *(p for _, p in extra_reports)], [r.path for r in result.reports])
-        text = _render_scan(result, fmt, output=output, quiet=quiet, statistics=statistics, top=top)
-        _emit(text, output)
-        for extra_fmt, extra_path in extra_reports:
-            _emit(render(result, extra_fmt, config=config), extra_path)
-        if _report_errors(result):
-            return Exit.ERROR
-        return Exit.FINDINGS if fails(result, config.fail_on) else Exit.CLEAN
-
-    _run(run)
+    options = dict(locals())  # every parameter by name: run_scan takes the same names
+    _run(lambda: run_scan(**options))
 
 
 @app.command()
@@ -576,7 +343,7 @@ def fix(
         from convaudit.api import fix as api_fix
         from convaudit.fix.render import RENDERERS
 
-        _check_format(fmt, RENDERERS)
+        check_format(fmt, RENDERERS)
         # The same config as scan: the bottleneck rule's params and suppressions decide the rewrite.
         config = _config(
             [str(model)], config_file, input_shape, dim, rules_dir, default_dim=default_dim
@@ -641,7 +408,7 @@ def diff(
         from convaudit.diff import diff as api_diff
         from convaudit.report.diff_report import DIFF_REPORTERS
 
-        _check_format(fmt, DIFF_REPORTERS)
+        check_format(fmt, DIFF_REPORTERS)
         config = _config(
             [str(head)],
             config_file,
@@ -658,8 +425,8 @@ def diff(
         if base.is_dir() or head.is_dir():
             return _diff_folders(base, head, config, fmt, output)
         result = api_diff(str(base), str(head), config)
-        _keep_inputs([output], [str(base), str(head)])
-        _emit(DIFF_REPORTERS[fmt](result), output)
+        keep_inputs([output], [str(base), str(head)])
+        emit(DIFF_REPORTERS[fmt](result), output)
         hits = [f for f in result.findings if at_or_above(f.severity, config.fail_on)]
         return Exit.FINDINGS if hits else Exit.CLEAN
 
@@ -680,10 +447,10 @@ def _diff_folders(base: Path, head: Path, config: "Config", fmt: str, output: Pa
     result = diff_folders(str(base), str(head), config)
     models = [p.path for _, d in result.pairs for p in (d.base, d.head)]
     models += [r.path for _, r in (*result.added, *result.removed)]
-    _keep_inputs([output], models)
-    _emit(FOLDER_DIFF_REPORTERS[fmt](result), output)
+    keep_inputs([output], models)
+    emit(FOLDER_DIFF_REPORTERS[fmt](result), output)
     for line in result.errors:
-        typer.echo(f"convaudit: error: {line}", err=True)
+        echo(f"convaudit: error: {line}")
     if result.errors:
         return Exit.ERROR
     hits = [f for f in result.findings if at_or_above(f.severity, config.fail_on)]
@@ -789,12 +556,12 @@ def baseline_create(
             respect_gitignore=respect_gitignore,
         )
         result = api_scan(paths, dataclasses.replace(config, baseline=None))
-        _report_skipped(result, verbose)
-        if _report_errors(result):
+        report_skipped(result, verbose)
+        if report_errors(result):
             return Exit.ERROR
-        _keep_inputs([output], [r.path for r in result.reports])
-        _emit(render_baseline(result, config.root), output)
-        typer.echo(f"convaudit: {len(result.findings)} findings written to {output}", err=True)
+        keep_inputs([output], [r.path for r in result.reports])
+        emit(render_baseline(result, config.root), output)
+        echo(f"convaudit: {len(result.findings)} findings written to {output}")
         return Exit.CLEAN
 
     _run(run)

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from convaudit.api import parse_shard, scan, select_shard
-from convaudit.cli import _progress, app
+from convaudit.cli import app
+from convaudit.command import progress as _progress
 from convaudit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
