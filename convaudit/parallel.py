@@ -13,6 +13,7 @@ waits for the parent), and sends each report back as soon as it is made.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import sys
@@ -84,6 +85,9 @@ def _zygote(conns: list[Connection], parents: list[Connection]) -> None:
         warm()
     except BaseException:
         return
+    # What warm made stays out of every worker's collections: a full collection would otherwise
+    # visit (and so copy, page by page) objects the workers share.
+    gc.freeze()
     for conn in conns[1:]:
         pid = os.fork()
         if pid == 0:  # a sibling: serve its own pipe and nothing else
