@@ -5,9 +5,11 @@ rounds, bytecode compiled and page cache warm before the first timed run):
 
 - startup: `python -c pass`, the floor `python -c "import onnx"`, `convaudit --help`;
 - small: eleven trained models from PyPI wheels (small_models.py), each scanned by convaudit
-  and profiled by onnx-tool's CLI, with the floor interleaved in the same rounds;
-- folder: `convaudit scan FOLDER` at --jobs 1 and --jobs 2, the folder holding --copies copies
-  of those models (33 by default: eleven models are too little work to split in two);
+  and profiled by onnx-tool's CLI, with the floor interleaved in the same rounds; a fresh scan
+  runs with --no-cache (no stored result read or written), a cached one re-reads the result the
+  untimed first run stored;
+- folder: `convaudit scan FOLDER` at --jobs 1 and --jobs 2, fresh and cached, the folder holding
+  --copies copies of those models (33 by default: eleven models are too little work to split);
 - large: VGG-16 with 553 MB embedded and 2.47 GB external weights (build_models.py).
 
 Then one PASS/FAIL line per goal of issue 12.
@@ -18,6 +20,7 @@ Then one PASS/FAIL line per goal of issue 12.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -78,9 +81,11 @@ def peer_cmd(model: Path, extra: list[str]) -> Command:
     return cmd(PEER_PYTHON, "-m", "onnx_tool", "-i", model, *extra)
 
 
-def scan_cmd(target: Path, extra: list[str]) -> Command:
-    """What a CI job runs: scan, JSON report to stdout (captured by a pipe, as in CI)."""
-    return cmd(CONVAUDIT, "scan", target, *extra, "--format", "json", ok=SCAN_OK)
+def scan_cmd(target: Path, extra: list[str], *, cached: bool = False) -> Command:
+    """What a CI job runs: scan, JSON report to stdout (captured by a pipe, as in CI). Fresh
+    unless ``cached``: then the result stored by the untimed first run is read back."""
+    fresh = [] if cached else ["--no-cache"]
+    return cmd(CONVAUDIT, "scan", target, *extra, *fresh, "--format", "json", ok=SCAN_OK)
 
 
 def setup_peer() -> None:
@@ -122,9 +127,10 @@ def section_small(rounds: int, cache: Path, goals: Goals) -> None:
     paths = ensure_small_models(cache)
     print(
         "| Model (wheel) | MB | floor ms | convaudit ms | onnx-tool ms "
-        "| convaudit - floor ms | convaudit / onnx-tool | peak RSS MiB convaudit / onnx-tool |"
+        "| convaudit - floor ms | convaudit / onnx-tool | peak RSS MiB convaudit / onnx-tool "
+        "| convaudit (cached) ms | cached - floor ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     deltas: list[float] = []
     ratios: list[float] = []
     for model, path in paths.items():
@@ -133,10 +139,13 @@ def section_small(rounds: int, cache: Path, goals: Goals) -> None:
                 "floor": floor_cmd(),
                 "convaudit": scan_cmd(path, model.convaudit_args()),
                 "peer": peer_cmd(path, model.onnx_tool_args()),
+                "cached": scan_cmd(path, model.convaudit_args(), cached=True),
             },
             rounds,
         )
-        floor, ours, peer = got["floor"], got["convaudit"], got["peer"]
+        floor, ours, peer, cached = got["floor"], got["convaudit"], got["peer"], got["cached"]
+        if cached.ok and cached.stdout != ours.stdout:
+            cached = dataclasses.replace(cached, ok=False, error="output differs from a fresh scan")
         delta = ours.wall_s - floor.wall_s
         ratio = ours.wall_s / peer.wall_s if peer.ok else None
         rss_peer = f"{peer.rss_mib:.0f}" if peer.ok else "-"
@@ -144,7 +153,8 @@ def section_small(rounds: int, cache: Path, goals: Goals) -> None:
             f"| `{model.name}` ({model.wheel.requirement.replace('==', ' ')}) "
             f"| {path.stat().st_size / 1e6:.1f} | {floor.ms()} | {ours.ms()} | {peer.ms()} "
             f"| {1000 * delta:+.0f} | {f'{ratio:.2f}x' if ratio else '-'} "
-            f"| {ours.rss_mib:.0f} / {rss_peer} |"
+            f"| {ours.rss_mib:.0f} / {rss_peer} "
+            f"| {cached.ms()} | {1000 * (cached.wall_s - floor.wall_s):+.0f} |"
         )
         sys.stdout.flush()
         deltas.append(delta)
@@ -197,9 +207,10 @@ def section_folder(rounds: int, cache: Path, folder: Path, copies: int, goals: G
     count = model_folder(paths, folder, copies)
     config = write_shapes_config(cache / "small-shapes.toml")
     extra = ["--config", str(config)]
-    got = alternate(
-        {f"--jobs {j}": scan_cmd(folder, [*extra, "--jobs", str(j)]) for j in (1, 2)}, rounds
-    )
+    commands = {f"--jobs {j}": scan_cmd(folder, [*extra, "--jobs", str(j)]) for j in (1, 2)}
+    for j in (1, 2):
+        commands[f"--jobs {j}, cached"] = scan_cmd(folder, [*extra, "--jobs", str(j)], cached=True)
+    got = alternate(commands, rounds)
     print("| Folder scan | models | wall ms (min-max) | peak RSS MiB | output sha256 |")
     print("|---|---:|---:|---:|---|")
     for label, s in got.items():
@@ -212,6 +223,12 @@ def section_folder(rounds: int, cache: Path, folder: Path, copies: int, goals: G
         f"folder --jobs 2 >= {JOBS_SPEEDUP}x --jobs 1",
         one.ok and two.ok and one.stdout == two.stdout and speedup >= JOBS_SPEEDUP,
         f"{speedup:.2f}x" + ("" if one.stdout == two.stdout else ", outputs differ"),
+    )
+    same = all(s.stdout == one.stdout for s in got.values())
+    cached = got["--jobs 1, cached"]
+    print(
+        f"Cached folder scan (--jobs 1): {one.wall_s / cached.wall_s:.1f}x faster than fresh; "
+        f"every output {'identical' if same else 'NOT identical'}.\n"
     )
 
 
