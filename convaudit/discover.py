@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -98,6 +97,8 @@ def _git_ignored(top: str, paths: list[str]) -> set[str]:
     """The paths git ignores (tracked files never are), or none outside a git work tree."""
     if not paths:
         return set()
+    import subprocess  # only a folder scan asks git: a scan of named files never imports it
+
     try:
         done = subprocess.run(
             ["git", "-C", top, "check-ignore", "-z", "--stdin"],

@@ -23,6 +23,8 @@ UNUSED = (
     "rich",
     "importlib.resources",  # the built-in rules are found beside the package's files
     "tempfile",  # only a cache write needs it
+    "subprocess",  # only a folder scan asks git what it ignores
+    "typer",  # a plain scan's options are read without it (convaudit.launch)
     "_hashlib",  # OpenSSL: the few digests a scan takes come from CPython's own SHA-256
     # (convaudit.fix itself is imported by convaudit/__init__ so the name stays the function)
     "convaudit.fix.pipeline",
@@ -52,8 +54,8 @@ def _scan_modules(tmp_path: Path, pyproject: str = "[project]\nname = 'x'\n") ->
     code = (
         "import sys\n"
         f"sys.argv = ['convaudit', 'scan', {str(model)!r}, '--format', 'json']\n"
-        "from convaudit.cli import app\n"
-        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "from convaudit.launch import main\n"  # the console script
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print(sorted(m for m in {UNUSED!r} if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run(
@@ -65,7 +67,11 @@ def _scan_modules(tmp_path: Path, pyproject: str = "[project]\nname = 'x'\n") ->
 
 def test_a_warm_json_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     first = _scan_modules(tmp_path)  # fills the rule cache (this test's own XDG_CACHE_HOME)
-    assert first == ["['convaudit.rules.yaml_lines', 'importlib.resources', 'tempfile', 'yaml']"]
+    # a cold scan parses the rule files and fills the caches (writing imports tempfile; onnx,
+    # imported to fill the schema table, brings importlib.resources and subprocess)
+    assert first == [
+        "['convaudit.rules.yaml_lines', 'importlib.resources', 'subprocess', 'tempfile', 'yaml']"
+    ]
     assert _scan_modules(tmp_path) == ["[]"]
 
 
@@ -73,6 +79,7 @@ def test_a_warm_scan_with_a_config_imports_no_toml_parser(tmp_path: Path) -> Non
     config = "[project]\nname = 'x'\n[tool.convaudit]\nfail-on = 'never'\n"
     first = _scan_modules(tmp_path, config)  # parses the config and the rule files once
     assert first == [
-        "['convaudit.rules.yaml_lines', 'importlib.resources', 'tempfile', 'tomllib', 'yaml']"
+        "['convaudit.rules.yaml_lines', 'importlib.resources', 'subprocess', 'tempfile', "
+        "'tomllib', 'yaml']"
     ]
     assert _scan_modules(tmp_path, config) == ["[]"]
