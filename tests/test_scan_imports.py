@@ -34,6 +34,7 @@ UNUSED = (
     "convaudit.baseline",
     "convaudit.weights",
     "convaudit.rules.yaml_lines",
+    "convaudit.rules.validate",  # the validated rules are read back (rules.compiled)
     "convaudit.rules.explain",
     "convaudit.rules.json_schema",
     "convaudit.report.sarif",
@@ -70,7 +71,8 @@ def test_a_warm_json_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> Non
     # a cold scan parses the rule files and fills the caches (writing imports tempfile; onnx,
     # imported to fill the schema table, brings importlib.resources and subprocess)
     assert first == [
-        "['convaudit.rules.yaml_lines', 'importlib.resources', 'subprocess', 'tempfile', 'yaml']"
+        "['convaudit.rules.validate', 'convaudit.rules.yaml_lines', 'importlib.resources', "
+        "'subprocess', 'tempfile', 'yaml']"
     ]
     assert _scan_modules(tmp_path) == ["[]"]
 
@@ -79,7 +81,7 @@ def test_a_warm_scan_with_a_config_imports_no_toml_parser(tmp_path: Path) -> Non
     config = "[project]\nname = 'x'\n[tool.convaudit]\nfail-on = 'never'\n"
     first = _scan_modules(tmp_path, config)  # parses the config and the rule files once
     assert first == [
-        "['convaudit.rules.yaml_lines', 'importlib.resources', 'subprocess', 'tempfile', "
-        "'tomllib', 'yaml']"
+        "['convaudit.rules.validate', 'convaudit.rules.yaml_lines', 'importlib.resources', "
+        "'subprocess', 'tempfile', 'tomllib', 'yaml']"
     ]
     assert _scan_modules(tmp_path, config) == ["[]"]

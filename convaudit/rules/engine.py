@@ -2,6 +2,8 @@
 
 Rule files are loaded and the config applied once per scan (``RuleSet.from_config``); each
 model then costs one pass over its layers. The engine knows facts and operators, not rule ids.
+What only evaluating rules needs (facts, kinds, the matcher, budgets) is imported by ``run``:
+a scan whose reports all come from the result cache loads the pack and never evaluates it.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from convaudit.budgets import check_budgets
 from convaudit.config import Config, Suppression
 from convaudit.dataclass_code import dataclass
 from convaudit.errors import ConfigError, nearest
@@ -23,13 +24,11 @@ from convaudit.records import (
     worst_first_key,
 )
 from convaudit.rules.catalogue import catalogue
-from convaudit.rules.context import GraphContext
-from convaudit.rules.facts import Bound, Subject
-from convaudit.rules.kinds import recommendation
 from convaudit.rules.loader import load_rules
-from convaudit.rules.matcher import matches
 from convaudit.rules.schema import Rule
-from convaudit.rules.validate import check_param, incoherence
+
+if TYPE_CHECKING:
+    from convaudit.rules.facts import Bound
 
 # Facts every finding records, besides those its rule reads.
 CORE_FACTS = (
@@ -93,6 +92,8 @@ class RuleSet:
                     raise ConfigError(
                         f"{key}: unknown rule {rule_id!r}{nearest(rule_id, ids)}", path=src
                     )
+        if config.params:  # the validator checks overrides as it checks rule files
+            from convaudit.rules.validate import check_param, incoherence
         configured: dict[str, Rule] = {}
         for rule_id, rule in available.items():
             changes: dict[str, Any] = {}
@@ -138,6 +139,11 @@ class RuleSet:
     def run(self, facts: ModelFacts) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
         """(findings, suppressed findings) on one model: the match rules' in graph order then
         rule id, then the budget rule's (from the config's budgets on the model's totals)."""
+        from convaudit.budgets import check_budgets
+        from convaudit.rules.context import GraphContext
+        from convaudit.rules.facts import Bound, Subject
+        from convaudit.rules.matcher import matches
+
         matchers = [r for r in self.rules if r.check == "match"]
         found: list[Finding] = []
         if matchers:
@@ -180,6 +186,8 @@ class RuleSet:
 
 
 def _finding(rule: Rule, bound: Bound, model: str) -> Finding:
+    from convaudit.rules.kinds import recommendation
+
     layer = bound.layer
 
     def lookup(name: str) -> Any:

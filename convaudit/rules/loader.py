@@ -4,12 +4,17 @@ Files are read with a ``yaml.SafeLoader`` subclass that only records where each 
 and refuses duplicate keys (it constructs nothing SafeLoader would not; ``yaml_lines``), and the
 parsed data is kept as JSON in the user cache keyed by the file's sha256, so a scan whose rule
 files have not changed imports no YAML parser at all. ``validate`` then checks the content,
-cached or not, so a cached file gives the same rules and the same errors. Every problem is a
-RuleFileError reading ``file:line: rule ID: what is wrong (did you mean X?)``.
+cached or not, so a cached file gives the same rules and the same errors. The rules a file's
+validation produced are kept too (``rules.compiled``): while its bytes and its place stay the
+same, a scan reads them back without parsing or validating, nor importing the validator (and
+the fact and kind tables it checks names against). Every problem is a RuleFileError reading
+``file:line: rule ID: what is wrong (did you mean X?)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +22,8 @@ from typing import Any
 from convaudit import usercache
 from convaudit.errors import RuleFileError
 from convaudit.identity import sha256_hex
-from convaudit.rules.schema import Rule
-from convaudit.rules.validate import LineDict, validate_document
+from convaudit.rules import compiled
+from convaudit.rules.schema import LineDict, Rule
 from convaudit.safe_io import read_regular
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -33,9 +38,33 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
         text = read_regular(p, error=RuleFileError, what="rule file").decode("utf-8")
     except UnicodeDecodeError:
         raise RuleFileError("rule file is not UTF-8 text", path=p) from None
-    data = _cached_parse(text, p)
+    key = sha256_hex(text.encode("utf-8"))
+    entry = usercache.read_bytes(CACHE_KIND, key)
+    if entry is not None:
+        stored = usercache.read_json(compiled.KIND, _compiled_key(entry, p, builtin))
+        if stored is not None:
+            try:
+                return compiled.decode(stored)
+            except (TypeError, ValueError, KeyError, IndexError, RecursionError):
+                pass  # not one we wrote: validate the file
+    from convaudit.rules.validate import validate_document
+
+    data, entry = _cached_parse(text, p, key, entry)
     _refuse_expansion(data, p)
-    return validate_document(p, data, builtin=builtin)
+    rules = validate_document(p, data, builtin=builtin)
+    if entry is not None:
+        with contextlib.suppress(TypeError, RecursionError):  # a value JSON cannot hold
+            usercache.write_json(
+                compiled.KIND, _compiled_key(entry, p, builtin), compiled.encode(rules)
+            )
+    return rules
+
+
+def _compiled_key(entry: bytes, path: Path, builtin: bool) -> str:
+    """What validation produced depends on the parsed data (the parse entry's bytes), the path
+    it names and whether the file is built in: a changed entry is another key."""
+    where = f"{int(builtin)}\0{path}\0".encode("utf-8", "surrogatepass")
+    return sha256_hex(where + entry)
 
 
 # -- the parse cache ---------------------------------------------------------------------------
@@ -45,12 +74,12 @@ def load_file(path: str | Path, *, builtin: bool = False) -> list[Rule]:
 CACHE_KIND = "rules-parsed-1"  # bump when the encoding changes
 
 
-def _cached_parse(text: str, path: Path) -> Any:
-    key = sha256_hex(text.encode("utf-8"))
-    stored = usercache.read_json(CACHE_KIND, key)
-    if stored is not None:
+def _cached_parse(text: str, path: Path, key: str, entry: bytes | None) -> tuple[Any, bytes | None]:
+    """The parsed data of ``text`` and the parse entry's bytes (None when not cacheable):
+    decoded from ``entry``, the stored bytes for ``key``, or parsed and stored."""
+    if entry is not None:
         try:
-            return _decode(stored)
+            return _decode(json.loads(entry)), entry
         except (TypeError, ValueError, KeyError, IndexError, RecursionError):
             pass  # not one we wrote: parse the file
     from convaudit.rules.yaml_lines import parse
@@ -58,11 +87,11 @@ def _cached_parse(text: str, path: Path) -> Any:
     data = parse(text, path)
     _refuse_expansion(data, path)  # before encoding: an alias bomb must not be expanded
     try:
-        encoded = _encode(data)
-    except (TypeError, RecursionError):
-        return data
-    usercache.write_json(CACHE_KIND, key, encoded)
-    return data
+        encoded = json.dumps(_encode(data), separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return data, None
+    usercache.write_bytes(CACHE_KIND, key, encoded)
+    return data, encoded
 
 
 def _encode(item: Any) -> Any:

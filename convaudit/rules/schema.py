@@ -55,6 +55,14 @@ OPS: dict[str, tuple[str, ...]] = {
 }
 
 
+class LineDict(dict[str, Any]):
+    """A mapping of a parsed rule file that knows the line it starts on and the line of each
+    key (1-based): what validation messages point at."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
 @dataclass(frozen=True)
 class Param:
     """A ``$name`` reference to one of the rule's params."""

@@ -15,20 +15,13 @@ from convaudit.rules import schema
 from convaudit.rules.facts import FACTS
 from convaudit.rules.kinds import KIND_NAMES, KIND_PARAMS, KINDS
 from convaudit.rules.kinds.base import Floor
-from convaudit.rules.schema import Group, Leaf, Param, Rule
+from convaudit.rules.schema import Group, Leaf, LineDict, Param, Rule
 from convaudit.rules.template import TemplateError, check_spec, parse
 from convaudit.safe_io import shown
 
 # A match tree larger than this is no hand-written rule: YAML aliases (&a / *a) can make a
 # few lines expand to 10^8 conditions, which would hang every scan evaluating them.
 MAX_CONDITIONS = 1000
-
-
-class LineDict(dict[str, Any]):
-    """A mapping that knows the line it starts on and the line of each key (1-based)."""
-
-    line: int = 0
-    key_lines: dict[str, int]
 
 
 class _File:

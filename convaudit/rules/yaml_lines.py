@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from convaudit.errors import RuleFileError
-from convaudit.rules.validate import LineDict
+from convaudit.rules.schema import LineDict
 from convaudit.safe_io import clip
 
 # libyaml's parser when the wheel has it (about 10x faster: rule loading is on every scan's
