@@ -1,6 +1,6 @@
 """Where a small-model scan's time goes: phases, -X importtime by package, and cProfile probes.
 
-Runs the console script's code path (`convaudit.cli:app`) on one small model from
+Runs the console script's code path (`convaudit.launch:main`) on one small model from
 small_models.py and prints Markdown: the brief for making a scan start faster (issue 12).
 
     python benchmarks/profile_startup.py [--model 320n.onnx] [--runs 7] [--top 25]
@@ -33,11 +33,11 @@ import sys, time
 t0 = time.perf_counter()
 import onnx
 t1 = time.perf_counter()
-from convaudit.cli import app
+from convaudit.launch import main
 t2 = time.perf_counter()
 sys.argv = ["convaudit", *sys.argv[1:]]
 try:
-    app()
+    main()
 except SystemExit:
     pass
 t3 = time.perf_counter()
@@ -71,8 +71,7 @@ def timed(label, fn):
     print("COMPONENT", label, time.perf_counter() - start, file=sys.stderr)
     return value
 timed("`import tomllib` (config discovery reads pyproject.toml)", lambda: __import__("tomllib"))
-timed("`import typer`", lambda: __import__("typer"))
-timed("`import convaudit.cli` (the rest of the CLI's imports)", lambda: __import__("convaudit.cli"))
+timed("`import convaudit.launch` (the console script's)", lambda: __import__("convaudit.launch"))
 timed("`import yaml` (rule files)", lambda: __import__("yaml"))
 from convaudit import Config, scan
 from convaudit.api import load_ruleset
@@ -92,10 +91,10 @@ timed("the same data through json.dumps without indent (C encoder)", lambda: jso
 """
 RUN_CLI = """
 import sys
-from convaudit.cli import app
+from convaudit.launch import main
 sys.argv = ["convaudit", *sys.argv[1:]]
 try:
-    app()
+    main()
 except SystemExit:
     pass
 """
@@ -196,8 +195,8 @@ def phases(args: list[str], runs: int) -> None:
     print("| phase | ms | min-max |\n|---|---:|---:|")
     for label, values in (
         ("`import onnx` (the floor's work)", floor),
-        ("`from convaudit.cli import app` on top of it", cli),
-        ("`app()`: parse, config, rules, load, shapes, cost, rules, JSON", command),
+        ("`from convaudit.launch import main` on top of it", cli),
+        ("`main()`: parse, config, rules, load, shapes, cost, rules, JSON", command),
         ("total (interpreter start-up not included)", whole),
     ):
         print(
@@ -254,7 +253,7 @@ def profile(args: list[str], top: int) -> None:
         code = (
             "import cProfile, sys, onnx\n"
             f"sys.argv = ['convaudit', *{args!r}]\n"
-            "from_cli = 'from convaudit.cli import app\\ntry:\\n    app()\\n"
+            "from_cli = 'from convaudit.launch import main\\ntry:\\n    main()\\n"
             "except SystemExit:\\n    pass\\n'\n"
             f"cProfile.run(from_cli, {str(out)!r})\n"
         )
