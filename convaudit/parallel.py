@@ -56,10 +56,12 @@ def largest_first(models: Sequence[str]) -> list[str]:
     return sorted(models, key=lambda m: (-size(m), m))
 
 
-def _serve(conn: Connection) -> None:
-    """A worker: warm up, take the job, then scan each (index, path, key) it is sent."""
+def _serve(conn: Connection, *, warmed: bool = False) -> None:
+    """A worker: warm up (unless forked warm), take the job, then scan each (index, path, key)
+    it is sent."""
     try:
-        warm()
+        if not warmed:
+            warm()
         job: ScanJob | None = None
         while True:
             message = conn.recv()
@@ -95,12 +97,12 @@ def _zygote(conns: list[Connection], parents: list[Connection]) -> None:
                 if other is not conn:
                     other.close()
             try:
-                _serve(conn)
+                _serve(conn, warmed=True)
             finally:
                 os._exit(0)
         children.append(pid)
         conn.close()
-    _serve(conns[0])
+    _serve(conns[0], warmed=True)
     for pid in children:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
