@@ -156,7 +156,9 @@ class Workers:
                 progress(done + len(reports), total, models[index])
 
         def feed(conn: Connection) -> None:
-            while todo and len(queued[conn]) < IN_FLIGHT:
+            # Near the end one at a time: a model queued behind another would wait there while
+            # a worker that has finished sits idle.
+            while todo and len(queued[conn]) < (IN_FLIGHT if len(todo) > len(queued) else 1):
                 index = todo.popleft()
                 queued[conn].append(index)
                 conn.send((index, models[index], keys[index]))
