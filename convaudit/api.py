@@ -164,11 +164,14 @@ def scan(
     read it; leaving it out is most of what ``--jobs`` workers would send back).
     """
     config = config or Config()
-    if jobs <= 1:
+    if jobs <= 1 or (cache and resultcache.enabled()):
+        # With the cache on the workers start once the models it cannot answer are known: on a
+        # run of hits, workers warming up beside the parent only take CPU from it.
         return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, None)
     from convaudit.parallel import Workers
 
-    # Started first: their `import onnx` overlaps the rule pack's loading and the discovery.
+    # Every model will be scanned: the workers start first, and their warm-up runs beside the
+    # parent's rule loading and discovery.
     with Workers(jobs) as workers:
         return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, workers)
 

@@ -1,11 +1,12 @@
 """``--jobs N``: scan many models in N worker processes started first, largest model first.
 
 Processes, not threads: a scan is pure-Python graph walking that holds the GIL (threads gave no
-speed-up when measured; see README, "Many models"). ``api.scan`` starts the first worker before
-it loads the rule pack or looks for models: that worker does the one-time work of every scan
-(``warm``: imports, the schema table) on the other core while the parent does that serial work,
-then forks the other workers from itself (fork only), so they share it copy-on-write; the parent
-imports none of the model modules. Each
+speed-up when measured; see README, "Many models"). When every model will be scanned (no result
+cache), ``api.scan`` starts the first worker before it loads the rule pack or looks for models:
+that worker does the one-time work of every scan (``warm``: imports, the schema table) on the
+other core while the parent does that serial work; with the cache on, once the models it cannot
+answer are known. The first worker then forks the others from itself (fork only), so they share
+its warm-up copy-on-write; the parent imports none of the model modules. Each
 worker gets the scan's ``ScanJob`` once, then one model at a time (two in flight, so it never
 waits for the parent), and sends each report back as soon as it is made.
 """

@@ -165,6 +165,11 @@ def _code_signature() -> list[Any]:
     return [files, onnx_stamp(), sys.version, sys.platform]
 
 
+def enabled() -> bool:
+    """Whether results can be cached at all (a cache folder, CONVAUDIT_NO_CACHE unset)."""
+    return usercache.cache_dir() is not None
+
+
 def context_key(rules: RuleSet, *, weights: bool) -> str | None:
     """The hash of what every model's report in this scan depends on besides the model itself,
     or None when results cannot be cached (caching is off, or the context has no canonical form)."""

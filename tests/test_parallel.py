@@ -119,3 +119,29 @@ def test_the_parent_of_a_jobs_scan_never_imports_onnx(folder: Path, tmp_path: Pa
     )
     assert done.stdout.count('"path"') >= 9, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_with_the_cache_on_workers_start_only_for_two_misses_or_more(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[int] = []
+    real = Workers.__init__
+
+    def counted(self: Workers, jobs: int) -> None:
+        started.append(jobs)
+        real(self, jobs)
+
+    monkeypatch.setattr(Workers, "__init__", counted)
+    for model in folder.rglob("*.onnx"):  # old enough to be stored (resultcache.RACY_NS)
+        os.utime(model, ns=(10**18, 10**18))
+    first = scan(folder, Config(), jobs=2, cache=True)
+    assert started == [2]  # nine misses
+    again = scan(folder, Config(), jobs=2, cache=True)
+    assert started == [2]  # nine hits: no worker started
+    assert render(again, "json") == render(first, "json")
+    one = folder / "copy0" / "textbook_5x5.onnx"
+    os.utime(one, ns=(10**18 + 1, 10**18 + 1))
+    scan(folder, Config(), jobs=2, cache=True)
+    assert started == [2]  # one miss: scanned in the parent
+    scan(folder, Config(), jobs=2)
+    assert started == [2, 2]  # no cache: started first, before the rule pack
