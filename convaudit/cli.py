@@ -85,7 +85,7 @@ class _OneLineErrors(TyperGroup):
         except errors.ClickException as exc:
             echo(f"convaudit: error: {_usage_line(exc)}")
             sys.exit(Exit.ERROR)
-        except errors.Abort:
+        except typer.Abort:  # typer's own class: its vendored click has none
             echo("Aborted!")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -196,7 +196,7 @@ PathsArgument = Annotated[list[str], typer.Argument(help="ONNX files, directorie
 
 def _run(fn: Callable[[], int]) -> None:
     """Run a command body under the error guard and exit with its code."""
-    raise typer.Exit(guarded(fn))
+    raise typer.Exit(guarded(fn, passthrough=(typer.Exit, typer.Abort)))
 
 
 @app.command()

@@ -65,9 +65,10 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__
         _python_showwarning(message, category, *_, **__)
 
 
-def guarded(fn: Callable[[], int]) -> int:
+def guarded(fn: Callable[[], int], passthrough: tuple[type[Exception], ...] = ()) -> int:
     """Run ``fn`` and return its exit code; user errors become one line and exit 2, bugs exit
-    2 with a hint to report."""
+    2 with a hint to report. ``passthrough`` exceptions (typer's Exit and Abort, for the CLI)
+    are raised as they are."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", ConfigWarning)
@@ -77,6 +78,8 @@ def guarded(fn: Callable[[], int]) -> int:
         echo(f"convaudit: error: {exc}")
         return Exit.ERROR
     except KeyboardInterrupt:
+        raise
+    except passthrough:
         raise
     except Exception as exc:  # a bug: never let a traceback look like "findings" (exit 1)
         echo(

@@ -118,12 +118,10 @@ def main() -> None:
 
         app()
         return
-    from convaudit.command import echo, guarded, run_scan
+    from convaudit.command import guarded, run_scan
 
     try:
         code = guarded(lambda: run_scan(**options))
-    except KeyboardInterrupt:  # as click: a new line, "Aborted!", exit 1
-        echo("")
-        echo("Aborted!")
-        sys.exit(1)
+    except KeyboardInterrupt:  # as typer: exit 130 (128 + SIGINT), nothing printed
+        sys.exit(130)
     sys.exit(code)

@@ -218,3 +218,27 @@ def test_the_installed_command_sends_everything_else_to_typer(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert done.stderr.startswith("convaudit: error: scan: no such option '--formt'")
+
+
+def test_an_interrupted_scan_exits_as_typers_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: object, **__: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("convaudit.cli.run_scan", interrupted)
+    monkeypatch.setattr("convaudit.command.run_scan", interrupted)
+    argv = ["scan", TEXTBOOK]
+    expected = _typer(capsys, argv)
+    assert expected == (130, "", "")  # typer: 128 + SIGINT, nothing printed
+    assert _launch(capsys, monkeypatch, argv) == expected
+
+
+def test_a_command_that_aborts_prints_aborted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def aborts(*_: object, **__: object) -> int:
+        raise typer.Abort
+
+    monkeypatch.setattr("convaudit.cli.run_scan", aborts)
+    assert _typer(capsys, ["scan", TEXTBOOK]) == (1, "", "Aborted!\n")
