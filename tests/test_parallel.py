@@ -145,3 +145,16 @@ def test_with_the_cache_on_workers_start_only_for_two_misses_or_more(
     assert started == [2]  # one miss: scanned in the parent
     scan(folder, Config(), jobs=2)
     assert started == [2, 2]  # no cache: started first, before the rule pack
+
+
+def test_spawned_workers_warm_up_themselves_and_give_the_same_result(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")  # macOS's and Windows' start method
+    monkeypatch.setattr(convaudit.parallel.multiprocessing, "get_context", lambda _: spawn)
+    three = folder / "copy0"
+    serial = scan(three, Config(), graphs=False)
+    spawned = scan(three, Config(), jobs=2, graphs=False)
+    assert render(spawned, "json") == render(serial, "json")
