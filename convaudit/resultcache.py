@@ -40,6 +40,7 @@ from convaudit.records import (
     Severity,
     Totals,
 )
+from convaudit.safe_io import BUDGET_ENV
 
 if TYPE_CHECKING:
     from convaudit.rules.engine import RuleSet
@@ -179,6 +180,8 @@ def context_key(rules: RuleSet, *, weights: bool) -> str | None:
         context = {
             "rules": canonical(rules),  # the enabled and available rules, and the config
             "weights": weights,
+            # a weight over this budget is an error in the report (scan --weights)
+            "memory_budget": os.environ.get(BUDGET_ENV),
             "cwd": os.getcwd(),
             "code": _code_signature(),
         }

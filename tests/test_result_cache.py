@@ -181,7 +181,9 @@ def test_a_changed_model_is_scanned_again_and_only_it(
     assert render(result, "json") == render(fresh, "json")
 
 
-def test_a_changed_context_is_a_miss(models: Path, scans: Scans, tmp_path: Path) -> None:
+def test_a_changed_context_is_a_miss(
+    models: Path, scans: Scans, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     one = models / "textbook_5x5.onnx"
     base = Config()
     scan(one, base, cache=True)
@@ -196,6 +198,10 @@ def test_a_changed_context_is_a_miss(models: Path, scans: Scans, tmp_path: Path)
         assert scans.take() == ["textbook_5x5.onnx"], what
     scan(one, base, cache=True, weights=True)
     assert scans.take() == ["textbook_5x5.onnx"], "--weights"
+    monkeypatch.setenv("CONVAUDIT_MEMORY_BUDGET", "8G")
+    scan(one, base, cache=True, weights=True)
+    assert scans.take() == ["textbook_5x5.onnx"], "the memory budget of --weights"
+    monkeypatch.delenv("CONVAUDIT_MEMORY_BUDGET")
     rules = tmp_path / "rules"
     rules.mkdir()
     rule = (ROOT / "rules" / "CA101.yaml").read_text(encoding="utf-8")
