@@ -4,8 +4,9 @@ Importing typer (its vendored click, subprocess, platform, shutil, datetime, get
 fifth of a small model's whole scan once ``import onnx`` left the scan path. A scan is what CI
 runs on every push, so its argv is read here when every token is one of the simple forms below,
 and ``command.run_scan`` runs exactly as ``cli.scan`` would call it. Anything else (help, another
-command, a typo, a value that needs click's checks or its error message) goes to ``cli.app``
-unread, so typer still gives every message and every other behaviour.
+command, a typo, a value that needs click's checks or its error message; on Windows, where click
+expands argv itself, or for a shell-completion request) goes to ``cli.app`` unread, so typer
+still gives every message and every other behaviour.
 """
 
 from __future__ import annotations
@@ -110,9 +111,18 @@ def _value(kind: str, text: str) -> Any:
     return text
 
 
+def _typer_only() -> bool:
+    """Whether click would do more with this process than parse argv: expand globs, ``~`` and
+    variables in it (Windows), or answer a shell-completion request (its environment variable,
+    named after the program as click names it)."""
+    name = os.path.basename(sys.argv[0]) or "convaudit"
+    complete = "_" + name.replace("-", "_").replace(".", "_").upper() + "_COMPLETE"
+    return os.name == "nt" or bool(os.environ.get(complete))
+
+
 def main() -> None:
     """``convaudit``: the scan without typer when it can, cli.app otherwise."""
-    options = scan_options(sys.argv[1:])
+    options = None if _typer_only() else scan_options(sys.argv[1:])
     if options is None:
         from convaudit.cli import app
 

@@ -242,3 +242,16 @@ def test_a_command_that_aborts_prints_aborted(
 
     monkeypatch.setattr("convaudit.cli.run_scan", aborts)
     assert _typer(capsys, ["scan", TEXTBOOK]) == (1, "", "Aborted!\n")
+
+
+def test_a_completion_request_goes_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/convaudit", "scan", TEXTBOOK])
+    assert not launch._typer_only()
+    monkeypatch.setenv("_CONVAUDIT_COMPLETE", "bash_complete")
+    assert launch._typer_only()
+
+
+def test_windows_argv_goes_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # click expands globs, ~ and variables in argv on Windows before reading it
+    monkeypatch.setattr(launch.os, "name", "nt")
+    assert launch._typer_only()
