@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import onnx
+from typing import TYPE_CHECKING
 
 from convaudit.errors import ShapeError
 from convaudit.model.tensors import UNKNOWN, Dim, TensorInfo, merge
 from convaudit.model.walkstate import BranchGroup, Env, Scope, SubgraphWalker, node_attrs
 from convaudit.records import ScanProblem
 
+if TYPE_CHECKING:
+    import onnx
+
+_GRAPH = 5  # AttributeProto.GRAPH
+_INT64, _BOOL = 7, 9  # TensorProto.DataType
 # Exporters write INT64_MAX as the trip count of a while-loop: that is "no static count".
 MAX_STATIC_TRIPS = 1 << 31
 
@@ -23,7 +28,7 @@ def visit(
     scope: Scope,
 ) -> list[TensorInfo]:
     """Walk the node's subgraphs and return the node's output infos."""
-    graphs = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    graphs = {a.name: a.g for a in node.attribute if a.type == _GRAPH}
     needed = ("then_branch", "else_branch") if node.op_type == "If" else ("body",)
     missing = [g for g in needed if g not in graphs]
     if missing:
@@ -139,9 +144,9 @@ def _loop(
     bound: dict[str, TensorInfo] = {}
     b_in = [i.name for i in body.input]
     if b_in:
-        bound[b_in[0]] = TensorInfo(elem_type=onnx.TensorProto.INT64, shape=())
+        bound[b_in[0]] = TensorInfo(elem_type=_INT64, shape=())
     if len(b_in) > 1:
-        bound[b_in[1]] = TensorInfo(elem_type=onnx.TensorProto.BOOL, shape=())
+        bound[b_in[1]] = TensorInfo(elem_type=_BOOL, shape=())
     for formal, info in zip(b_in[2:], carried, strict=False):
         # Loop-carried values change between iterations: keep the type, drop the value.
         bound[formal] = TensorInfo(elem_type=info.elem_type, shape=info.shape, kind=info.kind)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import struct
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     import onnx
 
 # AttributeProto.AttributeType numbers (onnx.proto); tests check them against onnx's enum.
-FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 5, 6, 7, 8
+FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, GRAPHS = 1, 2, 3, 4, 5, 6, 7, 8, 10
+# Subgraphs (If/Loop/Scan bodies) nested deeper than this are left to the full path.
+MAX_DEPTH = 16
 # TensorProto.DataType numbers whose raw_data is plain little-endian elements, and their dtypes.
 _RAW_DTYPES = {
     1: "<f4",
@@ -252,9 +255,22 @@ class LiteTensor:
 class LiteAttribute:
     """AttributeProto: ``name``, ``type``, ``ref_attr_name`` and the value fields."""
 
-    __slots__ = ("f", "floats", "i", "ints", "name", "ref_attr_name", "s", "strings", "t", "type")
+    __slots__ = (
+        "f",
+        "floats",
+        "g",
+        "graphs",
+        "i",
+        "ints",
+        "name",
+        "ref_attr_name",
+        "s",
+        "strings",
+        "t",
+        "type",
+    )
 
-    def __init__(self, buf: Buffer, start: int, end: int) -> None:
+    def __init__(self, buf: Buffer, start: int, end: int, depth: int) -> None:
         self.name = ""
         self.type = 0
         self.ref_attr_name = ""
@@ -262,6 +278,8 @@ class LiteAttribute:
         self.i = 0
         self.s = b""
         self.t: LiteTensor | None = None
+        self.g: LiteGraph | None = None
+        self.graphs: list[LiteGraph] = []
         self.floats: list[float] = []
         self.ints: list[int] = []
         self.strings: list[bytes] = []
@@ -284,6 +302,14 @@ class LiteAttribute:
                 if self.t is not None:
                     raise Defer("an attribute tensor given twice")  # protobuf would merge them
                 self.t = LiteTensor(buf, v_start, v_end)
+            elif number == 6:
+                _need(wire_type, LEN)
+                if self.g is not None:
+                    raise Defer("an attribute graph given twice")
+                self.g = LiteGraph(buf, v_start, v_end, depth + 1)
+            elif number == 11:
+                _need(wire_type, LEN)
+                self.graphs.append(LiteGraph(buf, v_start, v_end, depth + 1))
             elif number == 7:
                 self.floats += _floats32(buf, wire_type, v_start, v_end)
             elif number == 8:
@@ -293,12 +319,14 @@ class LiteAttribute:
                 self.strings.append(bytes(buf[v_start:v_end]))
             elif number == 13:  # doc_string
                 pass
-            else:  # graphs, sparse tensors, type protos, ref_attr_name (21): the full path
+            else:  # tensors, sparse tensors, type protos, ref_attr_name (21): the full path
                 raise Defer(f"attribute field {number}")
-        if self.type not in (FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS):
+        if self.type not in (FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, GRAPHS):
             raise Defer(f"attribute type {self.type}")
         if (self.type == TENSOR) != (self.t is not None):
             raise Defer("a tensor attribute without its tensor, or the reverse")
+        if (self.type == GRAPH) != (self.g is not None) or (self.type != GRAPHS and self.graphs):
+            raise Defer("a graph attribute without its graph, or the reverse")
 
     def value(self) -> Any:
         """What ``onnx.helper.get_attribute_value`` returns for this attribute."""
@@ -315,6 +343,10 @@ class LiteAttribute:
             return list(self.ints)
         if kind == STRINGS:
             return list(self.strings)
+        if kind == GRAPH:
+            return self.g
+        if kind == GRAPHS:
+            return list(self.graphs)
         return self.t
 
 
@@ -335,7 +367,7 @@ class LiteNode:
         "start",
     )
 
-    def __init__(self, buf: Buffer, start: int, end: int) -> None:
+    def __init__(self, buf: Buffer, start: int, end: int, depth: int = 0) -> None:
         self.buf, self.start, self.end = buf, start, end
         self.name = self.op_type = self.domain = self.overload = ""
         inputs: list[str] = []
@@ -354,7 +386,7 @@ class LiteNode:
             elif number == 4:
                 self.op_type = _text(buf, v_start, v_end)
             elif number == 5:
-                self.attribute.append(LiteAttribute(buf, v_start, v_end))
+                self.attribute.append(LiteAttribute(buf, v_start, v_end, depth))
             elif number == 7:
                 self.domain = _text(buf, v_start, v_end)
             elif number == 8:
@@ -493,7 +525,9 @@ class LiteGraph:
         "value_info",
     )
 
-    def __init__(self, buf: Buffer, start: int, end: int) -> None:
+    def __init__(self, buf: Buffer, start: int, end: int, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise Defer("subgraphs nested deeper than the reader goes")
         self.name = ""
         self.node: list[LiteNode] = []
         self.initializer: list[LiteTensor] = []
@@ -506,7 +540,7 @@ class LiteGraph:
                 continue
             _need(wire_type, LEN)
             if number == 1:
-                self.node.append(LiteNode(buf, v_start, v_end))
+                self.node.append(LiteNode(buf, v_start, v_end, depth))
             elif number == 2:
                 self.name = _text(buf, v_start, v_end)
             elif number == 5:
@@ -591,12 +625,15 @@ def _check_names(graph: LiteGraph) -> None:
     """Two tensors under one name, or a Constant without an output, would make "which value
     does this name have" depend on load_model's order of reading: left to the full path."""
     seen: set[str] = set()
-
-    def add(key: str) -> None:
+    for key, _ in _tensors(graph):
         if key in seen:
             raise Defer(f"two tensors named {key!r}")
         seen.add(key)
 
+
+def _tensors(graph: LiteGraph) -> Iterator[tuple[str, LiteTensor]]:
+    """Every stored tensor of the graph and its subgraphs, under the name the graph reads it
+    by (a Constant's value by the Constant's output), as load_model's index keys them."""
     for node in graph.node:
         constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
         if constant and (not node.output or not node.output[0]):
@@ -605,23 +642,15 @@ def _check_names(graph: LiteGraph) -> None:
             if attr.t is not None:
                 key = node.output[0] if constant and attr.name == "value" else attr.t.name
                 if key:
-                    add(key)
+                    yield key, attr.t
+            for sub in ([attr.g] if attr.g is not None else []) + attr.graphs:
+                yield from _tensors(sub)
     for tensor in graph.initializer:
         if tensor.name:
-            add(tensor.name)
+            yield tensor.name, tensor
 
 
 def tensor_keys(graph: LiteGraph) -> dict[str, LiteTensor]:
-    """Every stored tensor by the name the graph reads it under (a Constant's by its output)."""
-    out: dict[str, LiteTensor] = {}
-    for node in graph.node:
-        constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-        for attr in node.attribute:
-            if attr.t is not None:
-                key = node.output[0] if constant and attr.name == "value" else attr.t.name
-                if key:
-                    out[key] = attr.t
-    for tensor in graph.initializer:
-        if tensor.name:
-            out[tensor.name] = tensor
-    return out
+    """Every stored tensor by the name the graph reads it under (names are unique: read_model
+    checked)."""
+    return dict(_tensors(graph))

@@ -52,23 +52,37 @@ class Schema:
 
 
 class SchemaTable:
-    """Every schema version of every op of the ONNX domains, looked up as onnx.defs would."""
+    """Every schema version of every op of the ONNX domains, looked up as onnx.defs would.
+
+    Rows become Schema records on first lookup: a scan meets a few dozen of the ~200 ops.
+    """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
-        types = [str(t) for t in data["types"]]
+        self._types = [str(t) for t in data["types"]]
         self.dtypes: dict[int, str] = {int(k): str(v) for k, v in data["dtypes"].items()}
-        self._ops: dict[tuple[str, str], list[Schema]] = {}
+        self._rows: dict[tuple[str, str], list[Any]] = {}
         for domain, ops in data["ops"].items():
             for op, rows in ops.items():
-                versions = sorted((Schema(r, types) for r in rows), key=_since)
-                if not versions:
+                if not isinstance(rows, list) or not rows:
                     raise ValueError("an op without schemas")
-                self._ops[(str(domain), str(op))] = versions
+                if any(not isinstance(r, list) or len(r) != 7 for r in rows):
+                    raise ValueError("a malformed schema row")
+                self._rows[(str(domain), str(op))] = rows
+        self._ops: dict[tuple[str, str], list[Schema] | None] = {}
+
+    def _versions(self, domain: str, op: str) -> list[Schema] | None:
+        key = (domain, op)
+        if key not in self._ops:
+            rows = self._rows.get(key)
+            self._ops[key] = (
+                None if rows is None else sorted((Schema(r, self._types) for r in rows), key=_since)
+            )
+        return self._ops[key]
 
     def get(self, op: str, domain: str, version: int) -> Schema | None:
         """``infer.get_schema``: the newest schema at or below ``version``; for the default
         domain, the op's newest one when it only came later (onnxruntime-optimised exports)."""
-        versions = self._ops.get((domain, op))
+        versions = self._versions(domain, op)
         if versions is None:
             return None
         found = None
@@ -85,7 +99,7 @@ class SchemaTable:
         schema = self.get(op, domain, version)
         if schema is None:
             return None
-        latest = self._ops[(domain, op)][-1]
+        latest = self._versions(domain, op)[-1]  # type: ignore[index]  # get found one
         if latest.since_version != schema.since_version:
             return {**latest.attributes, **schema.attributes}
         return schema.attributes

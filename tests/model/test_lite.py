@@ -87,9 +87,7 @@ def _handled(outcome: LiteOutcome) -> bool:
 @pytest.mark.parametrize("path", SAMPLES + BENCH, ids=lambda p: p.name)
 def test_sample_and_benchmark_models_are_handled_exactly(path: Path) -> None:
     outcome = _compare(path, BENCH_SHAPES.get(path.name))
-    if path.name == "silero_vad_16k_op15.onnx":  # If subgraphs: the full path's
-        assert outcome.facts is None
-    elif path.name == "common_old.onnx":  # one com.microsoft LSTM: onnx gives its shapes
+    if path.name == "common_old.onnx":  # one com.microsoft LSTM: onnx gives its shapes
         assert outcome.facts is not None and outcome.fallbacks == (
             "com.microsoft.DynamicQuantizeLSTM",
         )
@@ -204,10 +202,18 @@ def test_hostile_bytes_never_crash_the_lite_path(tmp_path: Path) -> None:
 def test_the_reader_defers_what_it_does_not_cover() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     body = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [], [x])
-    node = helper.make_node("If", ["c"], ["z"], then_branch=body, else_branch=body)
+    tensors = helper.make_attribute("ts", [helper.make_tensor("t", TensorProto.FLOAT, [1], [1])])
+    node = helper.make_node("Foo", ["x"], ["z"])
+    node.attribute.append(tensors)
     graph = helper.make_graph([node], "g", [x], [x])
-    with pytest.raises(Defer, match="attribute field 6"):
+    with pytest.raises(Defer, match="attribute field 10"):
         read_model(helper.make_model(graph).SerializeToString())
+    nested = body
+    for _ in range(liteproto.MAX_DEPTH + 1):
+        wrap = helper.make_node("If", ["c"], ["z"], then_branch=nested, else_branch=nested)
+        nested = helper.make_graph([wrap], "b", [], [x])
+    with pytest.raises(Defer, match="nested deeper"):
+        read_model(helper.make_model(nested).SerializeToString())
     fn = helper.make_model(body)
     fn.functions.add().name = "f"
     with pytest.raises(Defer, match="model field 25"):
