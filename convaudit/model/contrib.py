@@ -7,10 +7,8 @@ shapes come from the standard op's schema applied to the right inputs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
-
-import onnx
-from onnx import helper
 
 from convaudit.model.infer import infer_outputs
 from convaudit.model.tensors import (
@@ -68,22 +66,45 @@ _AS_STANDARD: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
     ("com.microsoft.nchwc", "ReorderInput"): ("Identity", (0,)),
 }
 
+_FLOAT = 1  # TensorProto.FLOAT
+
 # Attributes a standard op would reject.
 _EXTRA_ATTRS = {"activation", "activation_params", "channels_last", "alpha", "beta", "epsilon"}
 _KEEP_FOR = {"Gemm": {"alpha", "beta", "transA", "transB"}}
 
 
+StandardShapes = Callable[[str, dict[str, Any], list[TensorInfo]], list[TensorInfo] | None]
+"""Outputs of standard op ``op`` (opset 21, one output) on float inputs, as onnx infers them;
+None: ask onnx."""
+
+# The ``rules`` of the infer() call running in this thread: every handler reaches the standard
+# op through _standard, and this keeps their signatures as they are.
+_RULES: ContextVar[StandardShapes | None] = ContextVar("contrib_standard_rules", default=None)
+
+
 def infer(
-    op: str, domain: str, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int
+    op: str,
+    domain: str,
+    attrs: dict[str, Any],
+    ins: list[TensorInfo],
+    n_out: int,
+    *,
+    rules: StandardShapes | None = None,
 ) -> list[TensorInfo] | None:
-    """Output infos for a known contrib op; None when the op is not one we know."""
-    key = (domain, op)
-    handler = _HANDLERS.get(key)
-    if handler is not None:
-        return handler(key, attrs, ins, n_out)
-    if key in _AS_STANDARD:
-        return _as_standard(key, attrs, ins, n_out)
-    return None
+    """Output infos for a known contrib op; None when the op is not one we know.
+
+    ``rules`` (the lite path's) answers the standard op's shapes before onnx is asked."""
+    token = _RULES.set(rules)
+    try:
+        key = (domain, op)
+        handler = _HANDLERS.get(key)
+        if handler is not None:
+            return handler(key, attrs, ins, n_out)
+        if key in _AS_STANDARD:
+            return _as_standard(key, attrs, ins, n_out)
+        return None
+    finally:
+        _RULES.reset(token)
 
 
 Key = tuple[str, str]
@@ -134,7 +155,7 @@ def _qgemm(key: Key, attrs: dict[str, Any], ins: list[TensorInfo], n_out: int) -
     if len(ins) < 7 or ins[6] is UNKNOWN:
         picked = picked[:2]
     quantized_out = len(ins) > 7 and ins[7] is not UNKNOWN
-    elem = ins[0].elem_type if quantized_out else onnx.TensorProto.FLOAT
+    elem = ins[0].elem_type if quantized_out else _FLOAT
     return _standard("Gemm", attrs, picked, n_out, elem)
 
 
@@ -182,15 +203,17 @@ def _standard(
     clean = {k: v for k, v in clean.items() if not (isinstance(v, list) and not v)}
     if op == "Identity":
         clean = {}
-    names = [f"i{k}" for k in range(len(ins))]
-    node = helper.make_node(op, names, [f"o{k}" for k in range(1)], **clean)
     # Quantized tensors keep their own element type; shapes come from the standard schema,
     # which needs a float type for ops like Conv.
-    floats = [
-        TensorInfo(elem_type=onnx.TensorProto.FLOAT, shape=i.shape) if i.elem_type else i
-        for i in ins
-    ]
-    outs = infer_outputs(node, floats, {"": 21}) or [UNKNOWN]
+    floats = [TensorInfo(elem_type=_FLOAT, shape=i.shape) if i.elem_type else i for i in ins]
+    rules = _RULES.get()
+    outs = rules(op, clean, floats) if rules is not None else None
+    if outs is None:
+        from onnx import helper
+
+        names = [f"i{k}" for k in range(len(ins))]
+        node = helper.make_node(op, names, [f"o{k}" for k in range(1)], **clean)
+        outs = infer_outputs(node, floats, {"": 21}) or [UNKNOWN]
     shaped = [TensorInfo(elem_type=elem, shape=o.shape) for o in outs]
     return shaped + [UNKNOWN] * (n_out - len(shaped))
 

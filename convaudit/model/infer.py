@@ -13,7 +13,7 @@ from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, type_fr
 if TYPE_CHECKING:
     import onnx
 
-    from convaudit.model.liteproto import LiteNode
+    from convaudit.model.shaperules import NodeLike
 
 # Domains whose ops onnx.defs knows; anything else needs a handler or stays unknown.
 ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training")
@@ -73,7 +73,7 @@ def _broadcast(a: TensorInfo, b: TensorInfo) -> TensorInfo | None:
 
 
 def fast_outputs(
-    node: onnx.NodeProto | LiteNode, inputs: Sequence[TensorInfo], opsets: dict[str, int]
+    node: onnx.NodeProto | NodeLike, inputs: Sequence[TensorInfo], opsets: dict[str, int]
 ) -> list[TensorInfo] | None:
     """The outputs of the ops whose answer needs no round trip through onnx (an op with a
     schema at this opset); None when onnx's own inference must decide."""

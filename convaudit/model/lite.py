@@ -22,6 +22,7 @@ from convaudit.model.evaluate import FAST, NOT_FOLDABLE
 from convaudit.model.infer import ONNX_DOMAINS, fast_outputs, infer_outputs
 from convaudit.model.liteproto import Defer, LiteModel, LiteNode, read_model, tensor_keys
 from convaudit.model.schemas import Schema, SchemaTable, table
+from convaudit.model.shaperules import NodeLike
 from convaudit.model.shaperules import infer as rule_outputs
 from convaudit.model.walk import Walker
 from convaudit.model.walkstate import Env, Scope
@@ -31,6 +32,8 @@ from convaudit.safe_io import open_regular
 if TYPE_CHECKING:
     import onnx
 
+    from convaudit.model.contrib import StandardShapes
+    from convaudit.model.liteproto import LiteTensor
     from convaudit.model.tensors import TensorInfo
 
 # opset versions outside this range are left to onnx.defs (its lookups differ at the extremes)
@@ -86,9 +89,7 @@ class LiteWalker(Walker):
         scope: Scope,
     ) -> list[TensorInfo]:
         op = node.op_type
-        if node.domain not in ONNX_DOMAINS:
-            self.fallbacks.append(f"{node.domain}.{op}")  # contrib shapes use onnx
-        elif op == "Constant" and node.domain in ("", "ai.onnx"):
+        if op == "Constant" and node.domain in ("", "ai.onnx"):
             for a in cast(LiteNode, node).attribute:
                 if a.name == "value" and a.t is None:
                     raise Defer("a Constant whose value is not a tensor")
@@ -103,6 +104,26 @@ class LiteWalker(Walker):
         ):
             self.fallbacks.append(f"fold {op}")  # folded by onnx's reference evaluator
         return super()._resolve(node, node_id, name, attrs, ins, env, scope)
+
+    def _rules(self) -> StandardShapes:
+        return self._standard_shapes
+
+    def _standard_shapes(
+        self, op: str, attrs: dict[str, Any], ins: list[TensorInfo]
+    ) -> list[TensorInfo] | None:
+        """A contrib op's standard op (opset 21, one output) by the rules; None: onnx decides."""
+        node = StandardNode(op, len(ins), attrs)
+        schema = self.schemas.get(op, "", 21)
+        outs = None
+        if schema is not None:
+            outs = fast_outputs(node, ins, {"": 21})
+            typed = all(_attribute_type(v) == schema.attributes.get(k) for k, v in attrs.items())
+            usable = outs is None and typed and not schema.deprecated
+            if usable and types_ok(self.schemas, schema, node, ins):
+                outs = rule_outputs(node, schema.since_version, attrs, ins)
+        if outs is None:
+            self.fallbacks.append(f"standard {op}")
+        return outs
 
     def _infer(
         self,
@@ -129,8 +150,45 @@ class LiteWalker(Walker):
         return infer_outputs(lite.to_proto(), ins, scope.opsets, conflicts)
 
 
+class StandardNode:
+    """The node contrib builds for a contrib op's standard op: inputs i0.., one output."""
+
+    __slots__ = ("attribute", "domain", "input", "op_type", "output")
+
+    def __init__(self, op: str, n_in: int, attrs: Mapping[str, Any]) -> None:
+        self.op_type, self.domain = op, ""
+        self.input = tuple(f"i{k}" for k in range(n_in))
+        self.output = ("o0",)
+        self.attribute = [_NamedAttribute(name) for name in attrs]
+
+
+class _NamedAttribute:
+    __slots__ = ("name", "t")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.t: LiteTensor | None = None
+
+
+def _attribute_type(value: Any) -> int | None:
+    """The AttributeProto type onnx.helper.make_attribute gives a plain value, where it is
+    unambiguous (the rules then read the same value onnx does)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return 2  # INT
+    if isinstance(value, float):
+        return 1  # FLOAT
+    if isinstance(value, str):
+        return 3  # STRING
+    if isinstance(value, list) and value:
+        kinds = {_attribute_type(v) for v in value}
+        return {2: 7, 1: 6, 3: 8}.get(kinds.pop() or 0) if len(kinds) == 1 else None  # INTS...
+    return None
+
+
 def types_ok(
-    schemas: SchemaTable, schema: Schema, node: LiteNode, ins: Sequence[TensorInfo]
+    schemas: SchemaTable, schema: Schema, node: NodeLike, ins: Sequence[TensorInfo]
 ) -> bool:
     """The input counts and types onnx's inference accepts (OpSchema's type check)."""
     if not schema.min_input <= len(node.input) <= schema.max_input:

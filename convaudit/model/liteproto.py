@@ -53,8 +53,22 @@ _RAW_DTYPES = {
     12: "<u4",
     13: "<u8",
 }
-# TensorProto fields: float_data 4 holds FLOAT, int64_data 7 INT64, double_data 10 DOUBLE.
-_FLOAT_DATA, _INT32_DATA, _INT64_DATA, _DOUBLE_DATA = 4, 5, 7, 10
+# TensorProto's typed value fields, and which element types each holds, in what storage type
+# (onnx.helper.tensor_dtype_to_field / tensor_dtype_to_storage_tensor_dtype).
+_FLOAT_DATA, _INT32_DATA, _INT64_DATA, _DOUBLE_DATA, _UINT64_DATA = 4, 5, 7, 10, 11
+_TYPED: dict[int, tuple[int, Any]] = {
+    1: (_FLOAT_DATA, np.float32),
+    2: (_INT32_DATA, np.int32),
+    3: (_INT32_DATA, np.int32),
+    4: (_INT32_DATA, np.int32),
+    5: (_INT32_DATA, np.int32),
+    6: (_INT32_DATA, np.int32),
+    7: (_INT64_DATA, np.int64),
+    9: (_INT32_DATA, np.int32),
+    11: (_DOUBLE_DATA, np.float64),
+    12: (_UINT64_DATA, np.uint64),
+    13: (_UINT64_DATA, np.uint64),
+}
 # A tensor payload of this many bytes or more is left in the file by the full loader
 # (load_model's keep_bytes): its value is never read during a scan, here neither.
 KEEP_BYTES = 4096
@@ -234,13 +248,44 @@ class LiteTensor:
                 if count * np_dtype.itemsize == end - start:
                     data = np.frombuffer(bytes(self.buf[start:end]), dtype=np_dtype)
                     return data.astype(np_dtype.newbyteorder("="), copy=False).reshape(self.dims)
-            if number == _INT64_DATA and self.data_type == 7:
-                values = _ints64(self.buf, wire_type, start, end)
-                if len(values) == count:
-                    return np.asarray(values, dtype=np.int64).reshape(self.dims)
+        typed = self._typed_values(count)
+        if typed is not None:
+            return typed
         from onnx import numpy_helper
 
         return numpy_helper.to_array(self.to_proto())
+
+    def _typed_values(self, count: int) -> np.ndarray | None:
+        """Values from the typed fields (int64_data, int32_data, float_data, double_data,
+        uint64_data), packed or one field per element, converted as numpy_helper does (the
+        storage type, then the element type); None for any other encoding."""
+        typed = _TYPED.get(self.data_type)
+        numbers = {number for number, _, _, _, _ in self.payload}
+        if typed is None or numbers != {typed[0]}:
+            return None
+        field, storage = typed
+        buf = self.buf
+        values: list[Any] = []
+        for _, wire_type, _, start, end in self.payload:
+            if field == _FLOAT_DATA:
+                values += _floats32(buf, wire_type, start, end)
+            elif field == _DOUBLE_DATA:
+                if wire_type == I64:
+                    values.append(_DOUBLE.unpack_from(buf, start)[0])
+                elif wire_type == LEN and (end - start) % 8 == 0:
+                    values += [v for (v,) in _DOUBLE.iter_unpack(buf[start:end])]
+                else:
+                    return None
+            elif field == _INT32_DATA:
+                values += [_signed32(v) for v in _ints64(buf, wire_type, start, end)]
+            elif field == _UINT64_DATA:
+                values += [v & ((1 << 64) - 1) for v in _ints64(buf, wire_type, start, end)]
+            else:
+                values += _ints64(buf, wire_type, start, end)
+        if len(values) != count:
+            return None
+        target = np.dtype(_RAW_DTYPES[self.data_type]).newbyteorder("=")
+        return np.asarray(values, dtype=storage).astype(target).reshape(self.dims)
 
     def to_proto(self) -> onnx.TensorProto:
         """The tensor as onnx parses it (imports onnx: only for what the reader leaves out)."""

@@ -11,14 +11,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from convaudit.model.tensors import TensorInfo
 
 if TYPE_CHECKING:
-    from convaudit.model.liteproto import LiteNode
+    from convaudit.model.liteproto import LiteTensor
+
+
+class AttributeLike(Protocol):
+    """What a rule reads of an attribute object: its name and tensor."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def t(self) -> LiteTensor | None: ...
+
+
+class NodeLike(Protocol):
+    """A LiteNode, or a node the lite path builds for a contrib op's standard op."""
+
+    @property
+    def op_type(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def input(self) -> Sequence[str]: ...
+
+    @property
+    def output(self) -> Sequence[str]: ...
+
+    @property
+    def attribute(self) -> Sequence[AttributeLike]: ...
+
 
 Shape = tuple[int, ...]
 _BOOL, _INT32, _UINT8, _FLOAT = 9, 6, 2, 1
@@ -32,7 +62,7 @@ class Node:
     __slots__ = ("attrs", "ins", "lite", "n_out", "since")
 
     def __init__(
-        self, lite: LiteNode, since: int, attrs: dict[str, Any], ins: Sequence[TensorInfo]
+        self, lite: NodeLike, since: int, attrs: dict[str, Any], ins: Sequence[TensorInfo]
     ) -> None:
         self.lite = lite
         self.since = since
@@ -85,7 +115,7 @@ def _one(elem: int, shape: Sequence[int]) -> Out:
     return [TensorInfo(elem_type=elem, shape=tuple(int(d) for d in shape))]
 
 
-def infer(lite: LiteNode, since: int, attrs: dict[str, Any], ins: Sequence[TensorInfo]) -> Out:
+def infer(lite: NodeLike, since: int, attrs: dict[str, Any], ins: Sequence[TensorInfo]) -> Out:
     """The outputs of a default-domain node at schema version ``since``; None: ask onnx."""
     rule = RULES.get(lite.op_type)
     if rule is None:

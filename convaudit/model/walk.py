@@ -36,6 +36,8 @@ from convaudit.records import ScanProblem
 if TYPE_CHECKING:
     import onnx
 
+    from convaudit.model import contrib
+
 __all__ = ["BranchGroup", "Env", "Scope", "Visit", "WalkResult", "Walker", "node_attrs"]
 
 _V = TypeVar("_V")
@@ -332,7 +334,7 @@ class Walker:
         from convaudit.model import contrib
 
         try:
-            handled = contrib.infer(op, domain, attrs, ins, len(node.output))
+            handled = contrib.infer(op, domain, attrs, ins, len(node.output), rules=self._rules())
         except contrib.AttributeTypeError as exc:
             raise ShapeError(f"node {name!r} ({op}): {exc}: the model is invalid") from None
         if handled is not None:
@@ -361,6 +363,10 @@ class Walker:
     ) -> list[TensorInfo] | None:
         """Output infos of an op of the ONNX domains by its schema (None: it has none)."""
         return infer_outputs(node, ins, scope.opsets, conflicts)
+
+    def _rules(self) -> contrib.StandardShapes | None:
+        """Shape rules a contrib op's standard op tries before onnx (the lite path's)."""
+        return None
 
     @staticmethod
     def _shape_values(
