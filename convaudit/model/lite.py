@@ -70,13 +70,17 @@ class LiteWalker(Walker):
         )
         self.schemas = schemas
         self.fallbacks: list[str] = []
+        self._types: dict[tuple[str, str, int], Mapping[str, int] | None] = {}
 
     def _attribute_types(self, node: onnx.NodeProto, scope: Scope) -> Mapping[str, int] | None:
         domain = "" if node.domain == "ai.onnx" else node.domain
         if domain not in ONNX_DOMAINS:
             return None
         version = scope.opsets.get(domain, scope.opsets.get("ai.onnx", 1))
-        return self.schemas.attribute_types(node.op_type, domain, version)
+        key = (node.op_type, domain, version)
+        if key not in self._types:  # as schema_attribute_types' lru_cache on the full path
+            self._types[key] = self.schemas.attribute_types(node.op_type, domain, version)
+        return self._types[key]
 
     def _resolve(
         self,
