@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -31,10 +30,9 @@ class TensorInfo:
     kind: str = "tensor"  # "tensor", "sequence", "optional", "map", "unknown"
     constant: bool = False  # computed from initializers / Constant nodes only (a weight)
 
-    @cached_property
+    @property
     def static_shape(self) -> tuple[int, ...] | None:
-        """The shape when every dim is a known integer (computed once: the walk asks it of every
-        input of every node; a frozen record's shape never changes)."""
+        """The shape when every dim is a known integer."""
         if self.shape is None or any(not isinstance(d, int) for d in self.shape):
             return None
         return tuple(int(d) for d in self.shape)  # type: ignore[arg-type]
