@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convaudit.config import Config
@@ -14,6 +14,7 @@ from convaudit.fix.context import (
     Feeds,
     FixContext,
     FixOptions,
+    Rewritten,
     Selection,
 )
 from convaudit.fix.result import FixResult
@@ -44,25 +45,68 @@ def run_fix(
 
 
 def _searched(ctx: FixContext, selection: Selection, feeds: Feeds, work: Path) -> FixResult:
-    """search -> fit_layerwise -> rewrite -> verify, tightening the search's target while the
-    held-out check fails (``search.TIGHTER``); commit the first that passes, or the last."""
+    """search -> fit_layerwise -> rewrite -> verify, as fitted trials: the allocation predicted
+    within the budget first; then, while the fitted model passes on the held-out runs, looser
+    ones (``search.LOOSER``), keeping the one that saves most; while it fails, tighter ones
+    (``search.TIGHTER``). Commit the best that passes, or the last that failed."""
     searcher = search.Searcher(ctx, selection, feeds, work)
-    result: FixResult | None = None
-    for share in search.TIGHTER:
+    tried: dict[tuple[tuple[str, int], ...], _Tried] = {}
+
+    def attempt(share: float) -> _Tried | None:
         target = ctx.budget * share
-        chosen = search.chosen(selection, searcher.best(target), target)
-        if not chosen.plans:
-            return replace(
-                stages.nothing_to_rewrite(ctx, chosen),
-                message=f"nothing to rewrite: no width keeps the error within {ctx.budget:g} "
-                "on the calibration runs; no file written",
-            )
-        fitted = sequential.fit_layerwise(ctx, chosen, feeds, work)
-        rewritten = stages.rewrite(ctx, chosen, fitted, work)
-        result = stages.verify(ctx, chosen, rewritten, feeds)
-        if not result.exceeded or share == search.TIGHTER[-1]:
-            return stages.commit(ctx, result, rewritten)
-    raise AssertionError("unreachable: the last target commits")
+        trial = searcher.best(target)
+        chosen = search.chosen(selection, trial, target)
+        if trial is None or not chosen.plans:
+            return None
+        key = tuple(sorted(trial.widths.items()))
+        if key not in tried:  # each trial in its own folder: an earlier one may be committed
+            folder = work / f"trial{len(tried)}"
+            folder.mkdir()
+            fitted = sequential.fit_layerwise(ctx, chosen, feeds, folder)
+            rewritten = stages.rewrite(ctx, chosen, fitted, folder)
+            tried[key] = _Tried(stages.verify(ctx, chosen, rewritten, feeds), rewritten)
+        return tried[key]
+
+    first = attempt(search.FIRST)
+    if first is not None and first.result.exceeded:
+        last = first
+        for share in search.TIGHTER:
+            t = attempt(share)
+            if t is None:
+                break
+            last = t
+            if not t.result.exceeded:
+                break
+        return stages.commit(ctx, last.result, last.rewritten)
+    best = first
+    for share in search.LOOSER:
+        t = attempt(share)
+        if t is None:
+            continue
+        if t.result.exceeded:
+            break
+        if best is None or _saved(t) > _saved(best):
+            best = t
+    if best is None:
+        nothing = search.chosen(selection, None, ctx.budget)
+        return replace(
+            stages.nothing_to_rewrite(ctx, nothing),
+            message=f"nothing to rewrite: no width keeps the error within {ctx.budget:g} "
+            "on the calibration runs; no file written",
+        )
+    return stages.commit(ctx, best.result, best.rewritten)
+
+
+@dataclass(frozen=True)
+class _Tried:
+    """One fitted trial: its held-out verdict, and the model it wrote into its folder."""
+
+    result: FixResult
+    rewritten: Rewritten
+
+
+def _saved(t: _Tried) -> int:
+    return t.result.macs_before - (t.result.macs_after or t.result.macs_before)
 
 
 __all__: Sequence[str] = ["DEFAULT_MAX_ERROR", "EXTERNAL_THRESHOLD", "FixOptions", "run_fix"]

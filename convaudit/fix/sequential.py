@@ -187,7 +187,7 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
             notes = list(p.notes)
             if refit_ok:
                 cout = v.shape[0]
-                fit = layerfit.refit(
+                fit = layerfit.checked_refit(
                     u.reshape(p.width, -1),
                     v.reshape(cout, p.width, -1),
                     b,
