@@ -288,7 +288,7 @@ def main() -> None:
         "--manual-widths", type=int, nargs="*", default=None, help="override the hand-picked widths"
     )
     parser.add_argument("--latency-runs", type=int, default=20)
-    parser.add_argument("--fix-timeout", type=float, default=900.0)
+    parser.add_argument("--fix-timeout", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, default=RESULTS)
