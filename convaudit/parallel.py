@@ -156,6 +156,12 @@ class Workers:
             if progress is not None:
                 progress(done + len(reports), total, models[index])
 
+        def failed(index: int, why: str) -> None:
+            path = models[index]
+            record(
+                index, ModelReport(path=path, facts=None, errors=(f"{path}: worker failed: {why}",))
+            )
+
         def feed(conn: Connection) -> None:
             # Near the end one at a time: a model queued behind another would wait there while
             # a worker that has finished sits idle.
@@ -168,16 +174,7 @@ class Workers:
             """The worker behind ``conn`` died: its current model failed, the rest go back."""
             waiting = queued.pop(conn)
             if waiting:
-                index = waiting.popleft()
-                why = "its process ended"
-                record(
-                    index,
-                    ModelReport(
-                        path=models[index],
-                        facts=None,
-                        errors=(f"{models[index]}: worker failed: {why}",),
-                    ),
-                )
+                failed(waiting.popleft(), "its process ended")
                 todo.extendleft(reversed(waiting))
 
         for conn in self._conns:
@@ -211,14 +208,7 @@ class Workers:
                         lost(conn)
                         break
         for index in todo:  # every worker died
-            record(
-                index,
-                ModelReport(
-                    path=models[index],
-                    facts=None,
-                    errors=(f"{models[index]}: worker failed: no worker process left",),
-                ),
-            )
+            failed(index, "no worker process left")
         self._done = True
         return tuple(reports[i] for i in range(len(models)))
 
