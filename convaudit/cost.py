@@ -12,9 +12,8 @@ Conventions (stated in the README and the JSON report):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import prod
-
-from convaudit.dataclass_code import dataclass
 
 DTYPE_BYTES: dict[str, float] = {
     "float32": 4,

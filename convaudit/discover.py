@@ -6,10 +6,10 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from convaudit.config.globs import glob_matches
-from convaudit.dataclass_code import dataclass
 from convaudit.errors import ModelLoadError
 from convaudit.records import Skipped
 from convaudit.safe_io import shown

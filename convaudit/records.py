@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
-
-from convaudit.dataclass_code import dataclass
 
 Shape = tuple[int, ...]
 

@@ -15,9 +15,9 @@ import io
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
-from convaudit.dataclass_code import dataclass
 from convaudit.errors import ConvauditError, ModelLoadError
 from convaudit.lazyre import LazyPattern
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 from convaudit.config.globs import glob_matches
@@ -26,7 +26,6 @@ from convaudit.config.values import (
     parse_severities,
     parse_shapes,
 )
-from convaudit.dataclass_code import dataclass
 from convaudit.errors import ConfigError
 from convaudit.safe_io import shown
 

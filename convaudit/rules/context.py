@@ -7,9 +7,9 @@ A dense layer "follows a flatten" when its data input is a Flatten/Reshape of a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from convaudit.dataclass_code import dataclass
 from convaudit.records import Layer, ModelFacts
 
 # Ops that keep the tensor's meaning channel for channel: looking through them is safe.

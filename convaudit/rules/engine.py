@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from convaudit.config import Config, Suppression
-from convaudit.dataclass_code import dataclass
 from convaudit.errors import ConfigError, nearest
 from convaudit.identity import fingerprint, model_key
 from convaudit.records import (

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from math import prod
 
 from convaudit import cost
-from convaudit.dataclass_code import dataclass
 from convaudit.records import Layer
 
 WIDTH_MULTIPLE = 8  # hardware-friendly channel counts; the fix rounds the same way

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
-from convaudit.dataclass_code import dataclass
 from convaudit.lazyre import LazyPattern
 from convaudit.records import SEVERITY_NAMES
 from convaudit.rules.template import Template

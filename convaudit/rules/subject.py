@@ -7,9 +7,9 @@ Records and a protocol only, so the fact tables (``rules.facts``) and the recomm
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from convaudit.dataclass_code import dataclass
 from convaudit.records import Layer, ModelFacts
 from convaudit.rules.context import GraphContext
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from convaudit.dataclass_code import dataclass
 from convaudit.humanize import human
 from convaudit.lazyre import LazyPattern
 

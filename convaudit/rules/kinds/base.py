@@ -7,9 +7,9 @@ suggested change), the params its arithmetic reads, and how it becomes a ``Recom
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from convaudit.dataclass_code import dataclass
 from convaudit.records import Recommendation
 from convaudit.rules import recommend
 from convaudit.rules.subject import Fact, FactView
