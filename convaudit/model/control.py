@@ -87,7 +87,7 @@ def _if(
     graphs: dict[str, onnx.GraphProto],
 ) -> list[TensorInfo]:
     cond = ins[0].value if ins else None
-    taken = None if cond is None or cond.size != 1 else (0 if bool(cond.reshape(-1)[0]) else 1)
+    taken = None if cond is None or cond.size != 1 else (0 if bool(cond.items[0]) else 1)
     branches, results = [], []
     for attr in ("then_branch", "else_branch"):
         start = len(w.visits)
@@ -138,7 +138,7 @@ def _loop(
     body: onnx.GraphProto,
 ) -> list[TensorInfo]:
     m = ins[0].value if ins and node.input[0] else None
-    trip_value = int(m.reshape(-1)[0]) if m is not None and m.size == 1 else None
+    trip_value = int(m.items[0]) if m is not None and m.size == 1 else None
     trips = _trips(w, trip_value, name, scope, "Loop")
     carried = ins[2:]
     bound: dict[str, TensorInfo] = {}
@@ -179,7 +179,7 @@ def _loop(
 
 
 def _always_true(cond: TensorInfo) -> bool:
-    return cond.value is not None and cond.value.size == 1 and bool(cond.value.reshape(-1)[0])
+    return cond.value is not None and cond.value.size == 1 and bool(cond.value.items[0])
 
 
 def _may_exit_early(body: onnx.GraphProto) -> bool:

@@ -1,4 +1,5 @@
-"""Constant folding of small tensors, so shape arithmetic (Shape->Gather->Concat) resolves."""
+"""Constant folding of small tensors in numpy, so shape arithmetic (Shape->Gather->Concat)
+resolves: the full path's folder, and the lite path's for what ``model/fold.py`` leaves it."""
 
 from __future__ import annotations
 
@@ -8,35 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convaudit.model.fold import NOT_FOLDABLE
 from convaudit.model.tensors import MAX_VALUE_ELEMENTS
+from convaudit.model.values import np_dtype
 
 if TYPE_CHECKING:
     import onnx
 
     from convaudit.model.liteproto import LiteNode
 
-
-# Ops whose output is not a function of their inputs, or that are not worth folding.
-NOT_FOLDABLE = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-    "If",
-    "Loop",
-    "Scan",
-    "SequenceConstruct",
-    "SequenceEmpty",
-    "SequenceInsert",
-    "SequenceAt",
-    "SplitToSequence",
-    "ConcatFromSequence",
-    "Optional",
-    "OptionalGetElement",
-    "OptionalHasElement",
-}
 
 Attrs = dict[str, Any]
 
@@ -77,33 +58,6 @@ def _squeeze(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
 
 def _concat(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:
     return [np.concatenate(list(x), axis=int(a["axis"]))]
-
-
-# TensorProto.DataType -> numpy dtype of the plain types (helper.tensor_dtype_to_np_dtype)
-_NP_DTYPES = {
-    1: np.dtype("float32"),
-    2: np.dtype("uint8"),
-    3: np.dtype("int8"),
-    4: np.dtype("uint16"),
-    5: np.dtype("int16"),
-    6: np.dtype("int32"),
-    7: np.dtype("int64"),
-    9: np.dtype("bool"),
-    10: np.dtype("float16"),
-    11: np.dtype("float64"),
-    12: np.dtype("uint32"),
-    13: np.dtype("uint64"),
-}
-
-
-def np_dtype(elem_type: int) -> Any:
-    """The numpy dtype of a TensorProto.DataType, as onnx.helper gives it."""
-    dtype = _NP_DTYPES.get(elem_type)
-    if dtype is not None:
-        return dtype
-    from onnx import helper
-
-    return helper.tensor_dtype_to_np_dtype(elem_type)
 
 
 def _cast(x: Sequence[np.ndarray], a: Attrs) -> list[Any]:

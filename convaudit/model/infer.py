@@ -130,7 +130,7 @@ def infer_outputs(
         types[name] = tp
         if info.value is not None:
             with contextlib.suppress(Exception):  # exotic dtypes: shape inference still runs
-                data[name] = numpy_helper.from_array(info.value, name)
+                data[name] = numpy_helper.from_array(info.value.array(), name)
     opset_protos = [onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
     try:
         out = onnx.shape_inference.infer_node_outputs(

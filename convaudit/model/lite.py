@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from convaudit.errors import ConvauditError
-from convaudit.model.evaluate import FAST, NOT_FOLDABLE
+from convaudit.model.fold import NOT_FOLDABLE, NUMPY_FAST
 from convaudit.model.infer import ONNX_DOMAINS, fast_outputs, infer_outputs
 from convaudit.model.liteproto import Defer, LiteModel, LiteNode, read_model, tensor_keys
 from convaudit.model.schemas import Schema, SchemaTable, table
@@ -44,8 +44,11 @@ class LiteWalker(Walker):
     """The walker over a LiteModel: schema facts from the table, shapes from shaperules.
 
     ``fallbacks`` lists what went to onnx after all (op names): empty when the model was
-    handled without importing it.
+    handled without importing it. Shape arithmetic folds in Python (``pure_fold``): numpy is
+    imported only for a fold model/fold.py leaves to it (``numpy_folds``).
     """
+
+    pure_fold = True
 
     def __init__(
         self,
@@ -101,7 +104,7 @@ class LiteWalker(Walker):
                     self.fallbacks.append(op)  # value_float & co go through onnx.helper
         elif (
             node.domain in ("", "ai.onnx")
-            and (op not in FAST or "" in node.input)
+            and (op not in NUMPY_FAST or "" in node.input)
             and op not in NOT_FOLDABLE
             and op not in ("ConstantOfShape", "Shape", "Size")
             and all(i.value is not None for i in ins)

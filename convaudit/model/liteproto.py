@@ -16,8 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from convaudit.model.values import BOOL, INT_TYPES, Value, from_array, wrap
 from convaudit.model.wire import (
     I32,
     I64,
@@ -32,6 +31,7 @@ from convaudit.model.wire import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
 # AttributeProto.AttributeType numbers (onnx.proto); tests check them against onnx's enum.
@@ -53,22 +53,26 @@ _RAW_DTYPES = {
     12: "<u4",
     13: "<u8",
 }
-# TensorProto's typed value fields, and which element types each holds, in what storage type
-# (onnx.helper.tensor_dtype_to_field / tensor_dtype_to_storage_tensor_dtype).
+# TensorProto's typed value fields and which element types each holds
+# (onnx.helper.tensor_dtype_to_field); a narrower integer type wraps its stored value.
 _FLOAT_DATA, _INT32_DATA, _INT64_DATA, _DOUBLE_DATA, _UINT64_DATA = 4, 5, 7, 10, 11
-_TYPED: dict[int, tuple[int, Any]] = {
-    1: (_FLOAT_DATA, np.float32),
-    2: (_INT32_DATA, np.int32),
-    3: (_INT32_DATA, np.int32),
-    4: (_INT32_DATA, np.int32),
-    5: (_INT32_DATA, np.int32),
-    6: (_INT32_DATA, np.int32),
-    7: (_INT64_DATA, np.int64),
-    9: (_INT32_DATA, np.int32),
-    11: (_DOUBLE_DATA, np.float64),
-    12: (_UINT64_DATA, np.uint64),
-    13: (_UINT64_DATA, np.uint64),
+_TYPED: dict[int, int] = {
+    1: _FLOAT_DATA,
+    2: _INT32_DATA,
+    3: _INT32_DATA,
+    4: _INT32_DATA,
+    5: _INT32_DATA,
+    6: _INT32_DATA,
+    7: _INT64_DATA,
+    9: _INT32_DATA,
+    11: _DOUBLE_DATA,
+    12: _UINT64_DATA,
+    13: _UINT64_DATA,
 }
+# struct codes of the raw_data element types whose values Python holds exactly (bool apart:
+# numpy keeps a byte other than 0 and 1 as it is, so those go to numpy)
+_STRUCT_CODES = {1: "f", 2: "B", 3: "b", 4: "H", 5: "h", 6: "i", 7: "q", 10: "e", 11: "d"}
+_STRUCT_CODES |= {12: "I", 13: "Q"}
 # A tensor payload of this many bytes or more is left in the file by the full loader
 # (load_model's keep_bytes): its value is never read during a scan, here neither.
 KEEP_BYTES = 4096
@@ -228,9 +232,37 @@ class LiteTensor:
             return False
         return self.payload[0][4] - self.payload[0][3] >= KEEP_BYTES
 
+    def value(self) -> Value:
+        """The tensor as a Value, equal to ``to_array``'s. raw_data of a plain element type and
+        the typed fields decode in Python (raw bytes on first read of the values); any other
+        encoding goes through ``to_array``, which imports numpy."""
+        dims = self.dims
+        count = math.prod(dims)
+        if min(dims, default=0) >= 0:
+            if not self.payload and count == 0 and self.data_type in _RAW_DTYPES:
+                return Value(self.data_type, dims, ())
+            if len(self.payload) == 1:
+                number, wire_type, _, start, end = self.payload[0]
+                code = _STRUCT_CODES.get(self.data_type)
+                if number == RAW_DATA and wire_type == LEN and code is not None:
+                    layout = struct.Struct(f"<{count}{code}")
+                    if layout.size == end - start:
+                        data = bytes(self.buf[start:end])
+                        return Value(self.data_type, dims, decode=lambda: layout.unpack(data))
+                if number == RAW_DATA and wire_type == LEN and self.data_type == BOOL:
+                    data = bytes(self.buf[start:end])
+                    if len(data) == count and not data.translate(None, b"\x00\x01"):
+                        return Value(BOOL, dims, tuple(b == 1 for b in data))
+            typed = self._typed_items(count)
+            if typed is not None:
+                return Value(self.data_type, dims, typed)
+        return from_array(self.to_array())
+
     def to_array(self) -> np.ndarray:
         """The values, as ``onnx.numpy_helper.to_array`` gives them; anything but the plain
         encodings goes through onnx itself."""
+        import numpy as np
+
         count = math.prod(self.dims)
         if not self.payload and count == 0 and self.data_type in _RAW_DTYPES:
             return np.zeros(self.dims, dtype=np.dtype(_RAW_DTYPES[self.data_type]))
@@ -256,14 +288,24 @@ class LiteTensor:
         return numpy_helper.to_array(self.to_proto())
 
     def _typed_values(self, count: int) -> np.ndarray | None:
+        import numpy as np
+
+        items = self._typed_items(count)
+        if items is None:
+            return None
+        dtype = np.dtype(_RAW_DTYPES[self.data_type]).newbyteorder("=")
+        return np.array(items, dtype=dtype).reshape(self.dims)
+
+    def _typed_items(self, count: int) -> tuple[Any, ...] | None:
         """Values from the typed fields (int64_data, int32_data, float_data, double_data,
         uint64_data), packed or one field per element, converted as numpy_helper does (the
-        storage type, then the element type); None for any other encoding."""
+        storage type, then the element type: integers wrap, bools are "not zero"); None for
+        any other encoding."""
         typed = _TYPED.get(self.data_type)
         numbers = {number for number, _, _, _, _ in self.payload}
-        if typed is None or numbers != {typed[0]}:
+        if typed is None or numbers != {typed}:
             return None
-        field, storage = typed
+        field = typed
         buf = self.buf
         values: list[Any] = []
         for _, wire_type, _, start, end in self.payload:
@@ -284,8 +326,11 @@ class LiteTensor:
                 values += _ints64(buf, wire_type, start, end)
         if len(values) != count:
             return None
-        target = np.dtype(_RAW_DTYPES[self.data_type]).newbyteorder("=")
-        return np.asarray(values, dtype=storage).astype(target).reshape(self.dims)
+        if self.data_type == BOOL:
+            return tuple(x != 0 for x in values)
+        if self.data_type in INT_TYPES:
+            return tuple(wrap(x, self.data_type) for x in values)
+        return tuple(values)
 
     def to_proto(self) -> onnx.TensorProto:
         """The tensor as onnx parses it (imports onnx: only for what the reader leaves out)."""

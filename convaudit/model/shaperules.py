@@ -13,9 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from convaudit.model.tensors import TensorInfo
+from convaudit.model.values import FLOAT32, INT_TYPES
 
 if TYPE_CHECKING:
     from convaudit.model.liteproto import LiteTensor
@@ -88,9 +87,9 @@ class Node:
         """The constant integer value of input ``k`` (1-D or scalar), None if not known."""
         info = self.ins[k] if k < len(self.ins) else None
         value = None if info is None else info.value
-        if value is None or value.dtype.kind not in "iu" or value.ndim > 1:
+        if value is None or value.elem_type not in INT_TYPES or value.ndim > 1:
             return None
-        return [int(v) for v in value.reshape(-1)]
+        return list(value.items)
 
     def int_attr(self, name: str, default: int) -> int | None:
         value = self.attrs.get(name, default)
@@ -547,14 +546,13 @@ def _resize(n: Node) -> Out:
         return _one(n.elem(0), values)
     info = n.ins[scales_at] if n.present(scales_at) else None
     scales = None if info is None else info.value
-    if scales is None or scales.dtype != np.float32 or scales.shape != (len(x),):
+    if scales is None or scales.elem_type != FLOAT32 or scales.shape != (len(x),):
         return None
-    if not np.all(scales > 0):
+    if not all(s > 0 for s in scales.items):
         return None
     # the float32 scales times the dims in double precision, floored, as ONNX's inference
     # computes them (20 x float32(0.7) gives 13)
-    scaled = np.floor(np.asarray(x, dtype=np.float64) * scales.astype(np.float64))
-    out = [int(v) for v in scaled.tolist()]
+    out = [math.floor(float(d) * s) for d, s in zip(x, scales.items, strict=True)]
     return _one(n.elem(0), out)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-
 from convaudit.errors import ShapeError
 from convaudit.model.liteproto import LiteTensor
+from convaudit.model.values import INT64, Value, from_array, wrap
 
 if TYPE_CHECKING:
     import onnx
@@ -26,7 +26,7 @@ class TensorInfo:
 
     elem_type: int = 0
     shape: ShapeT | None = None
-    value: np.ndarray | None = None
+    value: Value | None = None
     kind: str = "tensor"  # "tensor", "sequence", "optional", "map", "unknown"
     constant: bool = False  # computed from initializers / Constant nodes only (a weight)
 
@@ -66,26 +66,6 @@ DTYPE_NAMES = {
     15: "complex128",
     16: "bfloat16",
 }
-# numpy dtypes of the plain element types -> TensorProto.DataType (helper.np_dtype_to_tensor_dtype)
-_NP_TYPES = {
-    np.dtype(name): number
-    for name, number in (
-        ("float32", 1),
-        ("uint8", 2),
-        ("int8", 3),
-        ("uint16", 4),
-        ("int16", 5),
-        ("int32", 6),
-        ("int64", 7),
-        ("bool", 9),
-        ("float16", 10),
-        ("float64", 11),
-        ("uint32", 12),
-        ("uint64", 13),
-        ("complex64", 14),
-        ("complex128", 15),
-    )
-}
 
 
 def dtype_name(elem_type: int) -> str | None:
@@ -103,25 +83,9 @@ def dtype_name(elem_type: int) -> str | None:
     return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
 
 
-def np_elem_type(dtype: np.dtype) -> int:
-    """The TensorProto.DataType of a numpy dtype (0 when ONNX has none)."""
-    elem = _NP_TYPES.get(dtype)
-    if elem is not None:
-        return elem
-    from onnx import helper
-
-    try:
-        return int(helper.np_dtype_to_tensor_dtype(dtype))
-    except (KeyError, ValueError, TypeError):
-        return 0
-
-
-def info_from_value(value: np.ndarray) -> TensorInfo:
-    """TensorInfo for a concrete numpy value."""
-    elem = np_elem_type(value.dtype)
-    return TensorInfo(
-        elem_type=int(elem), shape=tuple(int(d) for d in value.shape), value=value, constant=True
-    )
+def info_from_value(value: Value) -> TensorInfo:
+    """TensorInfo for a concrete value."""
+    return TensorInfo(elem_type=value.elem_type, shape=value.shape, value=value, constant=True)
 
 
 def info_from_type(tp: onnx.TypeProto) -> TensorInfo:
@@ -192,14 +156,15 @@ def tensor_info(t: onnx.TensorProto | LiteTensor, has_data: bool) -> TensorInfo:
     """TensorInfo of an initializer / Constant tensor; the value only when small and present."""
     shape = tuple(int(d) for d in t.dims)
     value = None
-    if has_data and int(np.prod(shape, dtype=np.int64)) <= MAX_VALUE_ELEMENTS:
+    # the element count as an int64 product (wrapping as numpy's np.prod did)
+    if has_data and wrap(math.prod(shape), INT64) <= MAX_VALUE_ELEMENTS:
         try:
             if isinstance(t, LiteTensor):  # the lite reader's tensor decodes itself
-                value = t.to_array()
+                value = t.value()
             else:
                 from onnx import numpy_helper
 
-                value = numpy_helper.to_array(t)
+                value = from_array(numpy_helper.to_array(t))
         except Exception:  # exotic encodings: the shape is what matters
             value = None
     return TensorInfo(elem_type=int(t.data_type), shape=shape, value=value, constant=True)

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
 from convaudit.errors import InputShapeError, ShapeError, UnknownDimError, UnknownInputError
-from convaudit.model.evaluate import NOT_FOLDABLE, evaluate
+from convaudit.model.fold import NOT_FOLDABLE, NotPure, fold_pure
 from convaudit.model.graph import NodeGraph
 from convaudit.model.infer import ONNX_DOMAINS, infer_outputs
-from convaudit.model.tensors import UNKNOWN, TensorInfo, info_from_type, merge, tensor_info
+from convaudit.model.tensors import (
+    UNKNOWN,
+    TensorInfo,
+    info_from_type,
+    info_from_value,
+    merge,
+    tensor_info,
+)
+from convaudit.model.values import INT64, Value, from_array, wrap
 from convaudit.model.walkstate import (
     BranchGroup,
     Env,
@@ -46,8 +53,20 @@ INT64_MAX = (1 << 63) - 1
 MAX_VISITS = 4_000_000
 
 
+def _need_int64(dims: tuple[int, ...]) -> None:
+    """numpy's refusal of a dim no int64 holds, kept where the shape values are built."""
+    for d in dims:
+        if not -(1 << 63) <= d <= INT64_MAX:
+            raise OverflowError(f"Python int too large to convert to C long: {d}")
+
+
 class Walker:
-    """Resolves shapes node by node and records visits, the DiGraph and problems."""
+    """Resolves shapes node by node and records visits, the DiGraph and problems.
+
+    ``pure_fold``: fold shape arithmetic in Python first (model/fold.py), numpy only for what it
+    leaves (listed in ``numpy_folds``); the full path folds in numpy, as it has it loaded."""
+
+    pure_fold = False
 
     def __init__(
         self,
@@ -67,6 +86,7 @@ class Walker:
         self.visits: list[Visit] = []
         self.groups: list[BranchGroup] = []
         self.problems: list[ScanProblem] = []
+        self.numpy_folds: list[str] = []
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self.labels: dict[str, int] = {}  # function call-site labels -> times used
         self.stored: dict[tuple[str, str], TensorInfo] = {}  # quantized weights behind a DQ
@@ -306,10 +326,8 @@ class Walker:
             return self._call_function(self.functions[key], node, name, ins, env, scope)
         values = self._shape_values(op, domain, ins, attrs)
         if values is None and domain == "":
-            values = evaluate(node, [i.value for i in ins], attrs, scope.opsets.get("", 1))
+            values = self._fold(node, ins, attrs, scope.opsets.get("", 1))
         if values is not None:
-            from convaudit.model.tensors import info_from_value
-
             return [info_from_value(v) for v in values]
         if domain in ONNX_DOMAINS:
             conflicts: list[str] = []
@@ -368,23 +386,45 @@ class Walker:
         """Shape rules a contrib op's standard op tries before onnx (the lite path's)."""
         return None
 
+    def _fold(
+        self, node: onnx.NodeProto, ins: list[TensorInfo], attrs: dict[str, Any], opset: int
+    ) -> list[Value] | None:
+        """The node's outputs when its inputs are all known constants (None: not folded)."""
+        if node.op_type in NOT_FOLDABLE or node.domain not in ("", "ai.onnx"):
+            return None
+        values = [i.value for i in ins]
+        known = [v for v in values if v is not None]
+        if len(known) != len(values):
+            return None
+        if self.pure_fold:
+            try:
+                return fold_pure(node, known, attrs)
+            except NotPure:
+                self.numpy_folds.append(node.op_type)
+        from convaudit.model.evaluate import evaluate
+
+        out = evaluate(node, [v.array() for v in known], attrs, opset)
+        return None if out is None else [from_array(a) for a in out]
+
     @staticmethod
     def _shape_values(
         op: str, domain: str, ins: list[TensorInfo], attrs: dict[str, Any]
-    ) -> list[np.ndarray] | None:
+    ) -> list[Value] | None:
         """Shape and Size need only the input's static shape, not its value."""
         if domain != "" or op not in ("Shape", "Size") or not ins:
             return None
         shape = ins[0].static_shape
         if shape is None:
             return None
-        if op == "Size":
-            return [np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)]
+        _need_int64(shape)
+        if op == "Size":  # an int64 product, wrapping as numpy's did
+            return [Value(INT64, (), (wrap(math.prod(shape), INT64),))]
         rank = len(shape)
         start = int(attrs.get("start", 0))
         end = int(attrs.get("end", rank))
         start, end = (max(0, min(rank, s + rank if s < 0 else s)) for s in (start, end))
-        return [np.array(shape[start:end], dtype=np.int64)]
+        kept = shape[start:end]
+        return [Value(INT64, (len(kept),), kept)]
 
     def _constant(self, node: onnx.NodeProto) -> TensorInfo:
         for a in node.attribute:

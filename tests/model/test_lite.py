@@ -21,7 +21,7 @@ from onnx import TensorProto, helper
 
 from convaudit import usercache
 from convaudit.errors import ConvauditError
-from convaudit.model import liteproto, schemas, tensors, walkstate
+from convaudit.model import liteproto, schemas, tensors, values, walkstate
 from convaudit.model.analyse import analyse, facts_of_walk
 from convaudit.model.evaluate import np_dtype
 from convaudit.model.infer import get_schema
@@ -305,7 +305,7 @@ def test_constants_match_onnx() -> None:
     for number in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13):
         assert np_dtype(number) == helper.tensor_dtype_to_np_dtype(number)
         dtype = helper.tensor_dtype_to_np_dtype(number)
-        assert tensors.np_elem_type(dtype) == number
+        assert values.np_elem_type(dtype) == number
 
 
 def test_schema_table_answers_as_onnx_defs() -> None:

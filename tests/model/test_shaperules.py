@@ -19,6 +19,7 @@ from convaudit.model.lite import types_ok
 from convaudit.model.liteproto import LiteNode
 from convaudit.model.shaperules import RULES, infer
 from convaudit.model.tensors import TensorInfo
+from convaudit.model.values import from_array
 from convaudit.model.walkstate import node_attrs
 
 TABLE = schemas.SchemaTable(schemas.build())
@@ -50,7 +51,9 @@ def _run(
         else TensorInfo(
             elem_type=x[0],
             shape=x[1],
-            value=None if x[2] is None else np.asarray(x[2], dtype=_np(x[0])).reshape(x[1]),
+            value=None
+            if x[2] is None
+            else from_array(np.asarray(x[2], dtype=_np(x[0])).reshape(x[1])),
         )
         for x in inputs
     ]
