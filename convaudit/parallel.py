@@ -33,7 +33,7 @@ IN_FLIGHT = 2  # models handed to a worker ahead of its reports: it never idles 
 
 def warm() -> None:
     """The one-time work every scan does before its first model: the model modules' imports
-    (numpy) and the schema table, from the user cache. Without that table a scan needs onnx
+    and the schema table, from the user cache. Without that table a scan needs onnx
     (its import, its C++ schema registry built on the first lookup): then that too."""
     from convaudit.model import analyse, lite  # noqa: F401  (imported for their side effects)
     from convaudit.model.schemas import table
