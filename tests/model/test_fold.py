@@ -25,7 +25,8 @@ from onnx.reference import ReferenceEvaluator
 
 from convaudit.model import evaluate as evaluate_module
 from convaudit.model.evaluate import evaluate
-from convaudit.model.fold import NUMPY_FAST, PURE, NotPure, f32, fold_pure
+from convaudit.model.fold import NUMPY_FAST, PURE, NotPure, fold_pure
+from convaudit.model.foldmath import f32
 from convaudit.model.liteproto import LiteNode, LiteTensor
 from convaudit.model.values import Value, from_array, np_elem_type
 from convaudit.model.walkstate import node_attrs
