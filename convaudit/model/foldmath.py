@@ -91,37 +91,43 @@ def same_type(x: Sequence[Value], allowed: frozenset[int] | dict[int, Any]) -> i
 
 
 NUMBERS = frozenset({*INT_TYPES, *FLOAT_TYPES})
-
-
 INTS = frozenset(INT_TYPES)
-
-
 ORDERED = frozenset({*INT_TYPES, *FLOAT_TYPES, BOOL})
 
 
-def _round(elem: int) -> Callable[[Any], Any]:
-    """The element type's rounding of an exact Python result."""
+def f32_all(values: Sequence[float]) -> Items:
+    """Each value rounded as ``f32`` does, in one pack (one by one past an overflow)."""
+    try:
+        layout = struct.Struct(f"<{len(values)}f")
+        return tuple(layout.unpack(layout.pack(*values)))
+    except OverflowError:
+        return tuple(map(f32, values))
+
+
+def rounded(elem: int, values: Sequence[Any]) -> Items:
+    """Exact Python results as the element type stores them."""
     if elem == FLOAT32:
-        return f32
+        return f32_all(values)
     if elem == FLOAT64:
-        return float
-    return lambda n: wrap(n, elem)
+        return tuple(map(float, values))
+    return tuple(wrap(v, elem) for v in values)
 
 
 def _elementwise(
-    x: Sequence[Value], elem: int, out_elem: int, fn: Callable[..., Any]
+    x: Sequence[Value], elem: int, out_elem: int, fn: Callable[..., Any], *, exact: bool = False
 ) -> list[Value]:
+    """``fn`` over the broadcast inputs; ``exact``: its results are rounded to ``out_elem``."""
     shape = broadcast_shape(*(v.shape for v in x))
     columns = [broadcast_to(v, shape) for v in x]
-    return [Value(out_elem, shape, tuple(fn(*args) for args in zip(*columns, strict=True)))]
+    items = [fn(*args) for args in zip(*columns, strict=True)]
+    return [Value(out_elem, shape, rounded(out_elem, items) if exact else tuple(items))]
 
 
 def arith(op: Callable[[Any, Any], Any]) -> Callable[[Sequence[Value], Attrs, Node], list[Value]]:
     def run(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
         need(len(x) == 2)
         elem = same_type(x, NUMBERS)
-        rnd = _round(elem)
-        return _elementwise(x, elem, elem, lambda p, q: rnd(op(p, q)))
+        return _elementwise(x, elem, elem, op, exact=True)
 
     return run
 
@@ -141,8 +147,7 @@ def div(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
             return wrap(-r if (p < 0) != (q < 0) else r, elem)
 
         return _elementwise(x, elem, elem, trunc)
-    rnd = _round(elem)
-    return _elementwise(x, elem, elem, lambda p, q: rnd(p / q))
+    return _elementwise(x, elem, elem, lambda p, q: p / q, exact=True)
 
 
 def mod(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
@@ -250,7 +255,7 @@ def cast(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
             need(all(-limit <= p <= limit for p in items))
             out = tuple(float(p) for p in items)
         else:
-            out = tuple(map(f32, items)) if to == FLOAT32 else items
+            out = f32_all(items) if to == FLOAT32 else items
     return [Value(to, x[0].shape, out)]
 
 
@@ -291,5 +296,4 @@ def arange(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
             second = start + delta
     step = second - start
     values = [start, second, *(start + i * step for i in range(2, n))][:n]
-    rnd = _round(elem)
-    return [Value(elem, (n,), tuple(rnd(v) for v in values))]
+    return [Value(elem, (n,), rounded(elem, values))]

@@ -33,9 +33,15 @@ class TensorInfo:
     @property
     def static_shape(self) -> tuple[int, ...] | None:
         """The shape when every dim is a known integer."""
-        if self.shape is None or any(not isinstance(d, int) for d in self.shape):
+        shape = self.shape
+        if shape is None:
             return None
-        return tuple(int(d) for d in self.shape)  # type: ignore[arg-type]
+        for d in shape:  # a plain loop: the walk asks this thousands of times per model
+            if type(d) is not int:
+                if not all(isinstance(e, int) for e in shape):
+                    return None
+                return tuple(int(e) for e in shape)  # type: ignore[arg-type]
+        return shape  # type: ignore[return-value]
 
     @property
     def dtype_name(self) -> str | None:
