@@ -242,6 +242,7 @@ def fix(
     seed: int = 0,
     eval_inputs: str | os.PathLike[str] | None = None,
     channel_axis: int = 1,
+    kind: str | None = None,
 ) -> FixResult:
     """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
 
@@ -252,6 +253,8 @@ def fix(
     exception: ``result.exceeded`` is set and nothing is written unless ``force``. With
     ``inputs``, the error is measured on a held-out split of them, or on ``eval_inputs``; with
     ``inputs`` and ``max_error`` but no ``width``/``target_saving``, the widths are searched.
+    ``kind`` ("bottleneck" or "spatial": a Kh x 1 conv then a 1 x Kw one) pins the rewrite's
+    kind; by default the search picks it per layer, and a pinned width is a bottleneck.
     """
     from convaudit.fix.pipeline import FixOptions, run_fix
 
@@ -266,6 +269,7 @@ def fix(
         channel_axis=channel_axis,
         in_place=in_place,
         seed=seed,
+        kind=kind,
     )
     out = None if output is None else os.fspath(output)
     return run_fix(os.fspath(path), out, opts, config or Config())

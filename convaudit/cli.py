@@ -296,6 +296,14 @@ def fix(
         float | None,
         typer.Option("--target-saving", help="Widest width saving at least this many x MACs."),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="bottleneck (1x1 then KxK) or spatial (Kh x 1 then 1 x Kw); default: the "
+            "search picks per layer, a pinned --width is a bottleneck.",
+        ),
+    ] = None,
     max_error: Annotated[
         float | None,
         typer.Option(
@@ -361,6 +369,7 @@ def fix(
             eval_inputs=eval_inputs,
             channel_axis=channel_axis,
             in_place=in_place,
+            kind=kind,
         )
         sys.stdout.write(RENDERERS[fmt](result))
         return Exit.FINDINGS if result.exceeded else Exit.CLEAN

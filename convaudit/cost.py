@@ -278,3 +278,44 @@ def break_even_width(
     out_area = prod(out_spatial) if out_spatial is not None else in_area
     den = in_channels * in_area + out_channels * k * out_area
     return out_channels * in_channels * k * out_area / den if den else 0.0
+
+
+def spatial_macs(
+    in_channels: int,
+    mid_spatial: Sequence[int],
+    width: int,
+    out_channels: int,
+    kernel: Sequence[int],
+    out_spatial: Sequence[int],
+    batch: int = 1,
+) -> tuple[int, int]:
+    """MACs of a Kh x 1 Cin->r conv, then the 1 x Kw r->Cout conv (Jaderberg et al. 2014).
+
+    The vertical conv takes the original's vertical stride and pads but none horizontally, so
+    its map (``mid_spatial``) is Ho x Win: a horizontal stride leaves its cost unchanged.
+    """
+    kh, kw = kernel
+    vertical = batch * width * in_channels * kh * prod(mid_spatial)
+    horizontal = batch * out_channels * width * kw * prod(out_spatial)
+    return vertical, horizontal
+
+
+def spatial_params(in_channels: int, width: int, out_channels: int, kernel: Sequence[int]) -> int:
+    """Weights of the Kh x 1 (r * Cin * Kh) and of the 1 x Kw (Cout * r * Kw); biases excluded."""
+    kh, kw = kernel
+    return width * (in_channels * kh + out_channels * kw)
+
+
+def spatial_break_even_width(
+    in_channels: int,
+    out_channels: int,
+    kernel: Sequence[int],
+    mid_spatial: Sequence[int],
+    out_spatial: Sequence[int],
+) -> float:
+    """Width r* at which the Kh x 1 + 1 x Kw pair costs as many MACs as the conv it replaces:
+    Cout*Cin*Kh*Kw*Ho*Wo / (Cin*Kh*Ho*Win + Cout*Kw*Ho*Wo)."""
+    kh, kw = kernel
+    out_area = prod(out_spatial)
+    den = in_channels * kh * prod(mid_spatial) + out_channels * kw * out_area
+    return out_channels * in_channels * kh * kw * out_area / den if den else 0.0

@@ -46,6 +46,7 @@ class FixOptions:
     channel_axis: int = 1
     in_place: bool = False
     seed: int = 0
+    kind: str | None = None  # "bottleneck" | "spatial"; None: the search picks, else bottleneck
     external_threshold: int = EXTERNAL_THRESHOLD
     measure_latency: bool = True
 

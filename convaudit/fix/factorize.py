@@ -67,8 +67,16 @@ def _factor_one(
     w: np.ndarray, width: int, cov: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(U [width, Cin], V unfolded [width, Cout·K], squared singular values largest first)."""
-    cin = w.shape[1]
-    m = unfold(w)
+    return _factor_matrix(unfold(w), width, cov)
+
+
+def _factor_matrix(
+    m: np.ndarray, width: int, cov: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rank-``width`` M ≈ U2ᵀ·V2 with M [n, m] (n: what the first conv reads per position),
+    whitened by ``cov`` [n, n] if given: (U2 [width, n], V2 [width, m], squared singular
+    values largest first)."""
+    cin = m.shape[0]
     if cov is None:
         a, inv_root = m, None
     else:
@@ -119,6 +127,63 @@ def factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None, groups: 
     return Factors(
         u=u, v=v, width=width, energy=energy, whitened=cov is not None, spectrum=spectrum
     )
+
+
+def spatial_matrix(w: np.ndarray) -> np.ndarray:
+    """W[Cout, Cin, Kh, Kw] -> M[(Cin, Kh), (Cout, Kw)] in float64: a column of the input
+    (Cin·Kh values) times M gives, for each horizontal tap, what it adds to each output."""
+    w64 = np.asarray(w, dtype=np.float64)
+    cout, cin, kh, kw = w64.shape
+    return np.ascontiguousarray(w64.transpose(1, 2, 0, 3).reshape(cin * kh, cout * kw))
+
+
+def spatial_factorize(w: np.ndarray, width: int, cov: np.ndarray | None = None) -> Factors:
+    """Best rank-``width`` spatial factors of a dense 2-D ``w`` (Jaderberg et al. 2014, scheme 2).
+
+    W[o, c, i, j] ≈ Σ_k H[o, k, j]·V[k, c, i]: ``u`` is the Kh x 1 conv V [r, Cin, Kh, 1] and
+    ``v`` the 1 x Kw conv H [Cout, r, 1, Kw]: the truncated SVD of W as a (Cin·Kh) × (Cout·Kw)
+    matrix, whitened by ``cov``, the second moment of the input's Cin·Kh columns (the cross
+    terms between horizontal taps are left out: the least-squares fit on the real patches,
+    ``layerfit``, accounts for them).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    cout, cin, kh, kw = w.shape
+    if width < 1:
+        raise ValueError(f"width {width} must be positive")
+    u2, v2, sq = _factor_matrix(spatial_matrix(w), width, cov)
+    u = u2.reshape(width, cin, kh, 1)
+    v = np.ascontiguousarray(v2.reshape(width, cout, kw).transpose(1, 0, 2)).reshape(
+        cout, width, 1, kw
+    )
+    total = float(sq.sum())
+    energy = float(sq[:width].sum()) / total if total > 0 else 1.0
+    return Factors(
+        u=u,
+        v=v,
+        width=width,
+        energy=energy,
+        whitened=cov is not None,
+        spectrum=tuple(float(x) for x in sq),
+    )
+
+
+def compose_spatial(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The single conv weight equal to the Kh x 1 ``u`` followed by the 1 x Kw ``v``."""
+    vert = np.asarray(u, dtype=np.float64)[..., 0]  # [r, Cin, Kh]
+    horiz = np.asarray(v, dtype=np.float64)[:, :, 0, :]  # [Cout, r, Kw]
+    out: np.ndarray = np.einsum("okj,kci->ocij", horiz, vert)
+    return out
+
+
+def column_moment(patches: np.ndarray, kh: int) -> np.ndarray:
+    """E[c cᵀ] of the input columns (Cin·Kh values) a spatial pair's Kh x 1 conv reads, from
+    conv patches [P, Cin, Kh·Kw] (every horizontal tap's column counts)."""
+    p, cin, k = patches.shape
+    kw = k // kh
+    cols = np.asarray(patches, dtype=np.float64).reshape(p, cin, kh, kw)
+    flat = cols.transpose(0, 3, 1, 2).reshape(p * kw, cin * kh)
+    out: np.ndarray = flat.T @ flat / max(len(flat), 1)
+    return out
 
 
 def finite_as(dtype: np.dtype[Any], *arrays: np.ndarray) -> bool:

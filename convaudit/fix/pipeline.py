@@ -50,7 +50,7 @@ def _searched(ctx: FixContext, selection: Selection, feeds: Feeds, work: Path) -
     ones (``search.LOOSER``), keeping the one that saves most; while it fails, tighter ones
     (``search.TIGHTER``). Commit the best that passes, or the last that failed."""
     searcher = search.Searcher(ctx, selection, feeds, work)
-    tried: dict[tuple[tuple[str, int], ...], _Tried] = {}
+    tried: dict[tuple[tuple[str, int, str], ...], _Tried] = {}
 
     def attempt(share: float) -> _Tried | None:
         target = ctx.budget * share
@@ -58,7 +58,7 @@ def _searched(ctx: FixContext, selection: Selection, feeds: Feeds, work: Path) -
         chosen = search.chosen(selection, trial, target)
         if trial is None or not chosen.plans:
             return None
-        key = tuple(sorted(trial.widths.items()))
+        key = tuple(sorted((k, r, trial.kinds.get(k, "")) for k, r in trial.widths.items()))
         if key not in tried:  # each trial in its own folder: an earlier one may be committed
             folder = work / f"trial{len(tried)}"
             folder.mkdir()

@@ -1,4 +1,9 @@
-"""Choose what ``fix`` rewrites: candidate convs, their bottleneck width, or why one is skipped."""
+"""Choose what ``fix`` rewrites: candidate convs, their kind and width, or why one is skipped.
+
+Two kinds of rewrite: a 1x1 bottleneck in front of the KxK (``BOTTLENECK``, factorised along the
+input channels), or Jaderberg et al. 2014's spatial factorisation (``SPATIAL``, scheme 2): a
+Kh x 1 conv to r channels, then a 1 x Kw conv to Cout.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from convaudit.weights import FLOAT_DTYPES, recommends_bottleneck
 QUANTIZED_OPS = {"QLinearConv", "ConvInteger"}
 DEQUANTIZE_OPS = {"DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear"}
 STEP = recommend.WIDTH_MULTIPLE  # SIMD-friendly, and r=8 is already overhead-bound
+BOTTLENECK = "bottleneck"
+SPATIAL = "spatial"
+KINDS = (BOTTLENECK, SPATIAL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +41,9 @@ class Options:
     # Search the widths (--inputs and --max-error, no --width): every dense KxK conv where a
     # bottleneck can save MACs is a candidate, planned at the smallest width for now.
     search: bool = False
+    # The rewrite's kind (--kind): None lets the search choose per layer, and is a bottleneck
+    # when the width is pinned.
+    kind: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,14 +57,15 @@ class LayerPlan:
     weight_name: str
     bn_name: str | None = None  # a BatchNormalization to fold first (by node output name)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kind: str = BOTTLENECK
 
     @property
     def after_macs(self) -> int:
-        return bottleneck_macs(self.layer, self.width)
+        return factored_macs(self.layer, self.width, self.kind)
 
     @property
     def after_params(self) -> int:
-        return bottleneck_params(self.layer, self.width)
+        return factored_params(self.layer, self.width, self.kind)
 
 
 def _bottleneck(layer: Layer, width: int, group: int) -> tuple[int, int]:
@@ -102,6 +114,74 @@ def bottleneck_params(layer: Layer, width: int) -> int:
     return weights + bias
 
 
+def spatial_reason(layer: Layer) -> str | None:
+    """Why ``layer`` cannot be factorised spatially (Kh x 1 then 1 x Kw), or None."""
+    if groups(layer) != 1:
+        return "spatial factorisation needs a dense conv (group 1)"
+    k = layer.kernel_shape or ()
+    if len(k) != 2:
+        return f"spatial factorisation needs a 2-D kernel, not {len(k)}-D"
+    if min(k) < 2:
+        return f"spatial factorisation needs a kernel at least 2 tall and wide, not {k[0]}x{k[1]}"
+    if layer.input_shape is None or layer.output_shape is None or len(layer.output_shape) != 4:
+        return "spatial factorisation needs the conv's input and output shapes"
+    return None
+
+
+def _mid(layer: Layer) -> tuple[int, int]:
+    """The Kh x 1 conv's output map: the original's output height, the input's width."""
+    assert layer.input_shape is not None and layer.output_shape is not None
+    return layer.output_shape[2], layer.input_shape[3]
+
+
+def spatial_macs(layer: Layer, width: int) -> int:
+    """r·Cin·Kh·Ho·Win + Cout·r·Kw·Ho·Wo (times the batch): cost.spatial_macs for this layer."""
+    assert layer.output_shape is not None and layer.kernel_shape is not None
+    assert layer.in_channels and layer.out_channels
+    return sum(
+        cost.spatial_macs(
+            layer.in_channels,
+            _mid(layer),
+            width,
+            layer.out_channels,
+            layer.kernel_shape,
+            layer.output_shape[2:],
+            batch=layer.output_shape[0],
+        )
+    )
+
+
+def factored_macs(layer: Layer, width: int, kind: str) -> int:
+    """The rewritten pair's MACs at ``width``, for either kind."""
+    return spatial_macs(layer, width) if kind == SPATIAL else bottleneck_macs(layer, width)
+
+
+def factored_params(layer: Layer, width: int, kind: str) -> int:
+    """The rewritten pair's parameters (+ the bias, which stays on the second conv)."""
+    if kind != SPATIAL:
+        return bottleneck_params(layer, width)
+    assert layer.kernel_shape is not None and layer.in_channels and layer.out_channels
+    bias = layer.out_channels if layer.has_bias else 0
+    return (
+        cost.spatial_params(layer.in_channels, width, layer.out_channels, layer.kernel_shape) + bias
+    )
+
+
+def kind_break_even(layer: Layer, kind: str) -> float:
+    """The width at which the pair of ``kind`` costs as many MACs as the original conv."""
+    if kind != SPATIAL:
+        return break_even(layer)
+    assert layer.output_shape is not None and layer.kernel_shape is not None
+    assert layer.in_channels and layer.out_channels
+    return cost.spatial_break_even_width(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_shape,
+        _mid(layer),
+        layer.output_shape[2:],
+    )
+
+
 def break_even(layer: Layer) -> float:
     """The width at which the bottleneck costs as many MACs as the original conv."""
     assert layer.input_shape is not None and layer.output_shape is not None
@@ -120,10 +200,13 @@ def round_width(width: float, step: int = STEP) -> int:
     return recommend.round_width(width, step)
 
 
-def width_for_saving(layer: Layer, target: float) -> int | None:
+def width_for_saving(layer: Layer, target: float, kind: str = BOTTLENECK) -> int | None:
     """The widest allowed width that saves at least ``target``x MACs, None if none does."""
     step = width_step(layer)
-    r = math.floor(groups(layer) * (layer.macs or 0) / (target * per_width_macs(layer)))
+    if kind == SPATIAL:
+        r = math.floor((layer.macs or 0) / (target * spatial_macs(layer, 1)))
+    else:
+        r = math.floor(groups(layer) * (layer.macs or 0) / (target * per_width_macs(layer)))
     r = step * (r // step)
     return r if r >= step else None
 
@@ -195,14 +278,21 @@ def decline_reason(layer: Layer, index: TensorIndex) -> str | None:
     return None
 
 
-def searchable(layer: Layer, index: TensorIndex) -> bool:
+def searchable(layer: Layer, index: TensorIndex, kinds: Sequence[str] = KINDS) -> bool:
     """A width-search candidate: a dense (group 1) conv with a kernel of more than one tap that
-    can be rewritten, where the smallest width still saves MACs."""
+    can be rewritten, where the smallest width of one of ``kinds`` still saves MACs."""
     if layer.category != "conv" or groups(layer) != 1 or not layer.kernel_shape:
         return False
     if math.prod(layer.kernel_shape) <= 1 or decline_reason(layer, index) is not None:
         return False
-    return break_even(layer) > width_step(layer)
+    return any(saves(layer, k) for k in kinds)
+
+
+def saves(layer: Layer, kind: str) -> bool:
+    """Whether the narrowest pair of ``kind`` costs fewer MACs than ``layer`` (and applies)."""
+    if kind == SPATIAL and spatial_reason(layer) is not None:
+        return False
+    return kind_break_even(layer, kind) > width_step(layer)
 
 
 def select(
@@ -214,6 +304,8 @@ def select(
     """The convs to rewrite (with widths) and the candidates skipped (with reasons)."""
     if options.width is not None and options.width < 1:
         raise FixError(f"--width must be a positive integer, got {options.width}")
+    if options.kind is not None and options.kind not in KINDS:
+        raise FixError(f"--kind must be one of {', '.join(KINDS)}, got {options.kind!r}")
     if options.target_saving is not None and not options.target_saving > 1:
         raise FixError(
             f"--target-saving must be above 1 (a MAC ratio), got {options.target_saving}"
@@ -235,7 +327,8 @@ def select(
                 raise FixError(f"--node {name!r}: no such costed layer{hint}", path=facts.path)
             candidates.append(by_name[name])
     elif options.search:
-        candidates = [x for x in facts.layers if searchable(x, index)]
+        kinds = KINDS if options.kind is None else (options.kind,)
+        candidates = [x for x in facts.layers if searchable(x, index, kinds)]
     else:
         flagged = set(recommended)
         candidates = [x for x in facts.layers if (x.graph, x.name) in flagged]
@@ -246,23 +339,32 @@ def select(
         if reason is not None:
             skipped.append(replace(original(layer), reason=reason))
             continue
-        limit = break_even(layer)
+        searched = options.search and options.width is None and options.target_saving is None
+        # Searched with no --kind: provisionally a kind that saves; fix.search picks each one's.
+        kind = options.kind or BOTTLENECK
+        if searched and options.kind is None and not saves(layer, BOTTLENECK):
+            kind = SPATIAL
+        if kind == SPATIAL and (why := spatial_reason(layer)) is not None:
+            skipped.append(replace(original(layer), reason=why))
+            continue
+        limit = kind_break_even(layer, kind)
         notes: list[str] = []
         step = width_step(layer)
-        if options.search and options.width is None and options.target_saving is None:
+        if searched:
             width, source = step, "search"  # provisional: fix.search picks the width
         elif options.width is not None:
             width, source = round_width(options.width, step), "--width"
             if width != options.width:
                 notes.append(f"width {options.width} rounded to {width} (a multiple of {step})")
         elif options.target_saving is not None:
-            found = width_for_saving(layer, options.target_saving)
+            found = width_for_saving(layer, options.target_saving, kind)
             if found is None:
+                saved = (layer.macs or 0) / factored_macs(layer, step, kind)
                 skipped.append(
                     replace(
                         original(layer),
                         reason=f"no width saves {options.target_saving:g}x: width {step} saves "
-                        f"only {(layer.macs or 0) / bottleneck_macs(layer, step):.1f}x",
+                        f"only {saved:.1f}x",
                         break_even=limit,
                     )
                 )
@@ -283,7 +385,8 @@ def select(
                 replace(
                     original(layer),
                     reason=f"width {width} is at or above the break-even width {limit:.1f}: "
-                    "the bottleneck would not save MACs",
+                    f"the {'spatial pair' if kind == SPATIAL else 'bottleneck'} would not save "
+                    "MACs",
                     width=width,
                     width_source=source,
                     break_even=limit,
@@ -299,6 +402,7 @@ def select(
                 weight_name=layer.weight_name or "",
                 bn_name=foldable_bn(layer, index),
                 notes=tuple(notes),
+                kind=kind,
             )
         )
     return plans, skipped

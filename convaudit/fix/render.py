@@ -38,6 +38,7 @@ def layer_dict(x: LayerFix) -> dict[str, Any]:
         "rewritten": x.rewritten,
         "reason": x.reason,
         "width": x.width,
+        "kind": x.kind,
         "width_source": x.width_source,
         "break_even_width": _round(x.break_even, 3),
         "before": {"macs": x.before_macs, "params": x.before_params},
@@ -112,7 +113,7 @@ def _rewritten_row(x: LayerFix) -> tuple[str, ...]:
     return (
         x.name,
         f"{_dims(x.kernel_shape)} {x.in_channels}→{x.out_channels}",
-        f"{x.width} ({x.width_source})",
+        f"{x.width}{' spatial' if x.kind == 'spatial' else ''} ({x.width_source})",
         f"{human(x.before_macs)} → {human(x.after_macs)}",
         f"{x.saving_factor:.1f}x" if x.saving_factor else "-",
         f"{human(x.before_params)} → {human(x.after_params)}",

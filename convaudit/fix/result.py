@@ -32,6 +32,8 @@ class LayerFix:
     # Squared singular values, largest first (whitened when calibrated): E(r) at any width.
     spectrum: tuple[float, ...] | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
+    # "bottleneck" (1x1 then KxK) or "spatial" (Kh x 1 then 1 x Kw); None when not rewritten.
+    kind: str | None = None
 
     @property
     def saving_factor(self) -> float | None:

@@ -1,8 +1,12 @@
-"""Graph surgery: Conv(W, b) -> Conv 1x1 (U, stride 1, no pads, no bias) -> Conv KxK (V, b).
+"""Graph surgery: Conv(W, b) -> Conv 1x1 (U, stride 1, no pads, no bias) -> Conv KxK (V, b),
+or, for the spatial kind, Conv Kh x 1 (V, vertical stride/pads/dilation, no bias) -> Conv 1 x Kw
+(H, horizontal stride/pads/dilation, b).
 
 Placement matters: the KxK conv keeps the original strides, pads / auto_pad, dilations and bias.
 A stride on the 1x1 gives the right shape and a wrong result; a bias on the 1x1 is wrong at the
-borders, where the KxK's zero padding must see zeros, not the bias.
+borders, where the KxK's zero padding must see zeros, not the bias. The spatial pair splits each
+attribute by axis, so the composition is the original conv exactly at full rank; auto_pad is kept
+on both (each conv then pads only along its own axis, by the original's amount).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class ConvRewrite:
     bias: np.ndarray | None = None  # a new bias (after folding BN); None keeps the node's own
     bn_output: str | None = None  # output of the BatchNormalization folded into this conv
     groups: int = 1  # a grouped conv's pair is grouped the same way
+    kind: str = "bottleneck"  # or "spatial": u is [r, Cin, Kh, 1], v [Cout, r, 1, Kw]
 
 
 class _Names:
@@ -95,6 +100,49 @@ def _find(graph: onnx.GraphProto, output: str) -> int:
     raise FixError(f"no node in the main graph produces {output!r}")
 
 
+def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:
+    return next((a for a in node.attribute if a.name == name), None)
+
+
+def split_spatial(
+    conv: onnx.NodeProto, second: onnx.NodeProto, kh: int, kw: int
+) -> tuple[onnx.NodeProto, onnx.NodeProto]:
+    """(the Kh x 1 conv, ``second`` made the 1 x Kw conv) from a 2-D ``conv``'s attributes:
+    the vertical one takes the vertical stride, dilation and pads, the horizontal one the
+    horizontal ones and the bias (inputs and names are the caller's)."""
+
+    def ints(name: str, default: list[int]) -> list[int]:
+        a = _attr(conv, name)
+        return list(a.ints) if a is not None and len(a.ints) else default
+
+    strides, dilations = ints("strides", [1, 1]), ints("dilations", [1, 1])
+    pads = ints("pads", [0, 0, 0, 0])  # [top, left, bottom, right]
+    auto = _attr(conv, "auto_pad")
+    first = helper.make_node(
+        "Conv",
+        ["x", "w"],
+        ["y"],
+        kernel_shape=[kh, 1],
+        strides=[strides[0], 1],
+        dilations=[dilations[0], 1],
+    )
+    horizontal = {
+        "kernel_shape": [1, kw],
+        "strides": [1, strides[1]],
+        "dilations": [1, dilations[1]],
+    }
+    if auto is not None and auto.s not in (b"NOTSET", b""):
+        first.attribute.append(helper.make_attribute("auto_pad", auto.s.decode()))
+    else:
+        first.attribute.append(helper.make_attribute("pads", [pads[0], 0, pads[2], 0]))
+        horizontal["pads"] = [0, pads[1], 0, pads[3]]
+    kept = [a for a in second.attribute if a.name not in horizontal]
+    del second.attribute[:]
+    second.attribute.extend(kept)
+    second.attribute.extend(helper.make_attribute(k, v) for k, v in horizontal.items())
+    return first, second
+
+
 def rewrite_conv(
     graph: onnx.GraphProto,
     rw: ConvRewrite,
@@ -114,22 +162,31 @@ def rewrite_conv(
     x, w = conv.input[0], conv.input[1]
     old_bias = conv.input[2] if len(conv.input) > 2 else ""
     base = conv.name or conv.output[0]
-    u_name = names.tensor(f"{w}.bottleneck_reduce")
-    v_name = names.tensor(f"{w}.bottleneck_kxk")
-    mid = names.tensor(f"{conv.output[0]}.bottleneck")
-    reduce = helper.make_node(
-        "Conv",
-        [x, u_name],
-        [mid],
-        name=names.node(f"{base}/bottleneck_1x1"),
-        kernel_shape=[1] * (rw.u.ndim - 2),
-    )
-    if rw.groups > 1:
-        reduce.attribute.append(helper.make_attribute("group", rw.groups))
+    spatial = rw.kind == "spatial"
+    tag = "spatial" if spatial else "bottleneck"
+    u_name = names.tensor(f"{w}.{tag}_vertical" if spatial else f"{w}.bottleneck_reduce")
+    v_name = names.tensor(f"{w}.{tag}_horizontal" if spatial else f"{w}.bottleneck_kxk")
+    mid = names.tensor(f"{conv.output[0]}.{tag}")
     kxk = onnx.NodeProto()
     kxk.CopyFrom(conv)
     kxk.input[0] = mid
     kxk.input[1] = v_name
+    if spatial:
+        reduce, kxk = split_spatial(conv, kxk, rw.u.shape[2], rw.v.shape[3])
+        reduce.input[:] = [x, u_name]
+        reduce.output[:] = [mid]
+        reduce.name = names.node(f"{base}/spatial_kx1")
+        kxk.input[0] = mid
+    else:
+        reduce = helper.make_node(
+            "Conv",
+            [x, u_name],
+            [mid],
+            name=names.node(f"{base}/bottleneck_1x1"),
+            kernel_shape=[1] * (rw.u.ndim - 2),
+        )
+        if rw.groups > 1:
+            reduce.attribute.append(helper.make_attribute("group", rw.groups))
     new_inits = [
         numpy_helper.from_array(np.asarray(rw.u).astype(dtype), u_name),
         numpy_helper.from_array(np.asarray(rw.v).astype(dtype), v_name),

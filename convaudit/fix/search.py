@@ -14,6 +14,13 @@ output error ≈ g·e for small e). The curves are then in output units, g²·e(
 layers (independent perturbations add in squares, as in Zhang et al. 2015's whole-model rank
 selection).
 
+Each candidate's curve holds both kinds of rewrite where they apply (``plan.KINDS``, or the one
+``--kind`` names): the 1x1 bottleneck, from the spectrum of C^{1/2}·W unfolded along Cin, and
+the spatial pair (Jaderberg et al. 2014: Kh x 1 then 1 x Kw), from the spectrum of W as a
+(Cin·Kh) × (Cout·Kw) matrix whitened by the second moment of the input's columns. Of all
+(kind, width) options only the lower convex hull of error against MACs is kept: at any price the
+layer takes the option that saves most per unit of error, whichever kind that is.
+
 The widths follow one price λ (a Lagrangian of "fewest MACs subject to Σ g²e² bounded"): each
 layer keeps adding 8 channels while the error they remove per MAC they cost is at least λ. The
 curve is convex (σ² sorted), so each λ gives one allocation, and a larger λ cuts more. λ is
@@ -27,17 +34,18 @@ on held-out runs: those fitted trials, at a few targets around the budget (``TAR
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from convaudit.fix import plan, validate
+from convaudit.fix import layerfit, plan, validate
 from convaudit.fix.context import Feeds, FixContext, Selection
-from convaudit.fix.factorize import factorize
+from convaudit.fix.factorize import column_moment, factorize, spatial_factorize
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
+from convaudit.fix.sequential import conv_geometry
 from convaudit.fix.stages import effective_weights, probe
 from convaudit.model.loader import load_model
 
@@ -53,6 +61,8 @@ TIGHTER = (0.85, 0.7, 0.5)
 PROBE_ERROR = 0.1
 SENSITIVITY_RUNS = 4
 UNUSABLE = 1e6  # the gain of a layer whose rewrite alone makes an output NaN or inf
+# Sampled output positions over all the fit's runs for a spatial candidate's column moment.
+COLUMN_SAMPLES = 8192
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,53 +70,111 @@ class Curve:
     """One candidate's predicted output error against width, and what each width costs."""
 
     plan: plan.LayerPlan
-    widths: tuple[int, ...]  # step, 2·step, ... below the break-even
-    errors2: tuple[float, ...]  # g²·e(r)² at each width: the outputs' error it adds
-    macs: tuple[int, ...]  # the bottleneck's MACs at each width
-    gains: tuple[float, ...]  # error² removed per MAC by each step up from the previous width
+    widths: tuple[int, ...]  # the options, cheapest first: step, 2·step, ... below break-even
+    errors2: tuple[float, ...]  # g²·e(r)² at each option: the outputs' error it adds
+    macs: tuple[int, ...]  # the rewritten pair's MACs at each option
+    gains: tuple[float, ...]  # error² removed per MAC by each step up from the previous option
     gain: float = 1.0  # g: the outputs' worst relative error per unit of this layer's own
+    kinds: tuple[str, ...] = ()  # each option's kind (all bottlenecks when empty)
 
-    def width_at(self, price: float) -> int | None:
-        """The width this layer takes at price λ (None: not rewritten, it would not save)."""
+    def option_at(self, price: float) -> int | None:
+        """The option this layer takes at price λ (None: not rewritten, it would not save)."""
         k = 0
         while k < len(self.gains) and self.gains[k] >= price:
             k += 1
-        return self.widths[k] if k < len(self.widths) else None
+        return k if k < len(self.widths) else None
 
-    def error2_at(self, width: int | None) -> float:
-        """g²·e² at ``width`` (0 when the layer is left alone)."""
-        return 0.0 if width is None else self.errors2[self.widths.index(width)]
+    def width_at(self, price: float) -> int | None:
+        """The width this layer takes at price λ (None: not rewritten, it would not save)."""
+        k = self.option_at(price)
+        return None if k is None else self.widths[k]
+
+    def kind_of(self, k: int) -> str:
+        return self.kinds[k] if self.kinds else plan.BOTTLENECK
+
+    def error2_at(self, width: int | None, kind: str = "bottleneck") -> float:
+        """g²·e² at ``width`` of ``kind`` (0 when the layer is left alone)."""
+        if width is None:
+            return 0.0
+        for k, r in enumerate(self.widths):
+            if r == width and self.kind_of(k) == kind:
+                return self.errors2[k]
+        raise ValueError(f"no {kind} option of width {width}")
 
 
-def curve(p: plan.LayerPlan, spectrum: tuple[float, ...], gain: float = 1.0) -> Curve:
-    """The curve of a layer whose whitened spectrum is ``spectrum``, in output units (× g²)."""
+_Option = tuple[int, float, str, int]  # (MACs, e², kind, width)
+
+
+def _errors2(p: plan.LayerPlan, spectrum: tuple[float, ...], kind: str) -> list[tuple[int, float]]:
+    """(width, e(r)²) of ``kind`` at every allowed width below its break-even."""
     total = float(sum(spectrum)) or 1.0
     kept = np.concatenate([[0.0], np.cumsum(spectrum)])
     step = plan.width_step(p.layer)
-    widths = [r for r in range(step, math.ceil(p.break_even), step)]
-    errors2 = [gain**2 * max(0.0, 1 - kept[min(r, len(spectrum))] / total) for r in widths]
-    macs = [plan.bottleneck_macs(p.layer, r) for r in widths]
-    # Step k goes from widths[k] to widths[k+1]: e² it removes per MAC it adds. The last
-    # step is from the widest bottleneck back to the original conv (no error, all its MACs).
-    full = [*errors2, 0.0]
-    cost = [*macs, p.layer.macs or 0]
-    gains = [(full[k] - full[k + 1]) / max(cost[k + 1] - cost[k], 1) for k in range(len(widths))]
+    limit = math.ceil(plan.kind_break_even(p.layer, kind))
+    return [
+        (r, max(0.0, 1 - kept[min(r, len(spectrum))] / total)) for r in range(step, limit, step)
+    ]
+
+
+def curve(
+    p: plan.LayerPlan,
+    spectrum: tuple[float, ...],
+    gain: float = 1.0,
+    spatial: tuple[float, ...] | None = None,
+    kinds: tuple[str, ...] = (plan.BOTTLENECK,),
+) -> Curve:
+    """The curve of a layer whose whitened spectrum is ``spectrum`` (and, with ``spatial``,
+    whose spatial spectrum is that), in output units (× g²): the lower convex hull of
+    (MACs, error²) over the options of ``kinds``, then the original conv (no error)."""
+    options: list[_Option] = []
+    for kind, spec in ((plan.BOTTLENECK, spectrum), (plan.SPATIAL, spatial)):
+        if kind in kinds and spec is not None:
+            for r, e2 in _errors2(p, spec, kind):
+                options.append((plan.factored_macs(p.layer, r, kind), gain**2 * e2, kind, r))
+    options.sort(key=lambda o: (o[0], o[1]))
+    end = (p.layer.macs or 0, 0.0)
+    hull: list[_Option] = []
+    for o in options:
+        if hull and o[1] >= hull[-1][1]:
+            continue  # dearer and no better than an option already kept
+        # Drop the last kept option while it lies on or above the line from the one before it
+        # to ``o``: then, whatever the price, one of its neighbours is the better buy.
+        while len(hull) >= 2 and _above(hull[-2], hull[-1], o):
+            hull.pop()
+        hull.append(o)
+    # The original conv ends the curve, outside the hull: the widest option stays reachable
+    # even where returning to the original would be cheaper per unit of error (as with one
+    # kind, the walk stops at the first step not worth its price).
+    hull.append((end[0], end[1], "", 0))
+    kept = hull[:-1]  # the last is the original conv
+    full = [o[1] for o in hull]
+    cost = [o[0] for o in hull]
+    # Step k goes from option k to option k+1: e² it removes per MAC it adds. The last step is
+    # from the widest option back to the original conv (no error, all its MACs).
+    gains = [(full[k] - full[k + 1]) / max(cost[k + 1] - cost[k], 1) for k in range(len(kept))]
     return Curve(
         plan=p,
-        widths=tuple(widths),
-        errors2=tuple(errors2),
-        macs=tuple(macs),
+        widths=tuple(o[3] for o in kept),
+        errors2=tuple(o[1] for o in kept),
+        macs=tuple(o[0] for o in kept),
         gains=tuple(gains),
         gain=gain,
+        kinds=tuple(o[2] for o in kept),
     )
 
 
+def _above(a: _Option, b: _Option, c: _Option) -> bool:
+    """Whether ``b`` lies on or above the segment from ``a`` to ``c`` (MACs ascending)."""
+    return (b[1] - a[1]) * (c[0] - a[0]) >= (c[1] - a[1]) * (b[0] - a[0])
+
+
 def probe_width(c: Curve) -> int | None:
-    """The width whose own error (``c`` still unscaled) is nearest PROBE_ERROR on a log scale;
-    None if every width reproduces the layer exactly (then its gain does not matter)."""
+    """The option whose own error (``c`` still unscaled) is nearest PROBE_ERROR on a log scale
+    (its index); None if every option reproduces the layer exactly (then its gain does not
+    matter)."""
     measurable = [
-        (abs(math.log(math.sqrt(e2) / PROBE_ERROR)), r)
-        for e2, r in zip(c.errors2, c.widths, strict=True)
+        (abs(math.log(math.sqrt(e2) / PROBE_ERROR)), k)
+        for k, e2 in enumerate(c.errors2)
         if e2 > 1e-12
     ]
     return min(measurable)[1] if measurable else None
@@ -128,6 +196,7 @@ class Trial:
     widths: dict[str, int]  # conv output -> width
     error: float  # predicted: √(Σ g²e²) over the rewritten layers
     macs_saved: int
+    kinds: dict[str, str] = field(default_factory=dict)  # conv output -> kind (if not bottleneck)
 
 
 class Searcher:
@@ -139,14 +208,27 @@ class Searcher:
         assert seen.second_moments is not None
         covs = seen.second_moments
         del seen
+        kinds = plan.KINDS if ctx.options.kind is None else (ctx.options.kind,)
+        spatial = [
+            p
+            for p in sel.plans
+            if plan.SPATIAL in kinds
+            and plan.spatial_reason(p.layer) is None
+            and plan.saves(p.layer, plan.SPATIAL)
+        ]
+        self.columns = _column_moments(ctx, sel, feeds, work, spatial)
         self.weights: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
         own: list[Curve] = []
         with load_model(ctx.src) as loaded:
             for p in sel.plans:
+                out = p.layer.outputs[0]
                 w, b, new_bias = effective_weights(loaded, p, sel.structure.graph)
-                self.weights[p.layer.outputs[0]] = (w, b, new_bias)
+                self.weights[out] = (w, b, new_bias)
                 spectrum = factorize(w, plan.width_step(p.layer), covs[p.layer.inputs[0]]).spectrum
-                own.append(curve(p, spectrum or ()))
+                columns = None
+                if out in self.columns:
+                    columns = spatial_factorize(w, plan.STEP, self.columns[out]).spectrum
+                own.append(curve(p, spectrum or (), spatial=columns, kinds=kinds))
         self.covs = covs
         full = validate.load_full(ctx.src)
         original = validate.session(ctx.src)
@@ -162,16 +244,23 @@ class Searcher:
 
     def _in_output_units(self, c: Curve, ref: Reference) -> Curve:
         """``c`` scaled by its measured gain: the layer rewritten alone at its probe width."""
-        width = probe_width(c)
-        if width is None:
+        k = probe_width(c)
+        if k is None:
             return c
-        own = math.sqrt(c.errors2[c.widths.index(width)])
+        width, kind = c.widths[k], c.kind_of(k)
+        own = math.sqrt(c.errors2[k])
         out = c.plan.layer.outputs[0]
         model = onnx.ModelProto()
         model.CopyFrom(ref.full)
-        u, v = self._factors(c.plan, width)
+        u, v = self._factors(c.plan, width, kind)
         rw = ConvRewrite(
-            conv_output=out, u=u, v=v, bias=self.weights[out][2], bn_output=c.plan.bn_name, groups=1
+            conv_output=out,
+            u=u,
+            v=v,
+            bias=self.weights[out][2],
+            bn_output=c.plan.bn_name,
+            groups=1,
+            kind=kind,
         )
         dtype = np.dtype(c.plan.layer.weight_dtype or "float32")
         rewrite_conv(model.graph, rw, dtype, declare_inputs=model.ir_version < 4)
@@ -191,27 +280,35 @@ class Searcher:
         )
 
     def allocation(self, price: float) -> dict[str, int]:
-        out = {}
-        for c in self.curves:
-            width = c.width_at(price)
-            if width is not None:
-                out[c.plan.layer.outputs[0]] = width
-        return out
+        return self.trial(price).widths
 
     def trial(self, price: float) -> Trial:
         """The allocation at ``price`` and its predicted error (no model is run)."""
-        widths = self.allocation(price)
+        widths: dict[str, int] = {}
+        kinds: dict[str, str] = {}
         error2, saved = 0.0, 0
         for c in self.curves:
-            width = widths.get(c.plan.layer.outputs[0])
-            if width is None:
+            k = c.option_at(price)
+            if k is None:
                 continue
-            error2 += c.error2_at(width)
-            saved += (c.plan.layer.macs or 0) - plan.bottleneck_macs(c.plan.layer, width)
-        return Trial(price=price, widths=widths, error=math.sqrt(error2), macs_saved=saved)
+            out = c.plan.layer.outputs[0]
+            widths[out] = c.widths[k]
+            if c.kind_of(k) != plan.BOTTLENECK:
+                kinds[out] = c.kind_of(k)
+            error2 += c.errors2[k]
+            saved += (c.plan.layer.macs or 0) - c.macs[k]
+        return Trial(
+            price=price, widths=widths, error=math.sqrt(error2), macs_saved=saved, kinds=kinds
+        )
 
-    def _factors(self, p: plan.LayerPlan, width: int) -> tuple[np.ndarray, np.ndarray]:
-        f = factorize(self.weights[p.layer.outputs[0]][0], width, self.covs[p.layer.inputs[0]])
+    def _factors(
+        self, p: plan.LayerPlan, width: int, kind: str = plan.BOTTLENECK
+    ) -> tuple[np.ndarray, np.ndarray]:
+        w = self.weights[p.layer.outputs[0]][0]
+        if kind == plan.SPATIAL:
+            f = spatial_factorize(w, width, self.columns[p.layer.outputs[0]])
+        else:
+            f = factorize(w, width, self.covs[p.layer.inputs[0]])
         return f.u, f.v
 
     def _session(self, model: onnx.ModelProto) -> Any:
@@ -249,15 +346,26 @@ def chosen(sel: Selection, trial: Trial | None, target: float) -> Selection:
     """``sel`` with its plans at the trial's widths; the other candidates are skipped."""
     widths = {} if trial is None else trial.widths
     plans, skipped = [], list(sel.skipped)
+    kinds = {} if trial is None else trial.kinds
     for p in sel.plans:
         out = p.layer.outputs[0]
         if out in widths:
+            kind = kinds.get(out, plan.BOTTLENECK)
+            what = f"{kind} width" if kind != plan.BOTTLENECK else "width"
             note = (
-                f"width {widths[out]} chosen by the search (predicted error "
+                f"{what} {widths[out]} chosen by the search (predicted error "
                 f"{100 * (trial.error if trial else 0):.2f}% for the allocation, target "
                 f"{100 * target:.2f}%)"
             )
-            plans.append(replace(p, width=widths[out], notes=(*p.notes, note)))
+            plans.append(
+                replace(
+                    p,
+                    width=widths[out],
+                    kind=kind,
+                    break_even=plan.kind_break_even(p.layer, kind),
+                    notes=(*p.notes, note),
+                )
+            )
         else:
             skipped.append(
                 replace(
@@ -268,3 +376,41 @@ def chosen(sel: Selection, trial: Trial | None, target: float) -> Selection:
                 )
             )
     return replace(sel, plans=tuple(plans), skipped=tuple(skipped))
+
+
+def _column_moments(
+    ctx: FixContext, sel: Selection, feeds: Feeds, work: Path, plans: list[plan.LayerPlan]
+) -> dict[str, np.ndarray]:
+    """Per conv output, the second moment of the input columns (Cin·Kh values) its spatial
+    pair's Kh x 1 conv would read, from patches at sampled output positions of the fit's runs."""
+    if not plans:
+        return {}
+    x_names = list(dict.fromkeys(p.layer.inputs[0] for p in plans))
+    full = validate.load_full(ctx.src)
+    nodes = {n.output[0]: n for n in full.graph.node if n.output}
+    geos = {p.layer.outputs[0]: conv_geometry(nodes[p.layer.outputs[0]], p) for p in plans}
+    path = work / "columns.onnx"
+    inputs = {i.name for i in full.graph.input}
+    exposed = [x for x in x_names if x not in inputs]
+    validate.write_probe(full, exposed, path)
+    del full
+    session = validate.session(path, shown_as=ctx.src)
+    rng = np.random.default_rng(ctx.options.seed)
+    totals: dict[str, np.ndarray] = {}
+    for values, run in zip(validate.capture(session, exposed, feeds.runs), feeds.runs, strict=True):
+        for p in plans:
+            out, x_name = p.layer.outputs[0], p.layer.inputs[0]
+            x = np.asarray(values[x_name] if x_name in values else run[x_name], dtype=np.float64)
+            geo = geos[out]
+            assert geo is not None and p.layer.output_shape is not None
+            ho, wo = p.layer.output_shape[2], p.layer.output_shape[3]
+            per_run = COLUMN_SAMPLES // len(feeds.runs) + 1
+            idx = layerfit.sample_positions(rng, x.shape[0] * ho * wo, per_run)
+            patches = layerfit.gather_patches(layerfit.as_2d(x), geo, (ho, wo), idx)
+            m = column_moment(patches, geo.kernel[0])
+            totals[out] = m if out not in totals else totals[out] + m
+    del session
+    for leftover in work.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    return {k: v / len(feeds.runs) for k, v in totals.items()}

@@ -20,7 +20,13 @@ from onnx import helper, numpy_helper
 
 from convaudit.fix import layerfit, plan, validate
 from convaudit.fix.context import Feeds, Fitted, FixContext, Selection
-from convaudit.fix.factorize import SecondMoment, factorize, finite_as
+from convaudit.fix.factorize import (
+    SecondMoment,
+    column_moment,
+    factorize,
+    finite_as,
+    spatial_factorize,
+)
 from convaudit.fix.result import LayerFix
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
 from convaudit.fix.stages import effective_weights, layer_result
@@ -144,15 +150,7 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
             x_name = p.layer.inputs[0]
             conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
             y_shape = p.layer.output_shape or ()
-            geo = layerfit.geometry(
-                p.layer.kernel_shape or (),
-                _attr(conv, "strides", [1] * len(p.layer.kernel_shape or ())),
-                _attr(conv, "dilations", [1] * len(p.layer.kernel_shape or ())),
-                _attr(conv, "pads", []),
-                _text(_attr(conv, "auto_pad", "NOTSET")),
-                (p.layer.input_shape or ())[2:],
-                y_shape[2:],
-            )
+            geo = conv_geometry(conv, p)
             groups = plan.groups(p.layer)
             refit_ok = geo is not None and groups == 1
             moment = SecondMoment()
@@ -180,7 +178,18 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
                 )
                 continue
             w, b, new_bias = effective_weights(loaded, p, sel.structure.graph)
-            factors = factorize(w, p.width, moment.covariance(), groups)
+            if p.kind == plan.SPATIAL:
+                assert geo is not None and refit_ok  # plan.spatial_reason: 2-D, group 1
+                # Jaderberg et al.'s scheme 2 as the same bilinear fit: each horizontal tap of
+                # the 1 x Kw conv reads the Kh x 1 conv's output, a map of the input's columns.
+                kh, kw = geo.kernel
+                seen = np.concatenate(patches)
+                factors = spatial_factorize(w, p.width, column_moment(seen, kh))
+                x_fit: np.ndarray = seen.reshape(len(seen), -1, kw)  # [P, Cin·Kh, Kw]
+                del seen
+            else:
+                factors = factorize(w, p.width, moment.covariance(), groups)
+                x_fit = np.concatenate(patches) if refit_ok else np.empty(0)
             u, v = factors.u, factors.v
             bias = new_bias
             act = activation_after(graph, targets[k])
@@ -191,7 +200,7 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
                     u.reshape(p.width, -1),
                     v.reshape(cout, p.width, -1),
                     b,
-                    np.concatenate(patches),
+                    x_fit,
                     np.concatenate(responses[k]),
                     act,
                 )
@@ -221,14 +230,30 @@ def fit_layerwise(ctx: FixContext, sel: Selection, feeds: Feeds, work: Path) -> 
                 bias=bias,
                 bn_output=p.bn_name,
                 groups=groups,
+                kind=p.kind,
             )
             rewrite_conv(graph, rw, dtype, declare_inputs=full.ir_version < 4)
             rewrites.append(rw)
             layer = layer_result(p, factors, measured)
             results.append(replace(layer, notes=tuple(notes)))
             index[k], responses[k] = [], []
+            del x_fit, patches
     del full
     return Fitted(layers=tuple(results), rewrites=tuple(rewrites), skipped=tuple(skipped))
+
+
+def conv_geometry(conv: onnx.NodeProto, p: plan.LayerPlan) -> layerfit.Geometry | None:
+    """The planned conv's sampling pattern as 2-D (None for 3-D and beyond)."""
+    kernel = p.layer.kernel_shape or ()
+    return layerfit.geometry(
+        kernel,
+        _attr(conv, "strides", [1] * len(kernel)),
+        _attr(conv, "dilations", [1] * len(kernel)),
+        _attr(conv, "pads", []),
+        _text(_attr(conv, "auto_pad", "NOTSET")),
+        (p.layer.input_shape or ())[2:],
+        (p.layer.output_shape or ())[2:],
+    )
 
 
 def _samples(p: plan.LayerPlan) -> int:

@@ -31,7 +31,13 @@ from convaudit.fix.context import (
     Rewritten,
     Selection,
 )
-from convaudit.fix.factorize import Factors, SecondMoment, factorize, finite_as
+from convaudit.fix.factorize import (
+    Factors,
+    SecondMoment,
+    factorize,
+    finite_as,
+    spatial_factorize,
+)
 from convaudit.fix.request import refuse_overwriting_input_data
 from convaudit.fix.result import FixResult, LayerFix
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
@@ -63,6 +69,7 @@ def select_layers(ctx: FixContext) -> Selection:
                 target_saving=opts.target_saving,
                 rule_ids=rule_ids,
                 search=searching(ctx),
+                kind=opts.kind,
             ),
         )
         skipped = [_with_energy(loaded, facts, x) for x in skipped]
@@ -251,7 +258,10 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
             x = p.layer.inputs[0]
             groups = plan.groups(p.layer)
             cov = None if seen.second_moments is None else seen.second_moments[x]
-            factors = factorize(w, p.width, cov, groups)
+            if p.kind == plan.SPATIAL:  # whitened only by the layer-wise fit (its patches)
+                factors = spatial_factorize(w, p.width)
+            else:
+                factors = factorize(w, p.width, cov, groups)
             dtype = np.dtype(p.layer.weight_dtype or "float32")
             if not finite_as(dtype, factors.u, factors.v):
                 raise FixError(
@@ -260,7 +270,7 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
                 )
             conv = next(n for n in graph.node if n.output and n.output[0] == p.layer.outputs[0])
             measured = validate.layer_error(
-                conv, seen.first[x], w, b, factors.u, factors.v, sel.opset
+                conv, seen.first[x], w, b, factors.u, factors.v, sel.opset, p.kind
             )
             results.append(layer_result(p, factors, measured))
             rewrites.append(
@@ -271,6 +281,7 @@ def factorise(ctx: FixContext, sel: Selection, seen: Activations) -> Fitted:
                     bias=new_bias,
                     bn_output=p.bn_name,
                     groups=groups,
+                    kind=p.kind,
                 )
             )
     return Fitted(layers=tuple(results), rewrites=tuple(rewrites))
@@ -315,6 +326,7 @@ def layer_result(p: plan.LayerPlan, factors: Factors, measured: float | None) ->
         folded_bn=p.bn_name,
         notes=p.notes,
         spectrum=factors.spectrum,
+        kind=p.kind,
     )
 
 

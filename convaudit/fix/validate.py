@@ -18,6 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from convaudit.errors import FixError
+from convaudit.fix.rewrite import split_spatial
 from convaudit.safe_io import check_size, clip, open_regular, shown
 
 Feed = dict[str, np.ndarray]
@@ -464,8 +465,10 @@ def layer_error(
     u: np.ndarray,
     v: np.ndarray,
     opset: int,
+    kind: str = "bottleneck",
 ) -> float:
-    """Relative L2 error of the 1x1 + KxK pair against the (BN-folded) conv, on input ``x``.
+    """Relative L2 error of the 1x1 + KxK pair (or the spatial Kh x 1 + 1 x Kw pair) against
+    the (BN-folded) conv, on input ``x``.
 
     One tiny model computes both from the same ``x``: the error is this layer's alone.
     """
@@ -482,12 +485,16 @@ def layer_error(
         bias = ["b"]
     ref = helper.make_node("Conv", ["x", "w", *bias], ["ref"])
     ref.attribute.extend(attrs)
-    groups = x.shape[1] // u.shape[1]  # a grouped conv's 1x1 is grouped the same way
-    red = helper.make_node(
-        "Conv", ["x", "u"], ["mid"], kernel_shape=[1] * (u.ndim - 2), group=groups
-    )
     kxk = helper.make_node("Conv", ["mid", "v", *bias], ["new"])
     kxk.attribute.extend(attrs)
+    if kind == "spatial":
+        red, kxk = split_spatial(ref, kxk, u.shape[2], v.shape[3])
+        red.input[:], red.output[:] = ["x", "u"], ["mid"]
+    else:
+        groups = x.shape[1] // u.shape[1]  # a grouped conv's 1x1 is grouped the same way
+        red = helper.make_node(
+            "Conv", ["x", "u"], ["mid"], kernel_shape=[1] * (u.ndim - 2), group=groups
+        )
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     graph = helper.make_graph(
         [ref, red, kxk],
