@@ -480,7 +480,9 @@ def _over_budget(ctx: FixContext, result: FixResult) -> str:
     hints = []
     suggested = suggest_width(result, ctx.budget)
     if suggested is not None:
-        hints.append(f"--width {suggested} keeps every layer's predicted error within it")
+        spatial = any(x.kind == plan.SPATIAL for x in result.rewritten)
+        pin = f"--width {suggested}" + (" --kind spatial" if spatial else "")
+        hints.append(f"{pin} keeps every layer's predicted error within it")
     if ctx.options.inputs is None:
         hints.append(
             "pass --inputs with real samples (the random-normal inputs are not a measure of "
@@ -496,6 +498,8 @@ def suggest_width(result: FixResult, budget: float) -> int | None:
     layer and still below each one's break-even; None when there is none."""
     done = result.rewritten
     if not done or any(x.spectrum is None or x.break_even is None for x in done):
+        return None
+    if len({x.kind for x in done}) > 1:  # one --width cannot stand for both kinds' spectra
         return None
     need = 0
     for x in done:

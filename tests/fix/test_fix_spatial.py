@@ -237,3 +237,40 @@ def test_the_search_curve_takes_the_cheaper_kind_per_unit_of_error() -> None:
     assert set(only.kinds) == {"bottleneck"}
     # Spatial width 8 on 10x10: 8·32·3·100 + 32·8·3·100 = 153,600 MACs.
     assert c.macs[0] == 153_600
+
+
+def test_the_cli_pins_the_kind_and_the_json_reports_it(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from convaudit.cli import app
+
+    rng = np.random.default_rng(13)
+    w = _separable(rng, cout=32, cin=32, rank=8).astype(np.float32)
+    src = save(conv_model(w, (1, 32, 12, 12), pads=[1, 1, 1, 1]), tmp_path / "m.onnx")
+    out = tmp_path / "o.onnx"
+    args = ["fix", str(src), "-o", str(out), "--node", "conv", "--width", "8", "-f", "json"]
+    got = CliRunner().invoke(app, [*args, "--kind", "spatial"])
+    assert got.exit_code == 0, got.output
+    doc = json.loads(got.output)
+    (layer,) = doc["layers"]
+    assert layer["kind"] == "spatial" and layer["width"] == 8
+    assert doc["written"] and doc["validation"]["error"] < 1e-4  # separable: exact at width 8
+    # Without --kind a pinned width is a bottleneck, which cannot reproduce this layer.
+    got = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "b.onnx")])
+    assert got.exit_code == 1, got.output
+    assert json.loads(got.output)["layers"][0]["kind"] == "bottleneck"
+    bad = CliRunner().invoke(app, [*args, "--kind", "diagonal"])
+    assert bad.exit_code == 2 and "--kind must be one of bottleneck, spatial" in bad.output
+
+
+def test_a_pinned_spatial_kind_skips_what_it_cannot_rewrite(tmp_path: Path) -> None:
+    rng = np.random.default_rng(14)
+    w = rng.standard_normal((8, 8, 1, 3)).astype(np.float32)  # 1x3: no vertical factor
+    src = save(conv_model(w, (1, 8, 6, 6)), tmp_path / "m.onnx")
+    opts = FixOptions(nodes=("conv",), width=8, kind="spatial", measure_latency=False)
+    result = run_fix(src, tmp_path / "o.onnx", opts, Config())
+    (layer,) = result.layers
+    assert not layer.rewritten and layer.reason is not None
+    assert "at least 2 tall and wide, not 1x3" in layer.reason
