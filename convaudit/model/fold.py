@@ -45,6 +45,7 @@ from convaudit.model.foldshape import (
     expand,
     gather,
     identity,
+    nonzero,
     reshape,
     slice_,
     squeeze,
@@ -162,6 +163,7 @@ PURE: dict[str, Callable[[Sequence[Value], Attrs, Node], list[Value]]] = {
     "Range": arange,
     "Expand": expand,
     "ConstantOfShape": constant_of_shape,
+    "NonZero": nonzero,
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convaudit.model.foldmath import (
+    ORDERED,
     Attrs,
     Node,
     broadcast_shape,
@@ -165,3 +166,14 @@ def constant_of_shape(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
             need(value.size >= 1)
             elem, fill = value.elem_type, value.items[0]
     return [Value(elem, dims, (fill,) * math.prod(dims))]
+
+
+def nonzero(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
+    """The indices of the elements that are not zero, one row per axis (opset-9 exports build
+    arange as NonZero(ConstantOfShape(n)))."""
+    need(len(x) == 1 and x[0].ndim > 0 and x[0].elem_type in ORDERED)  # numpy refuses 0-d
+    shape = x[0].shape
+    steps = row_strides(shape)
+    found = [k for k, p in enumerate(x[0].items) if p != 0]  # NaN is not zero
+    rows = [wrap(k // step % n, INT64) for step, n in zip(steps, shape, strict=True) for k in found]
+    return [Value(INT64, (len(shape), len(found)), tuple(rows))]

@@ -324,6 +324,13 @@ def _constant_of_shape(r: random.Random) -> tuple[list[np.ndarray], dict[str, An
     return [shape], {"value": numpy_helper.from_array(fill, "v")}, 9
 
 
+def _nonzero(r: random.Random) -> tuple[list[np.ndarray], dict[str, Any], int]:
+    data = _values(r, r.choice((I64, I32, F32, BOOL)), _shape(r, 0, 3))
+    if data.dtype != BOOL and r.random() < 0.7:
+        data = data if r.random() < 0.5 else np.zeros_like(data)  # all zeros, now and then
+    return [data], {}, 9
+
+
 GENERATORS: dict[str, Gen] = {
     "Identity": _unary((*INTS, *FLOATS, BOOL)),
     "Add": _binary((*INTS, *FLOATS)),
@@ -357,6 +364,7 @@ GENERATORS: dict[str, Gen] = {
     "Range": _range,
     "Expand": _expand,
     "ConstantOfShape": _constant_of_shape,
+    "NonZero": _nonzero,
 }
 
 
@@ -437,6 +445,9 @@ HAND: list[tuple[str, list[np.ndarray], dict[str, Any], int]] = [
     ("Min", [_i64(4, 1), _i64(2), _i64(3, 0)], {}, 13),
     ("ConstantOfShape", [_i64(2, 3)], {"value": numpy_helper.from_array(_i64(7), "v")}, 13),
     ("ConstantOfShape", [_i64(2, 0)], {}, 13),
+    ("NonZero", [np.array([[1, 0, 2], [0, 0, 3]], I64)], {}, 13),
+    ("NonZero", [np.array([0.0, math.nan, -0.0, 2.5], F32)], {}, 13),
+    ("NonZero", [np.zeros((2, 2), I64)], {}, 13),
 ]
 
 
