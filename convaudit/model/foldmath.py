@@ -77,6 +77,7 @@ def broadcast_shape(*shapes: Sequence[int]) -> tuple[int, ...]:
 
 
 def broadcast_to(x: Value, shape: tuple[int, ...]) -> Items:
+    """``x``'s items repeated out to ``shape`` (a shape broadcast_shape gave)."""
     if x.shape == shape:
         return x.items
     src = (1,) * (len(shape) - x.ndim) + x.shape
@@ -85,6 +86,7 @@ def broadcast_to(x: Value, shape: tuple[int, ...]) -> Items:
 
 
 def same_type(x: Sequence[Value], allowed: frozenset[int] | dict[int, Any]) -> int:
+    """The one element type of all inputs, one of ``allowed`` (numpy would promote a mix)."""
     elem = x[0].elem_type
     need(elem in allowed and all(v.elem_type == elem for v in x))
     return elem

@@ -1,5 +1,5 @@
 """The pure folds that move values without arithmetic: Gather, Unsqueeze, Squeeze, Concat,
-Reshape, Slice, Transpose, Expand, ConstantOfShape (numpy's results, or ``NotPure``)."""
+Reshape, Slice, Transpose, Expand, ConstantOfShape, NonZero (numpy's results, or ``NotPure``)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def identity(x: Sequence[Value], a: Attrs, node: Node) -> list[Value]:
 
 
 def axis_of(axis: int, rank: int) -> int:
+    """A possibly negative axis as numpy normalises it (out of range: numpy's error)."""
     need(-rank <= axis < rank)
     return axis + rank if axis < 0 else axis
 
