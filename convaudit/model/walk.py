@@ -266,7 +266,7 @@ class Walker:
                 self.stored.setdefault(origin, ins[0])
         real = [i for n, i in zip(inputs, ins, strict=True) if n]
         if real and all(i.constant for i in real) and op_type not in NOT_FOLDABLE:
-            outs = [dataclasses.replace(o, constant=True) for o in outs]
+            outs = [o if o.constant else dataclasses.replace(o, constant=True) for o in outs]
         resolved = []
         for k, out_name in enumerate(outputs):
             if not out_name:
