@@ -60,6 +60,7 @@ class Row:
     fix_reported_error: float | None = None  # fix's own figure (on its calibration inputs)
     layers_rewritten: list[str] = field(default_factory=list)
     widths: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # per rewritten layer: bottleneck | spatial
     macs_before: int | None = None
     macs_after: int | None = None
     heldout_error: float | None = None  # worst output, relative L2 over the held-out set
@@ -201,6 +202,7 @@ def run_config(
         done_layers = [x for x in doc.get("layers", []) if x.get("rewritten")]
         row.layers_rewritten = [str(x["name"]) for x in done_layers]
         row.widths = sorted({int(x["width"]) for x in done_layers if x.get("width")})
+        row.kinds = [str(x.get("kind") or "bottleneck") for x in done_layers]
         row.fix_reported_error = doc.get("validation", {}).get("error")
         if not doc.get("written"):
             # fix's own one-line message says why (no candidate, over budget) better than stderr
@@ -258,6 +260,8 @@ def markdown(rows: list[Row], header: str) -> str:
         assert r.macs_before and r.macs_after and r.heldout_error is not None
         assert r.latency_1t_ms and r.latency_nt_ms
         layers = f"{len(r.layers_rewritten)} layers r={','.join(map(str, r.widths))}"
+        if "spatial" in r.kinds:
+            layers += f" ({r.kinds.count('spatial')} spatial)"
         lat = lambda t: f"{t[0]:.1f} → {t[1]:.1f} ms ({t[0] / t[1]:.2f}x)"  # noqa: E731
         ch = f"; {r.heldout_worst_channel}" if r.heldout_worst_channel else ""
         factor = r.macs_before / r.macs_after
