@@ -291,6 +291,9 @@ def main() -> None:
     parser.add_argument(
         "--manual-widths", type=int, nargs="*", default=None, help="override the hand-picked widths"
     )
+    parser.add_argument(
+        "--fix-args", nargs="*", default=[], help="more fix options, e.g. --kind bottleneck"
+    )
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--fix-timeout", type=float, default=1800.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -329,7 +332,10 @@ def main() -> None:
             []
             if args.no_auto
             else [
-                Config(label=f"--max-error {e:g}", args=("--max-error", f"{e:g}"))
+                Config(
+                    label=" ".join([f"--max-error {e:g}", *args.fix_args]),
+                    args=("--max-error", f"{e:g}", *args.fix_args),
+                )
                 for e in args.errors
             ]
         )
