@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -292,7 +293,10 @@ def main() -> None:
         "--manual-widths", type=int, nargs="*", default=None, help="override the hand-picked widths"
     )
     parser.add_argument(
-        "--fix-args", nargs="*", default=[], help="more fix options, e.g. --kind bottleneck"
+        "--fix-args",
+        type=shlex.split,
+        default=[],
+        help="more fix options in one string, e.g. '--kind bottleneck' (quoted, with a space)",
     )
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--fix-timeout", type=float, default=1800.0)
