@@ -92,6 +92,7 @@ def _scan_all(
     cache: bool = False,
     graphs: bool = True,
     workers: Workers | None = None,
+    prerender_json: bool = False,
 ) -> tuple[ModelReport, ...]:
     """Every model's report, in order: cache hits first (no model read), then the rest scanned
     in this process or by ``jobs`` workers (``workers`` when already started), each stored in
@@ -105,6 +106,7 @@ def _scan_all(
         weights=weights,
         context=context,
         graphs=graphs and not cache,  # a cached report has none: every report the same
+        prerender_json=prerender_json,
     )
     total = len(models)
     reports: dict[int, ModelReport] = {}
@@ -149,6 +151,7 @@ def scan(
     weights: bool = False,
     cache: bool = False,
     graphs: bool = True,
+    prerender_json: bool = False,
 ) -> AuditResult:
     """Scan one model, a directory or a glob (or several): one report per model, by path.
 
@@ -162,18 +165,25 @@ def scan(
     ``CONVAUDIT_NO_CACHE=1``; see ``resultcache`` for what invalidates an entry); its reports
     then carry no ``facts.node_graph``, cached or not, as with ``graphs=False`` (reporters never
     read it; leaving it out is most of what ``--jobs`` workers would send back).
+    ``prerender_json`` (for a caller about to render the JSON report) has ``--jobs`` workers
+    also write each model's part of it, on their cores: the same text, made in parallel and
+    not after the last model; it changes nothing else.
     """
     config = config or Config()
     if jobs <= 1 or (cache and resultcache.enabled()):
         # With the cache on the workers start once the models it cannot answer are known: on a
         # run of hits, workers warming up beside the parent only take CPU from it.
-        return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, None)
+        return _scan(
+            paths, config, jobs, shard, progress, weights, cache, graphs, None, prerender_json
+        )
     from convaudit.parallel import Workers
 
     # Every model will be scanned: the workers start first, and their warm-up runs beside the
     # parent's rule loading and discovery.
     with Workers(jobs) as workers:
-        return _scan(paths, config, jobs, shard, progress, weights, cache, graphs, workers)
+        return _scan(
+            paths, config, jobs, shard, progress, weights, cache, graphs, workers, prerender_json
+        )
 
 
 def _scan(
@@ -186,6 +196,7 @@ def _scan(
     cache: bool,
     graphs: bool,
     workers: Workers | None,
+    prerender_json: bool = False,
 ) -> AuditResult:
     rules = load_ruleset(config)  # rule-file and config errors stop the scan before any model
     baseline = None
@@ -204,7 +215,16 @@ def _scan(
         warnings.warn(message, ConfigWarning, stacklevel=2)
     models = select_shard(found, shard)
     reports = _scan_all(
-        models, config, jobs, progress, rules, weights, cache=cache, graphs=graphs, workers=workers
+        models,
+        config,
+        jobs,
+        progress,
+        rules,
+        weights,
+        cache=cache,
+        graphs=graphs,
+        workers=workers,
+        prerender_json=prerender_json,
     )
     result = AuditResult(
         reports=reports,

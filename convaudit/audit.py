@@ -174,6 +174,8 @@ class ScanJob:
     # False: reports leave out the walk's node graph (reporters never read it; it is most of
     # what a worker would send back)
     graphs: bool = True
+    # True: a --jobs worker also writes each report's JSON text (json_report.prerender)
+    prerender_json: bool = False
 
 
 def run_job(job: ScanJob, path: str, key: str | None) -> ModelReport:

@@ -307,6 +307,8 @@ def run_scan(
         weights=weights,
         cache=not no_cache,  # CONVAUDIT_NO_CACHE=1 turns it off too, with every other cache
         graphs=False,
+        prerender_json=(fmt == "json" and not statistics)
+        or any(f == "json" for f, _ in extra_reports),
     )
     report_skipped(result, verbose)
     keep_inputs([output, *(p for _, p in extra_reports)], [r.path for r in result.reports])

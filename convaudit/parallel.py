@@ -73,7 +73,12 @@ def _serve(conn: Connection, *, warmed: bool = False) -> None:
                 continue
             index, path, key = message
             assert job is not None, "a model before the job"
-            conn.send((index, run_job(job, path, key)))
+            report = run_job(job, path, key)
+            if job.prerender_json:
+                from convaudit.report.json_report import prerender
+
+                prerender(report)
+            conn.send((index, report))
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         return  # the parent went away or stopped us: nothing left to report to
 

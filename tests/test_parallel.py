@@ -158,3 +158,66 @@ def test_spawned_workers_warm_up_themselves_and_give_the_same_result(
     serial = scan(three, Config(), graphs=False)
     spawned = scan(three, Config(), jobs=2, graphs=False)
     assert render(spawned, "json") == render(serial, "json")
+
+
+def test_workers_write_the_json_text_the_parent_would(folder: Path, tmp_path: Path) -> None:
+    """prerender_json: each worker writes its models' part of the JSON report, and the document
+    is byte for byte what the parent writes from the plain reports."""
+    serial = scan(folder, Config(), graphs=False)
+    parallel = scan(folder, Config(), jobs=2, graphs=False, prerender_json=True)
+    assert all(isinstance(r.__dict__.get("_json_text"), str) for r in parallel.reports)
+    assert not any("_json_text" in r.__dict__ for r in serial.reports)
+    assert render(parallel, "json") == render(serial, "json")
+    for fmt in ("sarif", "markdown", "table"):  # the other formats never read it
+        assert render(parallel, fmt) == render(serial, fmt)
+
+
+def test_a_changed_report_never_keeps_the_text_of_the_old_one(folder: Path, tmp_path: Path) -> None:
+    """The baseline hides known findings by making new reports: the written text stays with the
+    old ones, so the JSON shows what the baseline left, as a serial scan's does."""
+    from convaudit.baseline import apply_baseline, load_baseline, render_baseline
+
+    serial = scan(folder, Config(), graphs=False)
+    assert serial.findings, "the sample models have findings to baseline"
+    path = tmp_path / "baseline.json"
+    path.write_text(render_baseline(serial))
+    baseline = load_baseline(path)
+    parallel = scan(folder, Config(), jobs=2, graphs=False, prerender_json=True)
+    hidden_serial = apply_baseline(serial, baseline)
+    hidden_parallel = apply_baseline(parallel, baseline)
+    assert not hidden_parallel.findings
+    assert render(hidden_parallel, "json") == render(hidden_serial, "json")
+    assert render(hidden_parallel, "json") != render(parallel, "json")
+
+
+def test_the_cli_asks_for_the_text_only_when_it_prints_json(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_scan imports api.scan when it runs, so the spy below is what it calls."""
+    import convaudit.api
+    from convaudit import command
+
+    asked: list[bool] = []
+    original = convaudit.api.scan
+
+    def spy(*args: object, **kwargs: object) -> object:
+        asked.append(bool(kwargs.get("prerender_json")))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(convaudit.api, "scan", spy)
+    for fmt, statistics, expected in (
+        ("json", False, True),
+        ("table", False, False),
+        ("json", True, False),
+        ("sarif", False, False),
+    ):
+        command.run_scan([str(folder)], fmt=fmt, jobs=2, statistics=statistics, no_cache=True)
+        assert asked.pop() is expected, (fmt, statistics)
+    command.run_scan(
+        [str(folder)],
+        fmt="table",
+        jobs=2,
+        report=[f"json={folder.parent / 'r.json'}"],
+        no_cache=True,
+    )
+    assert asked.pop() is True

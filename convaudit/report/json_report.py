@@ -7,7 +7,7 @@ from typing import Any
 
 from convaudit.records import AuditResult, Finding, Layer, ModelReport
 from convaudit.report.common import sorted_findings
-from convaudit.report.jsontext import dumps
+from convaudit.report.jsontext import Raw, dumps, write
 
 SCHEMA_VERSION = 1
 
@@ -142,13 +142,35 @@ def report_dict(report: ModelReport) -> dict[str, Any]:
     }
 
 
+# Where a report sits in the document: an item of the top-level "reports" list.
+_REPORT_INDENT = "\n    "
+# The attribute a report's JSON text is kept under (see ``prerender``).
+_TEXT = "_json_text"
+
+
+def prerender(report: ModelReport) -> None:
+    """Write ``report``'s part of the document now and keep it on the report, for ``render``
+    to place as it is. ``--jobs`` workers call this, so each model's text is made on a
+    worker's core and not serially by the parent after the last model (the largest serial
+    step of a folder scan's JSON). A report is immutable, so the text cannot go stale: a
+    changed report (``dataclasses.replace``, as the baseline makes) is a new object without
+    it. It travels with the report when pickled; the result cache stores fields only."""
+    object.__setattr__(report, _TEXT, write(report_dict(report), _REPORT_INDENT))
+
+
+def _report_value(report: ModelReport) -> Any:
+    text = report.__dict__.get(_TEXT)
+    return Raw(text) if isinstance(text, str) else report_dict(report)
+
+
 def document(result: AuditResult) -> dict[str, Any]:
-    """The whole JSON document."""
+    """The whole JSON document. A report ``prerender`` wrote is its text, placed as it is
+    by ``render`` (``json.dumps`` would quote it: ``render`` is the way to the text)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "convaudit", "version": result.tool_version},
         "conventions": CONVENTIONS,
-        "reports": [report_dict(r) for r in sorted(result.reports, key=lambda r: r.path)],
+        "reports": [_report_value(r) for r in sorted(result.reports, key=lambda r: r.path)],
         "baseline": _baseline(result),
     }
 

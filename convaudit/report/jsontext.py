@@ -47,9 +47,26 @@ def _key(key: object) -> str:
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
+class Raw(str):
+    """JSON text already written for the place it goes (its indent included): ``dumps``
+    emits it as it is. Only this exact type; any other str is a string value."""
+
+    __slots__ = ()
+
+
+def write(item: Any, newline: str) -> str:
+    """``item`` as ``dumps`` writes it where a line break is followed by ``newline``'s indent:
+    the text to wrap in ``Raw`` and place at that depth."""
+    out: list[str] = []
+    _write(item, newline, out.append)
+    return "".join(out)
+
+
 def _write(item: Any, newline: str, put: Callable[[str], None]) -> None:
     # json's order of checks: a str-valued Enum is text, True is not the integer 1.
-    if isinstance(item, str):
+    if type(item) is Raw:
+        put(item)
+    elif isinstance(item, str):
         put(encode_basestring(item))
     elif item is None:
         put("null")

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convaudit.records import Category
+from convaudit.report import jsontext
 from convaudit.report.jsontext import dumps
 
 
@@ -80,3 +81,21 @@ def test_what_json_refuses_is_refused(bad: Any) -> None:
         _oracle(bad)
     with pytest.raises(TypeError):
         dumps(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_documents, max_size=4))
+def test_text_written_for_its_depth_places_as_the_value_would(items: list[Any]) -> None:
+    """``write`` at a list item's depth, wrapped in Raw, gives the document's own text."""
+    doc = {"before": 1, "reports": items, "after": [True]}
+    placed = {**doc, "reports": [jsontext.Raw(jsontext.write(i, "\n    ")) for i in items]}
+    assert jsontext.dumps(placed) == json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def test_only_raw_text_is_placed_as_it_is() -> None:
+    class Text(str):
+        pass
+
+    assert jsontext.dumps([jsontext.Raw('{"a": 1}'), Text('{"a": 1}')]) == (
+        '[\n  {"a": 1},\n  "{\\"a\\": 1}"\n]'
+    )
