@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from convaudit.errors import ShapeError
 from convaudit.model.liteproto import LiteTensor
-from convaudit.model.values import INT64, Value, from_array, wrap
+from convaudit.model.values import INT64, NUMPY_NAMES, Value, from_array, wrap
 
 if TYPE_CHECKING:
     import onnx
@@ -52,41 +52,19 @@ class TensorInfo:
 UNKNOWN = TensorInfo()
 
 
-# TensorProto.DataType numbers and their lower-case names, as far as every onnx since 1.14 has
-# them (tests check them against the installed onnx); other numbers ask onnx.
-DTYPE_NAMES = {
-    1: "float",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    8: "string",
-    9: "bool",
-    10: "float16",
-    11: "double",
-    12: "uint32",
-    13: "uint64",
-    14: "complex64",
-    15: "complex128",
-    16: "bfloat16",
-}
-
-
 def dtype_name(elem_type: int) -> str | None:
     """Lower-case ONNX element type name, e.g. 1 -> "float32"."""
     if not elem_type:
         return None
-    name = DTYPE_NAMES.get(elem_type)
-    if name is None:
-        import onnx
+    name = NUMPY_NAMES.get(elem_type)
+    if name is not None:
+        return name
+    import onnx
 
-        try:
-            name = str(onnx.TensorProto.DataType.Name(elem_type)).lower()
-        except ValueError:
-            return None
-    return {"float": "float32", "double": "float64", "float16": "float16"}.get(name, name)
+    try:
+        return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+    except ValueError:
+        return None
 
 
 def info_from_value(value: Value) -> TensorInfo:

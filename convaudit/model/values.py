@@ -119,24 +119,34 @@ def from_array(array: Any) -> Value:
     return Value(np_elem_type(array.dtype), shape, array=array)
 
 
-# TensorProto.DataType <-> numpy dtype of the plain element types (onnx.helper's
-# tensor_dtype_to_np_dtype / np_dtype_to_tensor_dtype); other types ask onnx.
-_DTYPE_NAMES = {
-    FLOAT32: "float32",
-    UINT8: "uint8",
-    INT8: "int8",
-    UINT16: "uint16",
-    INT16: "int16",
-    INT32: "int32",
-    INT64: "int64",
-    BOOL: "bool",
-    FLOAT16: "float16",
-    FLOAT64: "float64",
-    UINT32: "uint32",
-    UINT64: "uint64",
+# TensorProto.DataType numbers and their lower-case names, as far as every onnx since 1.14 has
+# them (tests check them against the installed onnx); other numbers ask onnx.
+DTYPE_NAMES = {
+    1: "float",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "double",
+    12: "uint32",
+    13: "uint64",
     14: "complex64",
     15: "complex128",
+    16: "bfloat16",
 }
+# The numpy-style name of each ("float32" for float, "float64" for double)
+NUMPY_NAMES = {
+    number: {"float": "float32", "double": "float64"}.get(name, name)
+    for number, name in DTYPE_NAMES.items()
+}
+# TensorProto.DataType <-> numpy dtype of the types numpy holds (onnx.helper's
+# tensor_dtype_to_np_dtype / np_dtype_to_tensor_dtype); other types ask onnx.
+_DTYPE_NAMES = {k: v for k, v in NUMPY_NAMES.items() if k not in (8, 16)}
 _TO_NUMPY = {k: v for k, v in _DTYPE_NAMES.items() if k not in (14, 15)}
 
 

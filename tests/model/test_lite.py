@@ -300,7 +300,7 @@ def test_constants_match_onnx() -> None:
             assert getattr(walkstate, name) == number, name
         if hasattr(liteproto, name):
             assert getattr(liteproto, name) == number, name
-    for number, name in tensors.DTYPE_NAMES.items():
+    for number, name in values.DTYPE_NAMES.items():
         assert onnx.TensorProto.DataType.Name(number).lower() == name
     for number in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13):
         assert np_dtype(number) == helper.tensor_dtype_to_np_dtype(number)
