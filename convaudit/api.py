@@ -263,6 +263,7 @@ def fix(
     eval_inputs: str | os.PathLike[str] | None = None,
     channel_axis: int = 1,
     kind: str | None = None,
+    tune_steps: int = 0,
 ) -> FixResult:
     """Rewrite wide convs of ``path`` as a 1x1 bottleneck + KxK, with factorised weights.
 
@@ -275,6 +276,8 @@ def fix(
     ``inputs`` and ``max_error`` but no ``width``/``target_saving``, the widths are searched.
     ``kind`` ("bottleneck" or "spatial": a Kh x 1 conv then a 1 x Kw one) pins the rewrite's
     kind; by default the search picks it per layer, and a pinned width is a bottleneck.
+    ``tune_steps`` (with ``inputs``): after the layer-wise fit, that many Adam steps on the
+    rewritten layers' factors towards the original model's outputs (``fix.tune``).
     """
     from convaudit.fix.pipeline import FixOptions, run_fix
 
@@ -290,6 +293,7 @@ def fix(
         in_place=in_place,
         seed=seed,
         kind=kind,
+        tune_steps=tune_steps,
     )
     out = None if output is None else os.fspath(output)
     return run_fix(os.fspath(path), out, opts, config or Config())

@@ -335,6 +335,14 @@ def fix(
             "attributes]).",
         ),
     ] = 1,
+    tune_steps: Annotated[
+        int,
+        typer.Option(
+            "--tune-steps",
+            help="With --inputs: after the layer-wise fit, this many Adam steps on the rewritten "
+            "layers' factors against the original outputs (one fit run each); 0: off.",
+        ),
+    ] = 0,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Allow -o to be the input (or omit -o).")
     ] = False,
@@ -370,6 +378,7 @@ def fix(
             channel_axis=channel_axis,
             in_place=in_place,
             kind=kind,
+            tune_steps=tune_steps,
         )
         sys.stdout.write(RENDERERS[fmt](result))
         return Exit.FINDINGS if result.exceeded else Exit.CLEAN

@@ -154,24 +154,30 @@ def _conv(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
     return [out[:, :, 0, :] if x.ndim == 3 else out], (geo, xp)
 
 
-def _conv_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+def _conv_back(
+    node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any], need: Sequence[bool]
+) -> list[Any]:
     geo, xp = saved
     x, w = ins[0], ins[1]
     w2 = _as2d(w)
     dy = _as2d(d[0]).transpose(0, 2, 3, 1)
     oh, ow = dy.shape[1:3]
     kh, kw = w2.shape[2:]
-    dxp = np.zeros_like(xp)
-    dw = np.zeros_like(w2)
+    want_x, want_w = need[0], len(need) > 1 and need[1]
+    dxp = np.zeros_like(xp) if want_x else None
+    dw = np.zeros_like(w2) if want_w else None
     for i, j in _taps(kh, kw):
-        xs = _window(xp, i, j, geo, oh, ow)
-        dw[:, :, i, j] = _mix_w(xs, dy, geo.group)
-        _window(dxp, i, j, geo, oh, ow)[...] += _mix_t(dy, w2[:, :, i, j], geo.group)
+        if dw is not None:
+            dw[:, :, i, j] = _mix_w(_window(xp, i, j, geo, oh, ow), dy, geo.group)
+        if dxp is not None:
+            _window(dxp, i, j, geo, oh, ow)[...] += _mix_t(dy, w2[:, :, i, j], geo.group)
+    db = dy.sum((0, 1, 2)) if len(need) > 2 and need[2] else None
+    if dxp is None:
+        return [None, None if dw is None else dw.reshape(w.shape), db]
     t, left, bottom, right = geo.pads
     dx = dxp[:, t : dxp.shape[1] - bottom, left : dxp.shape[2] - right].transpose(0, 3, 1, 2)
     dx = dx[:, :, 0, :] if x.ndim == 3 else dx
-    db = dy.sum((0, 1, 2)) if len(ins) > 2 and ins[2] is not None else None
-    return [dx, dw.reshape(w.shape), db]
+    return [dx, None if dw is None else dw.reshape(w.shape), db]
 
 
 def _convt(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
@@ -212,7 +218,9 @@ def _t_tap(wt: Array, group: int) -> Array:
     return wt.reshape(group, c // group, og).transpose(0, 2, 1).reshape(group * og, c // group)
 
 
-def _convt_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+def _convt_back(
+    node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any], need: Sequence[bool]
+) -> list[Any]:
     geo, xh, (fh, fw) = saved
     x, w = ins[0], ins[1]
     w2 = _as2d(w)
@@ -223,18 +231,23 @@ def _convt_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[A
     dfull[:, t : fh - bottom, left : fw - right] = dy
     _, h, wd, c = xh.shape
     kh, kw = w2.shape[2:]
-    dx = np.zeros_like(xh)
-    dw = np.zeros_like(w2)
+    want_w = len(need) > 1 and need[1]
+    dx = np.zeros_like(xh) if need[0] else None
+    dw = np.zeros_like(w2) if want_w else None
     og = w2.shape[1]
     for i, j in _taps(kh, kw):
         ds = _window(dfull, i, j, geo, h, wd)
-        dx += _mix_t(ds, _t_tap(w2[:, :, i, j], group), group)
-        g_tap = _mix_w(xh, ds, group)  # [O, C/g], the layout _t_tap makes
-        dw[:, :, i, j] = g_tap.reshape(group, og, c // group).transpose(0, 2, 1).reshape(c, og)
-    dxo = dx.transpose(0, 3, 1, 2)
-    dxo = dxo[:, :, 0, :] if x.ndim == 3 else dxo
-    db = dy.sum((0, 1, 2)) if len(ins) > 2 and ins[2] is not None else None
-    return [dxo, dw.reshape(w.shape), db]
+        if dx is not None:
+            dx += _mix_t(ds, _t_tap(w2[:, :, i, j], group), group)
+        if dw is not None:
+            g_tap = _mix_w(xh, ds, group)  # [O, C/g], the layout _t_tap makes
+            dw[:, :, i, j] = g_tap.reshape(group, og, c // group).transpose(0, 2, 1).reshape(c, og)
+    db = dy.sum((0, 1, 2)) if len(need) > 2 and need[2] else None
+    dxo = None
+    if dx is not None:
+        dxo = dx.transpose(0, 3, 1, 2)
+        dxo = dxo[:, :, 0, :] if x.ndim == 3 else dxo
+    return [dxo, None if dw is None else dw.reshape(w.shape), db]
 
 
 def _bn(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
@@ -260,7 +273,8 @@ def _unary(
 
 
 def _sig(x: Array) -> Array:
-    return np.asarray(1 / (1 + np.exp(-x)), x.dtype)
+    with np.errstate(over="ignore"):  # exp(-x) = inf gives 0, the right limit
+        return np.asarray(1 / (1 + np.exp(-x)), x.dtype)
 
 
 def _hs_a(n: onnx.NodeProto) -> tuple[float, float]:
@@ -503,6 +517,7 @@ def _softmax_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list
 class _Op:
     forward: Callable[[onnx.NodeProto, Sequence[Any]], tuple[list[Array], Any]]
     backward: Callable[..., list[Any]]
+    partial: bool = False  # its backward takes ``need`` and skips the gradients nobody reads
 
 
 def _pair(fb: tuple[Callable[..., Any], Callable[..., Any]]) -> _Op:
@@ -510,8 +525,8 @@ def _pair(fb: tuple[Callable[..., Any], Callable[..., Any]]) -> _Op:
 
 
 OPS: dict[str, _Op] = {
-    "Conv": _Op(_conv, _conv_back),
-    "ConvTranspose": _Op(_convt, _convt_back),
+    "Conv": _Op(_conv, _conv_back, partial=True),
+    "ConvTranspose": _Op(_convt, _convt_back, partial=True),
     "BatchNormalization": _Op(_bn, lambda n, i, o, a, d: [d[0] * a]),
     "Relu": _pair(_unary(lambda n, x: np.maximum(x, 0), lambda n, x, y: x > 0)),
     "LeakyRelu": _pair(
@@ -602,15 +617,24 @@ def backward(
     """dL/d(each of ``wanted``), given dL/d(region outputs)."""
     grads: dict[str, Array] = {k: np.asarray(v) for k, v in grad_out.items()}
     frozen = set(region.consts) - set(wanted)
+    boundary = set(region.boundary)
     for node, keep in zip(reversed(region.nodes), reversed(tape.saved), strict=True):
         d = [grads.pop(o, None) for o in node.output]
         if all(g is None for g in d):
             continue
         ins = [tape.values[i] if i else None for i in node.input]
         outs = [tape.values.get(o) for o in node.output]
-        dins = OPS[node.op_type].backward(node, ins, outs, keep, d)
-        for name, g in zip(node.input, dins, strict=False):
-            if not name or g is None or name in frozen or name in region.boundary:
+        op = OPS[node.op_type]
+        need = [bool(i) and i not in frozen and i not in boundary for i in node.input]
+        if not any(need):
+            continue
+        dins = (
+            op.backward(node, ins, outs, keep, d, need)
+            if op.partial
+            else op.backward(node, ins, outs, keep, d)
+        )
+        for name, g, wanted_here in zip(node.input, dins, need, strict=False):
+            if g is None or not wanted_here:
                 continue
             g = np.asarray(g, tape.values[name].dtype)
             grads[name] = grads[name] + g if name in grads else g

@@ -16,7 +16,7 @@ import onnx
 
 from convaudit.config import Config
 from convaudit.fix.plan import LayerPlan
-from convaudit.fix.result import LayerFix
+from convaudit.fix.result import LayerFix, TuneOutcome
 from convaudit.fix.rewrite import ConvRewrite
 from convaudit.fix.validate import Feed
 from convaudit.records import ModelFacts
@@ -49,6 +49,8 @@ class FixOptions:
     kind: str | None = None  # "bottleneck" | "spatial"; None: the search picks, else bottleneck
     external_threshold: int = EXTERNAL_THRESHOLD
     measure_latency: bool = True
+    # Adam steps on the rewritten layers' factors against the original outputs (fix.tune); 0: off
+    tune_steps: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +119,8 @@ class Fitted:
     layers: tuple[LayerFix, ...]
     rewrites: tuple[ConvRewrite, ...] = field(repr=False)
     skipped: tuple[LayerFix, ...] = ()  # planned, but the fit declined them (with the reason)
+    notes: tuple[str, ...] = ()  # about the fit as a whole (fix.tune's outcome)
+    tuning: TuneOutcome | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,3 +131,4 @@ class Rewritten:
     layers: tuple[LayerFix, ...]  # the rewritten convs' figures (from Fitted)
     skipped: tuple[LayerFix, ...] = ()  # planned convs the fit declined (from Fitted)
     notes: tuple[str, ...] = ()  # e.g. an input that already failed onnx.checker
+    tuning: TuneOutcome | None = None  # from Fitted

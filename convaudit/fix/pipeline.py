@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convaudit.config import Config
-from convaudit.fix import request, search, sequential, stages
+from convaudit.fix import request, search, sequential, stages, tune
 from convaudit.fix.context import (
     DEFAULT_MAX_ERROR,
     EXTERNAL_THRESHOLD,
@@ -34,6 +34,7 @@ def run_fix(
             return _searched(ctx, selection, feeds, work)
         if options.inputs is not None:  # calibrated: layer after layer on the partly rewritten net
             fitted = sequential.fit_layerwise(ctx, selection, feeds, work)
+            fitted = tune.tune(ctx, selection, fitted, feeds, work)
         else:
             activations = stages.probe(ctx, selection, feeds, work)
             fitted = stages.factorise(ctx, selection, activations)
@@ -63,6 +64,7 @@ def _searched(ctx: FixContext, selection: Selection, feeds: Feeds, work: Path) -
             folder = work / f"trial{len(tried)}"
             folder.mkdir()
             fitted = sequential.fit_layerwise(ctx, chosen, feeds, folder)
+            fitted = tune.tune(ctx, chosen, fitted, feeds, folder)
             rewritten = stages.rewrite(ctx, chosen, fitted, folder)
             tried[key] = _Tried(stages.verify(ctx, chosen, rewritten, feeds), rewritten)
         return tried[key]

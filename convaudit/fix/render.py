@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from convaudit.fix.result import FixResult, LayerFix
+from convaudit.fix.result import FixResult, LayerFix, TuneOutcome
 from convaudit.humanize import human
 from convaudit.version import __version__
 from convaudit.weights import energy_pct
@@ -95,6 +95,19 @@ def document(r: FixResult) -> dict[str, Any]:
         "remaining_ca101": list(r.remaining_findings),  # named before kinds; a JSON contract
         "notes": list(r.notes),
         "fix_seconds": _round(r.fix_seconds, 3),
+        "tuning": None if r.tuning is None else _tuning(r.tuning),
+    }
+
+
+def _tuning(t: TuneOutcome) -> dict[str, Any]:
+    return {
+        "steps": t.steps,
+        "runs": t.runs,
+        "applied": t.applied,
+        "error_before": _round(t.error_before),
+        "error_after": _round(t.error_after),
+        "seconds": _round(t.seconds, 3),
+        "reason": t.reason,
     }
 
 

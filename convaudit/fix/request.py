@@ -26,6 +26,10 @@ def context(
     src, dst = _paths(path, output, options)
     if options.max_error is not None and not options.max_error >= 0:
         raise FixError(f"--max-error must be >= 0, got {options.max_error}")
+    if options.tune_steps < 0:
+        raise FixError(f"--tune-steps must be >= 0, got {options.tune_steps}")
+    if options.tune_steps and options.inputs is None:
+        raise FixError("--tune-steps needs --inputs: it tunes towards real outputs, not noise")
     input_shapes, dims = config.shapes_for(str(src))
     return FixContext(
         src=src, dst=dst, options=options, config=config, input_shapes=input_shapes, dims=dims

@@ -44,6 +44,19 @@ class LayerFix:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TuneOutcome:
+    """``--tune-steps``: the end-to-end steps on the rewritten layers' factors (``fix.tune``)."""
+
+    steps: int
+    runs: int  # the fit's runs they stepped through
+    applied: bool  # the tuned factors are the ones written
+    error_before: float | None = None  # the outputs' error on the fit's runs (root mean square
+    error_after: float | None = None  # of each channel's relative L2), before and after
+    seconds: float | None = None
+    reason: str | None = None  # why not applied
+
+
+@dataclass(frozen=True, kw_only=True)
 class FixResult:
     """The whole rewrite: per-layer outcomes, model totals, onnxruntime measurements."""
 
@@ -74,6 +87,7 @@ class FixResult:
     remaining_findings: tuple[str, ...] = ()  # rewritten convs still given a bottleneck
     remaining_rules: tuple[str, ...] = ()  # the rules that still give them one
     notes: tuple[str, ...] = ()  # caveats about the run (an input that fails onnx.checker, ...)
+    tuning: TuneOutcome | None = None  # None unless --tune-steps asked for it
 
     @property
     def rewritten(self) -> tuple[LayerFix, ...]:

@@ -347,7 +347,8 @@ def rewrite(ctx: FixContext, sel: Selection, fitted: Fitted, work: Path) -> Rewr
         model=tmp,
         layers=fitted.layers,
         skipped=fitted.skipped,
-        notes=checker_notes(ctx.src, tmp),
+        notes=(*fitted.notes, *checker_notes(ctx.src, tmp)),
+        tuning=fitted.tuning,
     )
 
 
@@ -434,6 +435,7 @@ def verify(ctx: FixContext, sel: Selection, done: Rewritten, feeds: Feeds) -> Fi
         remaining_findings=tuple(sorted(f.node or "" for f in still)),
         remaining_rules=tuple(sorted({f.rule for f in still})),
         notes=done.notes,
+        tuning=done.tuning,
     )
     worst = result.error
     return replace(result, exceeded=worst is not None and not worst <= ctx.budget)
