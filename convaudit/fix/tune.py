@@ -65,8 +65,6 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
         outcome = TuneOutcome(steps=steps, runs=len(feeds.runs), applied=False, reason=reason)
         return replace(fitted, tuning=outcome, notes=(*fitted.notes, f"not tuned: {reason}"))
 
-    if ctx.options.inputs is None:
-        return declined("tuning needs calibration inputs (--inputs)")
     if sel.external:
         return declined("the model keeps its weights in external data")
     dtypes = {p.layer.outputs[0]: p.layer.weight_dtype or "float32" for p in sel.plans}

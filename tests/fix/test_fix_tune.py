@@ -141,6 +141,20 @@ def test_an_op_it_cannot_run_declines_and_keeps_the_layerwise_fit(tmp_path: Path
     assert tuned.written and tuned.error == pytest.approx(plain.error)
 
 
+def test_a_model_with_external_data_is_not_tuned(tmp_path: Path) -> None:
+    src = _net(tmp_path / "net.onnx")
+    model = onnx.load(src)
+    ext = tmp_path / "ext.onnx"
+    onnx.save_model(
+        model, str(ext), save_as_external_data=True, size_threshold=0, location="ext.data"
+    )
+    calib = _calib(tmp_path / "calib.npz", 12)
+    tuned = _fix(ext, tmp_path / "tuned.onnx", calib, tune_steps=20)
+    assert tuned.tuning is not None and not tuned.tuning.applied
+    assert tuned.tuning.reason == "the model keeps its weights in external data"
+    assert tuned.written and (tmp_path / "tuned.onnx.data").exists()
+
+
 def test_a_forward_that_disagrees_with_onnxruntime_is_not_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
