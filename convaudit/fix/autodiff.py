@@ -513,6 +513,221 @@ def _softmax_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list
     return [y * (g - (g * y).sum(saved, keepdims=True))]
 
 
+def _no_grad(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    """Shape arithmetic and constants: their outputs do not depend smoothly on any input."""
+    return [None] * len(ins)
+
+
+def _shape(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    dims = ins[0].shape
+    start, end = int(_attr(node, "start", 0)), _attr(node, "end")
+    return [np.array(dims[start : None if end is None else int(end)], np.int64)], None
+
+
+def _constant_of_shape(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    value = _attr(node, "value")
+    fill = np.zeros(1, F32) if value is None else onnx.numpy_helper.to_array(value).reshape(-1)
+    return [np.full([int(v) for v in ins[0]], fill[0], fill.dtype)], None
+
+
+def _range(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    start, limit, delta = (np.asarray(v).reshape(()) for v in ins[:3])
+    kind = np.result_type(start, limit, delta)
+    return [np.arange(start.item(), limit.item(), delta.item()).astype(kind)], None
+
+
+_CASTS: dict[int, type[np.generic]] = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def _cast(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    to = _CASTS.get(int(_attr(node, "to")))
+    if to is None:
+        raise Unsupported(f"Cast to element type {_attr(node, 'to')}")
+    return [ins[0].astype(to)], None
+
+
+def _cast_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    smooth = ins[0].dtype.kind == "f" and outs[0].dtype.kind == "f"
+    return [d[0].astype(ins[0].dtype) if smooth else None]
+
+
+def _slices(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[Any, ...]:
+    x = ins[0]
+    if len(ins) > 1:
+        starts, ends = [int(v) for v in ins[1]], [int(v) for v in ins[2]]
+        axes_in, steps_in = _in(ins, 3), _in(ins, 4)
+        axes = [int(v) for v in axes_in] if axes_in is not None else list(range(len(starts)))
+        steps = [int(v) for v in steps_in] if steps_in is not None else [1] * len(starts)
+    else:  # opset < 10: attributes
+        starts, ends = list(_attr(node, "starts")), list(_attr(node, "ends"))
+        axes = list(_attr(node, "axes", range(len(starts))))
+        steps = [1] * len(starts)
+    index: list[Any] = [slice(None)] * x.ndim
+    for a, b, e, st in zip(axes, starts, ends, steps, strict=True):
+        index[a % x.ndim] = slice(b, e, st)  # Python's clamping is ONNX's
+    return tuple(index)
+
+
+def _slice(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    index = _slices(node, ins)
+    return [ins[0][index]], index
+
+
+def _slice_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    dx = np.zeros_like(ins[0])
+    dx[saved] = d[0]
+    return [dx]
+
+
+def _gather(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    x, idx = ins[0], np.asarray(ins[1], np.int64)
+    axis = int(_attr(node, "axis", 0)) % x.ndim
+    idx = np.where(idx < 0, idx + x.shape[axis], idx)
+    return [np.take(x, idx, axis)], (axis, idx)
+
+
+def _gather_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    axis, idx = saved
+    x = ins[0]
+    if x.dtype.kind != "f":
+        return [None]
+    g = np.moveaxis(d[0], list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
+    acc = np.zeros((x.shape[axis], *np.moveaxis(x, axis, 0).shape[1:]), x.dtype)
+    np.add.at(acc, idx, g)
+    return [np.moveaxis(acc, 0, axis)]
+
+
+def _expand(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    x = ins[0]
+    shape = np.broadcast_shapes(x.shape, tuple(int(v) for v in ins[1]))
+    return [np.array(np.broadcast_to(x, shape))], None
+
+
+def _expand_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    return [_unbroadcast(d[0], ins[0].shape) if ins[0].dtype.kind == "f" else None]
+
+
+def _matmul(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    a, b = ins[0], ins[1]
+    if a.ndim < 2 or b.ndim < 2:
+        raise Unsupported("MatMul with a 1-D operand")
+    return [np.matmul(a, b)], None
+
+
+def _matmul_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    a, b, g = ins[0], ins[1], d[0]
+    da = np.matmul(g, np.swapaxes(b, -1, -2))
+    db = np.matmul(np.swapaxes(a, -1, -2), g)
+    return [_unbroadcast(da, a.shape), _unbroadcast(db, b.shape)]
+
+
+def _gemm(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    a, b, c = ins[0], ins[1], _in(ins, 2)
+    alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+    ta, tb = (
+        a.T if int(_attr(node, "transA", 0)) else a,
+        b.T if int(_attr(node, "transB", 0)) else b,
+    )
+    y = alpha * (ta @ tb)
+    if c is not None:
+        y = y + beta * c
+    return [np.asarray(y, a.dtype)], (alpha, beta)
+
+
+def _gemm_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    alpha, beta = saved
+    a, b, c, g = ins[0], ins[1], _in(ins, 2), d[0]
+    trans_a, trans_b = int(_attr(node, "transA", 0)), int(_attr(node, "transB", 0))
+    ta, tb = a.T if trans_a else a, b.T if trans_b else b
+    dta, dtb = alpha * (g @ tb.T), alpha * (ta.T @ g)
+    dc = None if c is None else _unbroadcast(beta * g, c.shape)
+    return [dta.T if trans_a else dta, dtb.T if trans_b else dtb, dc]
+
+
+def _reduce_axes(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[int, ...]:
+    x = ins[0]
+    given = _in(ins, 1)
+    axes = [int(v) for v in given] if given is not None else _attr(node, "axes")
+    if not axes:
+        if int(_attr(node, "noop_with_empty_axes", 0)):
+            return ()
+        return tuple(range(x.ndim))
+    return tuple(sorted(a % x.ndim for a in axes))
+
+
+def _reduce_mean(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    axes = _reduce_axes(node, ins)
+    keep = bool(_attr(node, "keepdims", 1))
+    x = ins[0]
+    return [np.asarray(x.mean(axes, keepdims=keep) if axes else x, x.dtype)], (axes, keep)
+
+
+def _reduce_mean_back(
+    node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]
+) -> list[Any]:
+    axes, keep = saved
+    x, g = ins[0], d[0]
+    if not axes:
+        return [g]
+    if not keep:
+        g = np.expand_dims(g, axes)
+    count = math.prod(x.shape[a] for a in axes)
+    return [np.broadcast_to(g / count, x.shape).astype(x.dtype)]
+
+
+def _pow(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    return [np.asarray(np.power(ins[0], ins[1]), ins[0].dtype)], None
+
+
+def _pow_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    x, e, y, g = ins[0], ins[1], outs[0], d[0]
+    dx = g * e * np.power(x, e - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        de = g * y * np.log(np.where(x > 0, x, 1))
+    return [_unbroadcast(dx, x.shape), _unbroadcast(de, e.shape)]
+
+
+def _avgpool(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
+    x = ins[0]
+    if int(_attr(node, "ceil_mode", 0)) or x.ndim != 4:
+        raise Unsupported("AveragePool with ceil_mode or not 2-D")
+    k = list(_attr(node, "kernel_shape"))
+    geo = _conv_geo(node, x, np.zeros((1, 1, *k), F32))
+    t, left, bottom, right = geo.pads
+    pad = ((0, 0), (t, bottom), (left, right), (0, 0))
+    xp = np.pad(x.transpose(0, 2, 3, 1), pad)
+    (sh, sw), (dh, dw) = geo.strides, geo.dilations
+    oh = (xp.shape[1] - (k[0] - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (k[1] - 1) * dw - 1) // sw + 1
+    if int(_attr(node, "count_include_pad", 0)):
+        count = np.full((1, oh, ow, 1), k[0] * k[1], x.dtype)
+    else:
+        ones = np.pad(np.ones((1, *x.shape[2:], 1), x.dtype), pad)
+        count = sum(_window(ones, i, j, geo, oh, ow) for i, j in _taps(k[0], k[1]))
+    y = sum(_window(xp, i, j, geo, oh, ow) for i, j in _taps(k[0], k[1])) / count
+    return [np.asarray(y, x.dtype).transpose(0, 3, 1, 2)], (geo, xp.shape, count, k, oh, ow)
+
+
+def _avgpool_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list[Any]) -> list[Any]:
+    geo, padded, count, k, oh, ow = saved
+    g = d[0].transpose(0, 2, 3, 1) / count
+    dxp = np.zeros(padded, g.dtype)
+    for i, j in _taps(k[0], k[1]):
+        _window(dxp, i, j, geo, oh, ow)[...] += g
+    t, left, bottom, right = geo.pads
+    dx = dxp[:, t : padded[1] - bottom, left : padded[2] - right]
+    return [dx.transpose(0, 3, 1, 2).astype(ins[0].dtype)]
+
+
 @dataclass(frozen=True)
 class _Op:
     forward: Callable[[onnx.NodeProto, Sequence[Any]], tuple[list[Array], Any]]
@@ -566,6 +781,21 @@ OPS: dict[str, _Op] = {
     "Identity": _Op(_reshape_like, _reshape_back),
     "Transpose": _Op(_transpose, _transpose_back),
     "Softmax": _Op(_softmax, _softmax_back),
+    "Exp": _pair(_unary(lambda n, x: np.exp(x), lambda n, x, y: y)),
+    "Sqrt": _pair(_unary(lambda n, x: np.sqrt(x), lambda n, x, y: 0.5 / y)),
+    "Neg": _pair(_unary(lambda n, x: -x, lambda n, x, y: -np.ones_like(x))),
+    "Pow": _Op(_pow, _pow_back),
+    "MatMul": _Op(_matmul, _matmul_back),
+    "Gemm": _Op(_gemm, _gemm_back),
+    "ReduceMean": _Op(_reduce_mean, _reduce_mean_back),
+    "AveragePool": _Op(_avgpool, _avgpool_back),
+    "Slice": _Op(_slice, _slice_back),
+    "Gather": _Op(_gather, _gather_back),
+    "Expand": _Op(_expand, _expand_back),
+    "Cast": _Op(_cast, _cast_back),
+    "Shape": _Op(_shape, _no_grad),
+    "ConstantOfShape": _Op(_constant_of_shape, _no_grad),
+    "Range": _Op(_range, _no_grad),
 }
 
 

@@ -247,3 +247,116 @@ def test_unsupported_op_is_named() -> None:
     region = autodiff.Region((node,), {}, ("x",), ("y",))
     with pytest.raises(autodiff.Unsupported, match=r"LpNormalization \(norm7\)"):
         autodiff.check(region)
+
+
+def test_dense_layers_matmul_and_gemm() -> None:
+    inits = {
+        "w": _w(3, 2, 3, 3),
+        "gb": _w(8, 60, seed=3),
+        "gc": _w(8, seed=4),
+        "sh": np.array([2, 2, 4], np.int64),
+        "mw": _w(4, 3, seed=5),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("Flatten", ["h"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "gb", "gc"], ["g"], transB=1, alpha=0.7, beta=1.3),
+        helper.make_node("Reshape", ["g", "sh"], ["r"]),
+        helper.make_node("MatMul", ["r", "mw"], ["y"]),
+    ]
+    _check(nodes, inits, (2, 2, 4, 5), ("w", "gb", "gc", "mw"))
+
+
+def test_a_layer_norm_spelled_in_primitives() -> None:
+    inits = {
+        "w": _w(3, 2, 3, 3),
+        "two": np.array(2.0, F32),
+        "eps": np.array(1e-3, F32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["h"], ["mu"], axes=[1]),
+        helper.make_node("Sub", ["h", "mu"], ["c"]),
+        helper.make_node("Pow", ["c", "two"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[1, -1], keepdims=1),
+        helper.make_node("Add", ["var", "eps"], ["ve"]),
+        helper.make_node("Sqrt", ["ve"], ["sd"]),
+        helper.make_node("Div", ["c", "sd"], ["n"]),
+        helper.make_node("Neg", ["n"], ["m"]),
+        helper.make_node("Exp", ["m"], ["e"]),
+        helper.make_node("ReduceMean", ["e"], ["y"], axes=[2], keepdims=0),
+    ]
+    _check(nodes, inits, (2, 2, 4, 5), ("w",))
+
+
+@pytest.mark.parametrize("include_pad", [0, 1])
+def test_average_pool(include_pad: int) -> None:
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "AveragePool",
+            ["h"],
+            ["y"],
+            kernel_shape=[3, 2],
+            strides=[2, 1],
+            pads=[1, 1, 1, 0],
+            count_include_pad=include_pad,
+        ),
+    ]
+    _check(nodes, {"w": _w(3, 2, 3, 3)}, (2, 2, 7, 5), ("w",))
+
+
+def test_slices_gathers_and_shape_arithmetic() -> None:
+    inits = {
+        "w": _w(3, 2, 3, 3),
+        "st": np.array([5, 1], np.int64),
+        "en": np.array([0, 100], np.int64),
+        "ax": np.array([2, -1], np.int64),
+        "sp": np.array([-2, 1], np.int64),
+        "gi": np.array([[0, 2], [1, 1]], np.int64),
+        "e": _w(1, 3, 1, 1, seed=3),
+        "r0": np.array(0, np.int64),
+        "r1": np.array(3, np.int64),
+        "rd": np.array(1, np.int64),
+        "rs": np.array([1, 3, 1, 1], np.int64),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("Slice", ["h", "st", "en", "ax", "sp"], ["s"]),
+        helper.make_node("Gather", ["s", "gi"], ["g"], axis=-1),
+        helper.make_node("ReduceMean", ["g"], ["gc"], axes=[-1], keepdims=0),
+        helper.make_node("Shape", ["h"], ["shp"]),
+        helper.make_node("Expand", ["e", "shp"], ["ee"]),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shp"],
+            ["ones"],
+            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5]),
+        ),
+        helper.make_node("Range", ["r0", "r1", "rd"], ["rg"]),
+        helper.make_node("Cast", ["rg"], ["rf"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["rf", "rs"], ["rr"]),
+        helper.make_node("Mul", ["h", "ee"], ["he"]),
+        helper.make_node("Mul", ["he", "ones"], ["ho"]),
+        helper.make_node("Add", ["ho", "rr"], ["hr"]),
+        helper.make_node("ReduceMean", ["hr"], ["hm"], axes=[2, 3], keepdims=1),
+        helper.make_node("Mul", ["gc", "hm"], ["y"]),
+    ]
+    _check(nodes, inits, (2, 2, 7, 5), ("w", "e"))
+
+
+def test_a_cast_between_floats_passes_the_gradient_and_one_to_integers_stops_it() -> None:
+    to_half = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT16)
+    to_int = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT64)
+    x = np.array([1.25, -2.5], np.float32)
+    g = np.array([0.5, 3.0], np.float16)
+    for node, expect in ((to_half, g.astype(np.float32)), (to_int, None)):
+        region = autodiff.Region((node,), {}, (), ("y",))
+        tape = autodiff.forward(region, {}, {"x": x})
+        assert tape.values["y"].dtype == (np.float16 if expect is not None else np.int64)
+        grads = autodiff.backward(region, tape, {"y": g}, ("x",))
+        if expect is None:
+            assert "x" not in grads
+        else:
+            assert grads["x"].dtype == np.float32
+            np.testing.assert_array_equal(grads["x"], expect)
