@@ -158,7 +158,7 @@ def test_a_model_with_external_data_is_not_tuned(tmp_path: Path) -> None:
 def test_a_forward_that_disagrees_with_onnxruntime_is_not_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wrong = autodiff._Op(
+    wrong = autodiff.Op(
         lambda node, ins: ([np.maximum(ins[0], 0.01)], None), autodiff.OPS["Relu"].backward
     )
     monkeypatch.setitem(autodiff.OPS, "Relu", wrong)
