@@ -212,3 +212,27 @@ def test_the_cli_passes_tune_steps_and_reports_it_in_json(tmp_path: Path) -> Non
     doc = json.loads(r.output)
     assert doc["tuning"]["steps"] == 10 and doc["tuning"]["runs"] == 9
     onnx.checker.check_model(onnx.load(out), full_check=True)
+
+
+def test_the_search_tunes_every_fitted_trial_before_verifying_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convaudit.fix import tune
+
+    seen: list[int] = []
+    real = tune.tune
+
+    def counting(*args: Any) -> Any:
+        fitted = real(*args)
+        seen.append(len(fitted.rewrites))
+        return fitted
+
+    monkeypatch.setattr(tune, "tune", counting)
+    src = _net(tmp_path / "net.onnx")
+    calib = _calib(tmp_path / "calib.npz", 16)
+    opts = FixOptions(inputs=str(calib), max_error=0.3, tune_steps=20, measure_latency=False)
+    r = run_fix(src, tmp_path / "s.onnx", opts, Config())
+    assert seen and all(n > 0 for n in seen)  # every trial the search fitted was tuned
+    assert r.written and r.tuning is not None and r.tuning.steps == 20
+    before, after = r.tuning.error_before, r.tuning.error_after
+    assert before is not None and after is not None and r.tuning.applied == (after < before)
