@@ -122,10 +122,12 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
             return declined(f"its numpy forward differs from onnxruntime on {o!r} by {gap:.2%}")
     del ours, ort_out
 
-    scales = _channel_scales(targets, ctx.options.channel_axis)
-    before = _error(region, params, feeds_in, targets, scales)
-    tuned = _adam(region, params, feeds_in, targets, scales, steps, ctx.options.seed)
-    after = _error(region, tuned, feeds_in, targets, scales)
+    problem = _Problem(
+        region, feeds_in, targets, _channel_scales(targets, ctx.options.channel_axis)
+    )
+    before = _error(problem, params)
+    tuned = _adam(problem, params, steps, ctx.options.seed)
+    after = _error(problem, tuned)
     seconds = time.perf_counter() - started
     outcome = TuneOutcome(
         steps=steps,
@@ -245,30 +247,34 @@ def _loss_grad(
     return loss, grads
 
 
-def _error(
-    region: autodiff.Region,
-    params: Mapping[str, np.ndarray],
-    feeds: Sequence[Mapping[str, np.ndarray]],
-    targets: Sequence[Mapping[str, np.ndarray]],
-    scales: Mapping[str, np.ndarray],
-) -> float:
+@dataclass(frozen=True)
+class _Problem:
+    """What the steps fit: the region, what feeds it and what its outputs should be on each of
+    the fit's runs, and each output channel's energy (``_channel_scales``)."""
+
+    region: autodiff.Region
+    feeds: Sequence[Mapping[str, np.ndarray]]
+    targets: Sequence[Mapping[str, np.ndarray]]
+    scales: Mapping[str, np.ndarray]
+
+    def loss_grad(
+        self, k: int, values: Mapping[str, np.ndarray]
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Run ``k``'s loss and its gradient at the region's outputs, from a forward's values."""
+        return _loss_grad({o: values[o] for o in self.region.outputs}, self.targets[k], self.scales)
+
+
+def _error(problem: _Problem, params: Mapping[str, np.ndarray]) -> float:
     """The root of the mean loss over the fit's runs: a relative L2 error, averaged over
     channels."""
     total = 0.0
-    for feed, t in zip(feeds, targets, strict=True):
-        values = autodiff.forward(region, params, feed).values
-        total += _loss_grad({o: values[o] for o in region.outputs}, t, scales)[0]
-    return math.sqrt(total / max(len(feeds), 1))
+    for k, feed in enumerate(problem.feeds):
+        total += problem.loss_grad(k, autodiff.forward(problem.region, params, feed).values)[0]
+    return math.sqrt(total / max(len(problem.feeds), 1))
 
 
 def _adam(
-    region: autodiff.Region,
-    params: Mapping[str, np.ndarray],
-    feeds: Sequence[Mapping[str, np.ndarray]],
-    targets: Sequence[Mapping[str, np.ndarray]],
-    scales: Mapping[str, np.ndarray],
-    steps: int,
-    seed: int,
+    problem: _Problem, params: Mapping[str, np.ndarray], steps: int, seed: int
 ) -> dict[str, np.ndarray]:
     """``steps`` Adam steps, one fit run each (shuffled epochs), on every trainable tensor."""
     p = {k: v.copy() for k, v in params.items()}
@@ -280,11 +286,11 @@ def _adam(
     b1, b2 = BETAS
     for it in range(1, steps + 1):
         if not order:
-            order = list(rng.permutation(len(feeds)))
+            order = list(rng.permutation(len(problem.feeds)))
         k = order.pop()
-        tape = autodiff.forward(region, p, feeds[k])
-        _, grad_out = _loss_grad({o: tape.values[o] for o in region.outputs}, targets[k], scales)
-        grads = autodiff.backward(region, tape, grad_out, list(p))
+        tape = autodiff.forward(problem.region, p, problem.feeds[k])
+        _, grad_out = problem.loss_grad(k, tape.values)
+        grads = autodiff.backward(problem.region, tape, grad_out, list(p))
         del tape
         lr = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * it / steps))
         for name, g in grads.items():
