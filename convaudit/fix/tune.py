@@ -98,14 +98,15 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
     for run, values in zip(
         feeds.runs, validate.capture(session, [*fed, *region.outputs], feeds.runs), strict=True
     ):
-        feed = {b: np.asarray(run[b], F32) for b in region.boundary if b in inputs}
-        feed.update({b: np.asarray(values[b], F32) for b in fed})
-        held += sum(v.nbytes for v in feed.values())
+        feed = {b: _float32(run[b]) for b in region.boundary if b in inputs}
+        feed.update({b: _float32(values[b]) for b in fed})
+        target = {o: _float32(values[o]) for o in region.outputs}
+        held += sum(v.nbytes for v in (*feed.values(), *target.values()))
         if held > BOUNDARY_BYTES:
             del session
             return declined("what feeds the rewritten layers is too large to hold for every run")
         feeds_in.append(feed)
-        targets.append({o: np.asarray(values[o], F32) for o in region.outputs})
+        targets.append(target)
     del session
     for leftover in work.glob("tune_probe.onnx*"):
         leftover.unlink()
@@ -122,9 +123,10 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
             return declined(f"its numpy forward differs from onnxruntime on {o!r} by {gap:.2%}")
     del ours, ort_out
 
-    problem = _Problem(
-        region, feeds_in, targets, _channel_scales(targets, ctx.options.channel_axis)
-    )
+    scales = _channel_scales(targets, ctx.options.channel_axis)
+    if not scales:
+        return declined("no floating-point output depends on the rewritten layers")
+    problem = _Problem(region, feeds_in, targets, scales)
     before = _error(problem, params)
     tuned = _adam(problem, params, steps, ctx.options.seed)
     after = _error(problem, tuned)
@@ -201,7 +203,12 @@ def _region(graph: onnx.GraphProto, trainables: Sequence[_Trainable]) -> autodif
 
 
 def _array(t: onnx.TensorProto) -> np.ndarray:
-    a = numpy_helper.to_array(t)
+    return _float32(numpy_helper.to_array(t))
+
+
+def _float32(value: np.ndarray) -> np.ndarray:
+    """Floating-point values as float32, the interpreter's dtype; indices and shapes as they are."""
+    a = np.asarray(value)
     return a.astype(F32) if a.dtype.kind == "f" else a
 
 
@@ -219,6 +226,8 @@ def _channel_scales(
     holds the worst channel to the budget."""
     scales: dict[str, np.ndarray] = {}
     for o, first in targets[0].items():
+        if first.dtype.kind != "f":
+            continue  # an index or a shape: nothing to fit
         if first.ndim >= 2 and -first.ndim <= axis < first.ndim:
             ax = axis % first.ndim
             others = tuple(i for i in range(first.ndim) if i != ax)

@@ -236,3 +236,19 @@ def test_the_search_tunes_every_fitted_trial_before_verifying_it(
     assert r.written and r.tuning is not None and r.tuning.steps == 20
     before, after = r.tuning.error_before, r.tuning.error_after
     assert before is not None and after is not None and r.tuning.applied == (after < before)
+
+
+def test_an_integer_output_is_carried_not_fitted(tmp_path: Path) -> None:
+    model = onnx.load(_net(tmp_path / "net.onnx"))
+    model.graph.node.append(helper.make_node("Shape", ["out"], ["dims"]))
+    model.graph.output.append(helper.make_tensor_value_info("dims", TensorProto.INT64, [4]))
+    src = save(model, tmp_path / "two_outputs.onnx")
+    calib = _calib(tmp_path / "calib.npz", 12)
+    tuned = _fix(src, tmp_path / "tuned.onnx", calib, tune_steps=30)
+    assert tuned.tuning is not None and tuned.tuning.applied, tuned.tuning
+    assert tuned.output_errors["dims"] == 0.0
+    x = np.load(calib)["input"][:1]
+    sess = __import__("onnxruntime").InferenceSession(
+        str(tmp_path / "tuned.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert sess.run(["dims"], {"input": x})[0].tolist() == [1, 4, 16, 16]
