@@ -85,43 +85,15 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
     inits = {t.name: t for t in model.graph.initializer}
     params = {n: _array(inits[n]) for t in trainables for n in (t.u, t.v, t.bias) if n}
 
-    # What feeds the region and what the outputs should be, from the original on the fit's runs.
-    inputs = {i.name for i in original.graph.input}
-    fed = [b for b in region.boundary if b not in inputs]
-    probe = work / "tune_probe.onnx"
-    validate.write_probe(original, [*fed, *region.outputs], probe)
+    captured = _capture(ctx, original, region, feeds, work)
     del original
-    session = validate.session(probe, shown_as=ctx.src)
-    feeds_in: list[dict[str, np.ndarray]] = []
-    targets: list[dict[str, np.ndarray]] = []
-    held = 0
-    for run, values in zip(
-        feeds.runs, validate.capture(session, [*fed, *region.outputs], feeds.runs), strict=True
-    ):
-        feed = {b: _float32(run[b]) for b in region.boundary if b in inputs}
-        feed.update({b: _float32(values[b]) for b in fed})
-        target = {o: _float32(values[o]) for o in region.outputs}
-        held += sum(v.nbytes for v in (*feed.values(), *target.values()))
-        if held > BOUNDARY_BYTES:
-            del session
-            return declined("what feeds the rewritten layers is too large to hold for every run")
-        feeds_in.append(feed)
-        targets.append(target)
-    del session
-    for leftover in work.glob("tune_probe.onnx*"):
-        leftover.unlink()
-
-    # The numpy forward must be onnxruntime's (rewritten model, first run) before it is trusted.
-    rewritten = validate.session(model.SerializeToString(), shown_as=ctx.src)
-    names = [o.name for o in rewritten.get_outputs()]
-    ort_out = dict(zip(names, rewritten.run(None, dict(feeds.runs[0])), strict=True))
-    del rewritten, model
-    ours = autodiff.forward(region, params, feeds_in[0]).values
-    for o in region.outputs:
-        gap = _relative(ours[o], np.asarray(ort_out[o], F32))
-        if not gap <= PARITY:
-            return declined(f"its numpy forward differs from onnxruntime on {o!r} by {gap:.2%}")
-    del ours, ort_out
+    if captured is None:
+        return declined("what feeds the rewritten layers is too large to hold for every run")
+    feeds_in, targets = captured
+    disagreement = _disagreement(ctx, model, region, params, feeds, feeds_in[0])
+    del model
+    if disagreement is not None:
+        return declined(disagreement)
 
     scales = _channel_scales(targets, ctx.options.channel_axis)
     if not scales:
@@ -168,6 +140,60 @@ def tune(ctx: FixContext, sel: Selection, fitted: Fitted, feeds: Feeds, work: Pa
         tuning=outcome,
         notes=(*fitted.notes, f"{note} in {seconds:.0f} s"),
     )
+
+
+def _capture(
+    ctx: FixContext, original: onnx.ModelProto, region: autodiff.Region, feeds: Feeds, work: Path
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]] | None:
+    """What feeds the region and what its outputs should be, from the original on each of the
+    fit's runs (None past ``BOUNDARY_BYTES``). Mutates ``original`` (extra outputs)."""
+    inputs = {i.name for i in original.graph.input}
+    fed = [b for b in region.boundary if b not in inputs]
+    probe = work / "tune_probe.onnx"
+    validate.write_probe(original, [*fed, *region.outputs], probe)
+    session = validate.session(probe, shown_as=ctx.src)
+    feeds_in: list[dict[str, np.ndarray]] = []
+    targets: list[dict[str, np.ndarray]] = []
+    held = 0
+    try:
+        for run, values in zip(
+            feeds.runs, validate.capture(session, [*fed, *region.outputs], feeds.runs), strict=True
+        ):
+            feed = {b: _float32(run[b]) for b in region.boundary if b in inputs}
+            feed.update({b: _float32(values[b]) for b in fed})
+            target = {o: _float32(values[o]) for o in region.outputs}
+            held += sum(v.nbytes for v in (*feed.values(), *target.values()))
+            if held > BOUNDARY_BYTES:
+                return None
+            feeds_in.append(feed)
+            targets.append(target)
+    finally:
+        del session
+        for leftover in work.glob("tune_probe.onnx*"):
+            leftover.unlink()
+    return feeds_in, targets
+
+
+def _disagreement(
+    ctx: FixContext,
+    model: onnx.ModelProto,
+    region: autodiff.Region,
+    params: Mapping[str, np.ndarray],
+    feeds: Feeds,
+    first: Mapping[str, np.ndarray],
+) -> str | None:
+    """Why the numpy forward is not to be trusted: it must give onnxruntime's outputs of the
+    rewritten ``model`` on the first fit run, within ``PARITY``."""
+    rewritten = validate.session(model.SerializeToString(), shown_as=ctx.src)
+    names = [o.name for o in rewritten.get_outputs()]
+    theirs = dict(zip(names, rewritten.run(None, dict(feeds.runs[0])), strict=True))
+    del rewritten
+    ours = autodiff.forward(region, params, first).values
+    for o in region.outputs:
+        gap = _relative(ours[o], np.asarray(theirs[o], F32))
+        if not gap <= PARITY:
+            return f"its numpy forward differs from onnxruntime on {o!r} by {gap:.2%}"
+    return None
 
 
 def _apply(graph: onnx.GraphProto, rw: ConvRewrite, declare: bool) -> _Trainable:

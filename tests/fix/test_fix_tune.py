@@ -252,3 +252,19 @@ def test_an_integer_output_is_carried_not_fitted(tmp_path: Path) -> None:
         str(tmp_path / "tuned.onnx"), providers=["CPUExecutionProvider"]
     )
     assert sess.run(["dims"], {"input": x})[0].tolist() == [1, 4, 16, 16]
+
+
+def test_what_it_cannot_hold_in_memory_is_declined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convaudit.fix import tune
+
+    monkeypatch.setattr(tune, "BOUNDARY_BYTES", 100_000)  # one run's input and output fit, 9 not
+    src = _net(tmp_path / "net.onnx")
+    calib = _calib(tmp_path / "calib.npz", 12)
+    tuned = _fix(src, tmp_path / "tuned.onnx", calib, tune_steps=20)
+    assert tuned.tuning is not None and not tuned.tuning.applied
+    assert (
+        tuned.tuning.reason == "what feeds the rewritten layers is too large to hold for every run"
+    )
+    assert tuned.written and not list(tmp_path.glob("**/tune_probe.onnx*"))
