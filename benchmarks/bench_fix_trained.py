@@ -72,6 +72,7 @@ class Row:
     metric_detail: str = ""
     latency_1t_ms: tuple[float, float] | None = None
     latency_nt_ms: tuple[float, float] | None = None
+    tuning: dict[str, Any] | None = None  # fix's JSON "tuning" (--tune-steps), as it reported it
 
 
 def shape_arg(m: TrainedModel) -> str:
@@ -205,6 +206,7 @@ def run_config(
         row.widths = sorted({int(x["width"]) for x in done_layers if x.get("width")})
         row.kinds = [str(x.get("kind") or "bottleneck") for x in done_layers]
         row.fix_reported_error = doc.get("validation", {}).get("error")
+        row.tuning = doc.get("tuning")
         if not doc.get("written"):
             # fix's own one-line message says why (no candidate, over budget) better than stderr
             row.note = str(doc.get("message") or row.note or "fix wrote nothing")
@@ -263,6 +265,11 @@ def markdown(rows: list[Row], header: str) -> str:
         layers = f"{len(r.layers_rewritten)} layers r={','.join(map(str, r.widths))}"
         if "spatial" in r.kinds:
             layers += f" ({r.kinds.count('spatial')} spatial)"
+        if r.tuning and r.tuning.get("applied"):
+            t = r.tuning
+            layers += f"; tuned {100 * t['error_before']:.1f}% → {100 * t['error_after']:.1f}%"
+        elif r.tuning:
+            layers += f"; not tuned: {r.tuning.get('reason')}"
         lat = lambda t: f"{t[0]:.1f} → {t[1]:.1f} ms ({t[0] / t[1]:.2f}x)"  # noqa: E731
         ch = f"; {r.heldout_worst_channel}" if r.heldout_worst_channel else ""
         factor = r.macs_before / r.macs_after
