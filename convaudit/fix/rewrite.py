@@ -12,6 +12,7 @@ on both (each conv then pads only along its own axis, by the original's amount).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -98,6 +99,15 @@ def _find(graph: onnx.GraphProto, output: str) -> int:
         if node.output and node.output[0] == output:
             return i
     raise FixError(f"no node in the main graph produces {output!r}")
+
+
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """``node``'s attribute ``name`` as a Python value (text decoded), else ``default``."""
+    for a in node.attribute:
+        if a.name == name:
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
 
 
 def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:

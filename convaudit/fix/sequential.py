@@ -28,7 +28,7 @@ from convaudit.fix.factorize import (
     spatial_factorize,
 )
 from convaudit.fix.result import LayerFix
-from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
+from convaudit.fix.rewrite import ConvRewrite, attribute, rewrite_conv
 from convaudit.fix.stages import effective_weights, layer_result
 from convaudit.model.loader import load_model
 from convaudit.model.tensor_users import node_inputs
@@ -37,13 +37,6 @@ from convaudit.model.tensor_users import node_inputs
 # unknowns per output channel (576 + 1 at r = 64, 3x3), bounded by memory below.
 SAMPLES = 16_384
 SAMPLE_BYTES = 256 * 2**20  # the float32 patches of one layer, and the float64 design matrix
-
-
-def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 def activation_after(graph: onnx.GraphProto, tensor: str) -> layerfit.Activation | None:
@@ -68,7 +61,7 @@ def activation_after(graph: onnx.GraphProto, tensor: str) -> layerfit.Activation
         if len(user.input) > i and user.input[i]:
             t = inits.get(user.input[i])
             return None if t is None else float(numpy_helper.to_array(t).reshape(-1)[0])
-        return float(_attr(user, attr, default))
+        return float(attribute(user, attr, default))
 
     low, high = bound(1, "min", -math.inf), bound(2, "max", math.inf)
     if low is None or high is None or low != 0.0:
@@ -247,10 +240,10 @@ def conv_geometry(conv: onnx.NodeProto, p: plan.LayerPlan) -> layerfit.Geometry 
     kernel = p.layer.kernel_shape or ()
     return layerfit.geometry(
         kernel,
-        _attr(conv, "strides", [1] * len(kernel)),
-        _attr(conv, "dilations", [1] * len(kernel)),
-        _attr(conv, "pads", []),
-        _text(_attr(conv, "auto_pad", "NOTSET")),
+        attribute(conv, "strides", [1] * len(kernel)),
+        attribute(conv, "dilations", [1] * len(kernel)),
+        attribute(conv, "pads", []),
+        attribute(conv, "auto_pad", "NOTSET"),
         (p.layer.input_shape or ())[2:],
         (p.layer.output_shape or ())[2:],
     )
@@ -262,10 +255,6 @@ def _samples(p: plan.LayerPlan) -> int:
     area = math.prod(p.layer.kernel_shape or (1,))
     widest = max(cin * area * 4, (p.width * area + 1) * 8)
     return max(256, min(SAMPLES, SAMPLE_BYTES // widest))
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _inputs_of(

@@ -29,6 +29,7 @@ from onnx import numpy_helper
 
 from convaudit.fix import autodiff, validate
 from convaudit.fix.context import Feeds, Fitted, FixContext, Selection
+from convaudit.fix.layerfit import relative
 from convaudit.fix.result import TuneOutcome
 from convaudit.fix.rewrite import ConvRewrite, rewrite_conv
 from convaudit.model.tensor_users import node_inputs
@@ -190,7 +191,7 @@ def _disagreement(
     del rewritten
     ours = autodiff.forward(region, params, first).values
     for o in region.outputs:
-        gap = _relative(ours[o], np.asarray(theirs[o], F32))
+        gap = relative(np.asarray(theirs[o], np.float64), np.asarray(ours[o], np.float64))
         if not gap <= PARITY:
             return f"its numpy forward differs from onnxruntime on {o!r} by {gap:.2%}"
     return None
@@ -236,12 +237,6 @@ def _float32(value: np.ndarray) -> np.ndarray:
     """Floating-point values as float32, the interpreter's dtype; indices and shapes as they are."""
     a = np.asarray(value)
     return a.astype(F32) if a.dtype.kind == "f" else a
-
-
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
-    ref = float(np.linalg.norm(b.astype(np.float64)))
-    diff = float(np.linalg.norm((a - b).astype(np.float64)))
-    return diff / ref if ref else (0.0 if diff == 0 else math.inf)
 
 
 def _channel_scales(

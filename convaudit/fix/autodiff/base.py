@@ -8,22 +8,18 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+
+from convaudit.fix.rewrite import attribute as attr
 
 F32 = np.float32
 Array = np.ndarray
 
 
+__all__ = ["F32", "Array", "Op", "Unsupported", "arg", "attr", "pair", "unbroadcast"]
+
+
 class Unsupported(Exception):
     """The region holds an op (or an attribute of one) the interpreter does not cover."""
-
-
-def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
 
 
 def arg(ins: Sequence[Array | None], k: int) -> Array | None:

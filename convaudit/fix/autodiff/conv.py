@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from convaudit.fix.autodiff.base import F32, Array, Op, Unsupported, arg, attr
+from convaudit.cost import conv_same_pads
+from convaudit.fix.autodiff.base import Array, Op, Unsupported, arg, attr
+from convaudit.fix.layerfit import as_2d
 
 # --- convolution geometry -------------------------------------------------------------------
 
@@ -23,34 +25,37 @@ class _Geo:
     group: int
 
 
-def _as2d(x: Array) -> Array:
-    return x[:, :, None, :] if x.ndim == 3 else x
-
-
-def _conv_geo(node: onnx.NodeProto, x: Array, w: Array) -> _Geo:
-    nd = w.ndim - 2
+def _conv_geo(node: onnx.NodeProto, x: Array, kernel: Sequence[int]) -> _Geo:
+    """A Conv's or a pool's strides, dilations, explicit pads (auto_pad resolved) and group."""
+    nd = len(kernel)
     if nd not in (1, 2):
         raise Unsupported(f"{node.op_type} with {nd} spatial dims")
-    k = list(w.shape[2:])
     s = list(attr(node, "strides", [1] * nd))
     d = list(attr(node, "dilations", [1] * nd))
     p = list(attr(node, "pads", [0] * 2 * nd))
     auto = attr(node, "auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        p = [0] * 2 * nd
-        for i in range(nd):
-            size = x.shape[2 + i]
-            out = -(-size // s[i])
-            total = max(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - size)
-            small = total // 2
-            p[i], p[i + nd] = (
-                (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
-            )
-    elif auto == "VALID":
-        p = [0] * 2 * nd
+    if auto in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        p = list(conv_same_pads(x.shape[2:], kernel, s, d, auto))
     if nd == 1:
         return _Geo((1, s[0]), (1, d[0]), (0, p[0], 0, p[1]), int(attr(node, "group", 1)))
     return _Geo((s[0], s[1]), (d[0], d[1]), (p[0], p[1], p[2], p[3]), int(attr(node, "group", 1)))
+
+
+def _padded(x2: Array, geo: _Geo, kernel: Sequence[int], fill: float = 0) -> tuple[Array, int, int]:
+    """[N,C,H,W] padded as NHWC, and the output's height and width over it."""
+    t, left, bottom, right = geo.pads
+    pad = ((0, 0), (t, bottom), (left, right), (0, 0))
+    xp = np.pad(x2.transpose(0, 2, 3, 1), pad, constant_values=fill)
+    (sh, sw), (dh, dw) = geo.strides, geo.dilations
+    oh = (xp.shape[1] - (kernel[0] - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (kernel[1] - 1) * dw - 1) // sw + 1
+    return xp, oh, ow
+
+
+def _unpadded(dxp: Array, geo: _Geo) -> Array:
+    """The gradient of ``_padded``: the padding cut off, back to [N,C,H,W]."""
+    t, left, bottom, right = geo.pads
+    return dxp[:, t : dxp.shape[1] - bottom, left : dxp.shape[2] - right].transpose(0, 3, 1, 2)
 
 
 def _taps(kh: int, kw: int) -> list[tuple[int, int]]:
@@ -103,14 +108,10 @@ def _mix_w(xs: Array, dy: Array, group: int) -> Array:
 
 def _conv(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
     x, w, b = ins[0], ins[1], arg(ins, 2)
-    geo = _conv_geo(node, x, w)
-    x2, w2 = _as2d(x), _as2d(w)
-    t, left, bottom, right = geo.pads
-    xp = np.pad(x2.transpose(0, 2, 3, 1), ((0, 0), (t, bottom), (left, right), (0, 0)))
+    geo = _conv_geo(node, x, w.shape[2:])
+    x2, w2 = as_2d(x), as_2d(w)
     kh, kw = w2.shape[2:]
-    (sh, sw), (dh, dw) = geo.strides, geo.dilations
-    oh = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
-    ow = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    xp, oh, ow = _padded(x2, geo, (kh, kw))
     y = np.zeros((x2.shape[0], oh, ow, w2.shape[0]), x.dtype)
     for i, j in _taps(kh, kw):
         y += _mix(_window(xp, i, j, geo, oh, ow), w2[:, :, i, j], geo.group)
@@ -125,8 +126,8 @@ def _conv_back(
 ) -> list[Any]:
     geo, xp = saved
     x, w = ins[0], ins[1]
-    w2 = _as2d(w)
-    dy = _as2d(d[0]).transpose(0, 2, 3, 1)
+    w2 = as_2d(w)
+    dy = as_2d(d[0]).transpose(0, 2, 3, 1)
     oh, ow = dy.shape[1:3]
     kh, kw = w2.shape[2:]
     want_x, want_w = need[0], len(need) > 1 and need[1]
@@ -138,11 +139,10 @@ def _conv_back(
         if dxp is not None:
             _window(dxp, i, j, geo, oh, ow)[...] += _mix_t(dy, w2[:, :, i, j], geo.group)
     db = dy.sum((0, 1, 2)) if len(need) > 2 and need[2] else None
-    if dxp is None:
-        return [None, None if dw is None else dw.reshape(w.shape), db]
-    t, left, bottom, right = geo.pads
-    dx = dxp[:, t : dxp.shape[1] - bottom, left : dxp.shape[2] - right].transpose(0, 3, 1, 2)
-    dx = dx[:, :, 0, :] if x.ndim == 3 else dx
+    dx = None
+    if dxp is not None:
+        dx = _unpadded(dxp, geo)
+        dx = dx[:, :, 0, :] if x.ndim == 3 else dx
     return [dx, None if dw is None else dw.reshape(w.shape), db]
 
 
@@ -161,7 +161,7 @@ def _convt(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
     if nd == 1:
         s, d, p, op = [1, *s], [1, *d], [0, p[0], 0, p[1]], [0, *op]
     geo = _Geo((s[0], s[1]), (d[0], d[1]), (p[0], p[1], p[2], p[3]), group)
-    x2, w2 = _as2d(x), _as2d(w)
+    x2, w2 = as_2d(x), as_2d(w)
     n, _, h, wd = x2.shape
     kh, kw = w2.shape[2:]
     og = w2.shape[1]
@@ -189,9 +189,9 @@ def _convt_back(
 ) -> list[Any]:
     geo, xh, (fh, fw) = saved
     x, w = ins[0], ins[1]
-    w2 = _as2d(w)
+    w2 = as_2d(w)
     group = geo.group
-    dy = _as2d(d[0]).transpose(0, 2, 3, 1)
+    dy = as_2d(d[0]).transpose(0, 2, 3, 1)
     t, left, bottom, right = geo.pads
     dfull = np.zeros((dy.shape[0], fh, fw, dy.shape[3]), dy.dtype)
     dfull[:, t : fh - bottom, left : fw - right] = dy
@@ -232,17 +232,8 @@ def _maxpool(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any
     if len(node.output) > 1 or int(attr(node, "ceil_mode", 0)) or x.ndim != 4:
         raise Unsupported("MaxPool with indices, ceil_mode or not 2-D")
     k = list(attr(node, "kernel_shape"))
-    fake = np.zeros((1, 1, *k), F32)
-    geo = _conv_geo(node, x, fake)
-    t, left, bottom, right = geo.pads
-    xp = np.pad(
-        x.transpose(0, 2, 3, 1),
-        ((0, 0), (t, bottom), (left, right), (0, 0)),
-        constant_values=-np.inf,
-    )
-    (sh, sw), (dh, dw) = geo.strides, geo.dilations
-    oh = (xp.shape[1] - (k[0] - 1) * dh - 1) // sh + 1
-    ow = (xp.shape[2] - (k[1] - 1) * dw - 1) // sw + 1
+    geo = _conv_geo(node, x, k)
+    xp, oh, ow = _padded(x, geo, k, fill=-np.inf)
     y = np.full((x.shape[0], oh, ow, x.shape[1]), -np.inf, x.dtype)
     for i, j in _taps(k[0], k[1]):
         np.maximum(y, _window(xp, i, j, geo, oh, ow), out=y)
@@ -259,9 +250,7 @@ def _maxpool_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list
         hit = (_window(xp, i, j, geo, oh, ow) == y) & ~taken
         _window(dxp, i, j, geo, oh, ow)[...] += dy * hit
         taken |= hit
-    t, left, bottom, right = geo.pads
-    dx = dxp[:, t : dxp.shape[1] - bottom, left : dxp.shape[2] - right]
-    return [dx.transpose(0, 3, 1, 2)]
+    return [_unpadded(dxp, geo)]
 
 
 def _avgpool(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any]:
@@ -269,17 +258,12 @@ def _avgpool(node: onnx.NodeProto, ins: Sequence[Any]) -> tuple[list[Array], Any
     if int(attr(node, "ceil_mode", 0)) or x.ndim != 4:
         raise Unsupported("AveragePool with ceil_mode or not 2-D")
     k = list(attr(node, "kernel_shape"))
-    geo = _conv_geo(node, x, np.zeros((1, 1, *k), F32))
-    t, left, bottom, right = geo.pads
-    pad = ((0, 0), (t, bottom), (left, right), (0, 0))
-    xp = np.pad(x.transpose(0, 2, 3, 1), pad)
-    (sh, sw), (dh, dw) = geo.strides, geo.dilations
-    oh = (xp.shape[1] - (k[0] - 1) * dh - 1) // sh + 1
-    ow = (xp.shape[2] - (k[1] - 1) * dw - 1) // sw + 1
+    geo = _conv_geo(node, x, k)
+    xp, oh, ow = _padded(x, geo, k)
     if int(attr(node, "count_include_pad", 0)):
         count = np.full((1, oh, ow, 1), k[0] * k[1], x.dtype)
     else:
-        ones = np.pad(np.ones((1, *x.shape[2:], 1), x.dtype), pad)
+        ones = _padded(np.ones((1, 1, *x.shape[2:]), x.dtype), geo, k)[0]
         count = sum(_window(ones, i, j, geo, oh, ow) for i, j in _taps(k[0], k[1]))
     y = sum(_window(xp, i, j, geo, oh, ow) for i, j in _taps(k[0], k[1])) / count
     return [np.asarray(y, x.dtype).transpose(0, 3, 1, 2)], (geo, xp.shape, count, k, oh, ow)
@@ -291,9 +275,7 @@ def _avgpool_back(node: onnx.NodeProto, ins: Any, outs: Any, saved: Any, d: list
     dxp = np.zeros(padded, g.dtype)
     for i, j in _taps(k[0], k[1]):
         _window(dxp, i, j, geo, oh, ow)[...] += g
-    t, left, bottom, right = geo.pads
-    dx = dxp[:, t : padded[1] - bottom, left : padded[2] - right]
-    return [dx.transpose(0, 3, 1, 2).astype(ins[0].dtype)]
+    return [_unpadded(dxp, geo).astype(ins[0].dtype)]
 
 
 OPS: dict[str, Op] = {
